@@ -1,0 +1,208 @@
+package v1alpha1
+
+import (
+	"context"
+	"fmt"
+	"regexp"
+	"strings"
+
+	"github.com/docker/distribution/reference"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/validation"
+	"knative.dev/pkg/apis"
+)
+
+// Bounds shared with the CRD's OpenAPI schema (config/300-imageprepull.yaml).
+const (
+	MaxImages             = 32
+	MaxNodeNames          = 5000
+	MaxPullSecrets        = 16
+	MaxParallelism        = 10000
+	MaxPullTimeoutSeconds = 86400
+	MaxBackoffLimit       = 100
+	MaxTTLSeconds         = 31536000
+)
+
+// Pull policies kruise-daemon knows.
+const (
+	PullAlways       = "Always"
+	PullIfNotPresent = "IfNotPresent"
+)
+
+var percentRE = regexp.MustCompile(`^(100|[1-9]?[0-9])%$`)
+
+// Validate checks an ImagePrePull object; its name is not part of the checks.
+func (p *ImagePrePull) Validate(ctx context.Context) *apis.FieldError {
+	return p.Spec.Validate(ctx).ViaField("spec")
+}
+
+// Validate checks every field and the rules between them. It does not require
+// images: a policy may leave them to the CustomRun's params.
+func (s *ImagePrePullSpec) Validate(context.Context) (errs *apis.FieldError) {
+	errs = ValidateImages(s.Images).ViaField("images")
+	if s.NodeSelector != nil {
+		errs = errs.Also(s.NodeSelector.Validate().ViaField("nodeSelector"))
+	}
+	if s.PodSelector != nil {
+		errs = errs.Also(ValidatePodSelector(s.PodSelector).ViaField("podSelector"))
+	}
+	if s.NodeSelector != nil && s.PodSelector != nil {
+		errs = errs.Also(apis.ErrMultipleOneOf("nodeSelector", "podSelector"))
+	}
+	errs = errs.Also(ValidateInt32Range(s.Parallelism, 1, MaxParallelism, "parallelism"))
+	errs = errs.Also(ValidateInt32Range(s.PullTimeoutSeconds, 1, MaxPullTimeoutSeconds, "pullTimeoutSeconds"))
+	errs = errs.Also(ValidateInt32Range(s.BackoffLimit, 0, MaxBackoffLimit, "backoffLimit"))
+	errs = errs.Also(ValidateInt32Range(s.TTLSecondsAfterFinished, 0, MaxTTLSeconds, "ttlSecondsAfterFinished"))
+	errs = errs.Also(ValidatePullSecrets(s.PullSecrets).ViaField("pullSecrets"))
+	errs = errs.Also(ValidatePullPolicy(s.ImagePullPolicy).ViaField("imagePullPolicy"))
+	if s.SuccessThreshold != nil {
+		errs = errs.Also(ValidateThreshold(*s.SuccessThreshold).ViaField("successThreshold"))
+	}
+	return errs
+}
+
+// Validate checks that the selector names nodes or labels, never both.
+func (n *NodeSelector) Validate() (errs *apis.FieldError) {
+	errs = ValidateNodeNames(n.Names).ViaField("names")
+	errs = errs.Also(ValidateLabelSelector(&n.LabelSelector))
+	if len(n.Names) > 0 && (len(n.MatchLabels) > 0 || len(n.MatchExpressions) > 0) {
+		errs = errs.Also(&apis.FieldError{
+			Message: "names and label selectors are mutually exclusive",
+			Paths:   []string{"names", "matchLabels", "matchExpressions"},
+			Details: "Kruise selects nodes either by name or by labels",
+		})
+	}
+	return errs
+}
+
+// ValidateNodeNames checks a list of node names.
+func ValidateNodeNames(names []string) (errs *apis.FieldError) {
+	for i, name := range names {
+		if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+			errs = errs.Also(invalidItem(name, apis.CurrentField, i, "not a node name: "+strings.Join(msgs, "; ")))
+		}
+	}
+	if len(names) > MaxNodeNames {
+		errs = errs.Also(apis.ErrOutOfBoundsValue(len(names), 0, MaxNodeNames, apis.CurrentField))
+	}
+	return errs.Also(validateDistinct(names))
+}
+
+// IsEmpty is true when the selector names nothing, which means every node.
+func (n *NodeSelector) IsEmpty() bool {
+	return n == nil || (len(n.Names) == 0 && len(n.MatchLabels) == 0 && len(n.MatchExpressions) == 0)
+}
+
+// ValidateImages checks each image and that none is listed twice.
+func ValidateImages(images []string) (errs *apis.FieldError) {
+	for i, img := range images {
+		errs = errs.Also(ValidateImage(img).ViaIndex(i))
+	}
+	if len(images) > MaxImages {
+		errs = errs.Also(apis.ErrOutOfBoundsValue(len(images), 0, MaxImages, apis.CurrentField))
+	}
+	return errs.Also(validateDistinct(images))
+}
+
+// ValidateImage accepts what kruise-daemon can pull: a reference that Kruise's
+// own parser (docker/distribution's) accepts, without a digest, since the
+// daemon pulls tags only (openkruise/kruise#2534).
+func ValidateImage(image string) *apis.FieldError {
+	if image == "" {
+		return apis.ErrMissingField(apis.CurrentField)
+	}
+	ref, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return apis.ErrInvalidValue(image, apis.CurrentField, "not an image reference: "+err.Error())
+	}
+	if _, ok := ref.(reference.Digested); ok {
+		return apis.ErrInvalidValue(image, apis.CurrentField,
+			"digests are not supported, kruise-daemon pulls by tag: use repository:tag")
+	}
+	return nil
+}
+
+// ValidateLabelSelector checks what metav1 checks when a selector is used.
+func ValidateLabelSelector(sel *metav1.LabelSelector) *apis.FieldError {
+	if _, err := metav1.LabelSelectorAsSelector(sel); err != nil {
+		return apis.ErrInvalidValue(metav1.FormatLabelSelector(sel), apis.CurrentField, err.Error())
+	}
+	return nil
+}
+
+// ValidatePodSelector refuses the empty selector: it would pick the nodes of
+// every pod in the namespace, and Kruise 1.8 mishandles empty selectors
+// (openkruise/kruise#2286). Every node is said by leaving selectors unset.
+func ValidatePodSelector(sel *metav1.LabelSelector) *apis.FieldError {
+	if len(sel.MatchLabels) == 0 && len(sel.MatchExpressions) == 0 {
+		return &apis.FieldError{
+			Message: "empty pod selector",
+			Paths:   []string{apis.CurrentField},
+			Details: "give matchLabels or matchExpressions; to target every node, set no selector at all",
+		}
+	}
+	return ValidateLabelSelector(sel)
+}
+
+// ValidatePullSecrets accepts Secret names, which cannot point at another namespace.
+func ValidatePullSecrets(names []string) (errs *apis.FieldError) {
+	for i, name := range names {
+		if msgs := validation.IsDNS1123Subdomain(name); len(msgs) > 0 {
+			errs = errs.Also(invalidItem(name, apis.CurrentField, i,
+				"must be the name of a Secret in the CustomRun's own namespace: "+strings.Join(msgs, "; ")))
+		}
+	}
+	if len(names) > MaxPullSecrets {
+		errs = errs.Also(apis.ErrOutOfBoundsValue(len(names), 0, MaxPullSecrets, apis.CurrentField))
+	}
+	return errs.Also(validateDistinct(names))
+}
+
+// ValidatePullPolicy accepts the policies kruise-daemon knows, or none.
+func ValidatePullPolicy(policy string) *apis.FieldError {
+	switch policy {
+	case "", PullAlways, PullIfNotPresent:
+		return nil
+	}
+	return apis.ErrInvalidValue(policy, apis.CurrentField, "must be Always or IfNotPresent")
+}
+
+// ValidateThreshold accepts a node count of 0 or more, or a whole percentage from 0% to 100%.
+func ValidateThreshold(t intstr.IntOrString) *apis.FieldError {
+	if t.Type == intstr.Int {
+		if t.IntVal < 0 {
+			return apis.ErrInvalidValue(t.IntVal, apis.CurrentField, "a node count must not be negative")
+		}
+		return nil
+	}
+	if !percentRE.MatchString(t.StrVal) {
+		return apis.ErrInvalidValue(t.StrVal, apis.CurrentField, `must be a node count such as 3 or a percentage from "0%" to "100%"`)
+	}
+	return nil
+}
+
+// ValidateInt32Range checks an optional number against its bounds.
+func ValidateInt32Range(v *int32, lo, hi int32, field string) *apis.FieldError {
+	if v == nil || (*v >= lo && *v <= hi) {
+		return nil
+	}
+	return apis.ErrOutOfBoundsValue(*v, lo, hi, field)
+}
+
+func invalidItem(value, field string, index int, details string) *apis.FieldError {
+	fe := apis.ErrInvalidArrayValue(value, field, index)
+	fe.Details = details
+	return fe
+}
+
+func validateDistinct(values []string) (errs *apis.FieldError) {
+	seen := make(map[string]bool, len(values))
+	for i, v := range values {
+		if seen[v] {
+			errs = errs.Also(&apis.FieldError{Message: "duplicate value " + fmt.Sprintf("%q", v), Paths: []string{fmt.Sprintf("[%d]", i)}})
+		}
+		seen[v] = true
+	}
+	return errs
+}

@@ -1,0 +1,51 @@
+package imageprepull
+
+import (
+	"context"
+	"time"
+
+	customruninformer "github.com/tektoncd/pipeline/pkg/client/injection/informers/pipeline/v1beta1/customrun"
+	customrunreconciler "github.com/tektoncd/pipeline/pkg/client/injection/reconciler/pipeline/v1beta1/customrun"
+	tkncontroller "github.com/tektoncd/pipeline/pkg/controller"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
+	"knative.dev/pkg/configmap"
+	"knative.dev/pkg/controller"
+
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	imageprepullinformer "github.com/openkruise/imageprepull/pkg/client/injection/informers/custom/v1alpha1/imageprepull"
+	"github.com/openkruise/imageprepull/pkg/kruise"
+	kruiseclient "github.com/openkruise/imageprepull/pkg/kruise/client"
+)
+
+// ControllerName names the controller in logs, events and leader election.
+const ControllerName = "imageprepull-controller"
+
+// startingRetry is how soon a run that waits for the ImagePullJob informer's
+// first sync is looked at again.
+const startingRetry = time.Second
+
+// NewController wires the reconciler to CustomRuns of kind ImagePrePull and
+// to the ImagePullJobs they own.
+func NewController(ctx context.Context, _ configmap.Watcher) *controller.Impl {
+	customRuns := customruninformer.Get(ctx)
+	r := &Reconciler{
+		kruise:   kruiseclient.Get(ctx),
+		policies: imageprepullinformer.Get(ctx).Lister(),
+		clock:    clock.RealClock{},
+	}
+	impl := customrunreconciler.NewImpl(ctx, r, func(*controller.Impl) controller.Options {
+		return controller.Options{AgentName: ControllerName}
+	})
+
+	customRuns.Informer().AddEventHandler(cache.FilteringResourceEventHandler{
+		FilterFunc: tkncontroller.FilterCustomRunRef(v1alpha1.APIVersion, v1alpha1.Kind),
+		Handler:    controller.HandleAll(impl.Enqueue),
+	})
+	r.jobs = kruise.NewJobInformer(ctx, r.kruise, ManagedBySelector, cache.FilteringResourceEventHandler{
+		FilterFunc: tkncontroller.FilterOwnerCustomRunRef(customRuns.Lister(), v1alpha1.APIVersion, v1alpha1.Kind),
+		Handler:    controller.HandleAll(impl.EnqueueControllerOf),
+	})
+	r.jobs.Start(ctx)
+	return impl
+}

@@ -1,0 +1,365 @@
+package imageprepull
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
+	kruisefake "github.com/openkruise/kruise-api/client/clientset/versioned/fake"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	tektonfake "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
+	tektonclient "github.com/tektoncd/pipeline/pkg/client/injection/client/fake"
+	customruninformer "github.com/tektoncd/pipeline/pkg/client/injection/informers/pipeline/v1beta1/customrun/fake"
+	customrunreconciler "github.com/tektoncd/pipeline/pkg/client/injection/reconciler/pipeline/v1beta1/customrun"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	clientgotesting "k8s.io/client-go/testing"
+	"k8s.io/client-go/tools/cache"
+	"k8s.io/client-go/tools/record"
+	testclock "k8s.io/utils/clock/testing"
+	"knative.dev/pkg/apis"
+	"knative.dev/pkg/controller"
+	"knative.dev/pkg/logging"
+	kreconciler "knative.dev/pkg/reconciler"
+	rtesting "knative.dev/pkg/reconciler/testing"
+
+	_ "knative.dev/pkg/client/injection/kube/client/fake"
+
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	customclient "github.com/openkruise/imageprepull/pkg/client/injection/client/fake"
+	imageprepullinformer "github.com/openkruise/imageprepull/pkg/client/injection/informers/custom/v1alpha1/imageprepull/fake"
+	"github.com/openkruise/imageprepull/pkg/kruise"
+	kruiseclient "github.com/openkruise/imageprepull/pkg/kruise/client/fake"
+)
+
+const ns = "ci"
+
+var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+
+// env is one controller over fake clients: the generated CustomRun
+// reconciler around ours, and the real ImagePullJob informer on Kruise's
+// fake clientset.
+type env struct {
+	t        *testing.T
+	ctx      context.Context
+	tekton   *tektonfake.Clientset
+	kruise   *kruisefake.Clientset
+	clock    *testclock.FakeClock
+	recorder *record.FakeRecorder
+	runs     cache.Indexer
+	rec      controller.Reconciler
+	jobs     *kruise.JobInformer
+}
+
+type envOption func(*envConfig)
+
+type envConfig struct {
+	kruiseAbsent bool
+	policies     []*v1alpha1.ImagePrePull
+	kruiseObjs   []*kruisev1alpha1.NodeImage
+}
+
+func withoutKruise() envOption { return func(c *envConfig) { c.kruiseAbsent = true } }
+func withPolicy(p *v1alpha1.ImagePrePull) envOption {
+	return func(c *envConfig) { c.policies = append(c.policies, p) }
+}
+func withNodeImage(ni *kruisev1alpha1.NodeImage) envOption {
+	return func(c *envConfig) { c.kruiseObjs = append(c.kruiseObjs, ni) }
+}
+
+func newEnv(t *testing.T, opts ...envOption) *env {
+	t.Helper()
+	var cfg envConfig
+	for _, o := range opts {
+		o(&cfg)
+	}
+	ctx, cancel, _ := rtesting.SetupFakeContextWithCancel(t)
+	t.Cleanup(cancel)
+	e := &env{
+		t:        t,
+		ctx:      ctx,
+		tekton:   tektonclient.Get(ctx),
+		kruise:   kruiseclient.Get(ctx),
+		clock:    testclock.NewFakeClock(t0),
+		recorder: controller.GetEventRecorder(ctx).(*record.FakeRecorder),
+		runs:     customruninformer.Get(ctx).Informer().GetIndexer(),
+	}
+	if !cfg.kruiseAbsent {
+		e.kruise.Resources = []*metav1.APIResourceList{{
+			GroupVersion: kruisev1alpha1.SchemeGroupVersion.String(),
+			APIResources: []metav1.APIResource{{Name: "imagepulljobs", Namespaced: true, Kind: "ImagePullJob"}},
+		}}
+	}
+	policies := imageprepullinformer.Get(ctx).Informer().GetIndexer()
+	for _, p := range cfg.policies {
+		if _, err := customclient.Get(ctx).CustomV1alpha1().ImagePrePulls(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := policies.Add(p); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, ni := range cfg.kruiseObjs {
+		if _, err := e.kruise.AppsV1alpha1().NodeImages().Create(ctx, ni, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	r := &Reconciler{
+		kruise:   e.kruise,
+		policies: imageprepullinformer.Get(ctx).Lister(),
+		clock:    e.clock,
+	}
+	r.jobs = kruise.NewJobInformer(ctx, e.kruise, ManagedBySelector, cache.ResourceEventHandlerFuncs{})
+	e.jobs = r.jobs
+	e.rec = customrunreconciler.NewReconciler(ctx, logging.FromContext(ctx), e.tekton,
+		customruninformer.Get(ctx).Lister(), e.recorder, r)
+	// Be the leader of every key, as the only replica is.
+	if err := e.rec.(kreconciler.LeaderAware).Promote(kreconciler.UniversalBucket(), func(kreconciler.Bucket, types.NamespacedName) {}); err != nil {
+		t.Fatal(err)
+	}
+	if !cfg.kruiseAbsent {
+		e.waitFor("the ImagePullJob informer to sync", func() bool {
+			_, err := r.jobs.Lister(ctx)
+			return err == nil
+		})
+	}
+	return e
+}
+
+// create stores a CustomRun as the API server and the informer would hold it.
+func (e *env) create(run *v1beta1.CustomRun) {
+	e.t.Helper()
+	if _, err := e.tekton.TektonV1beta1().CustomRuns(run.Namespace).Create(e.ctx, run, metav1.CreateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// reconcile runs one reconcile of the run over the latest stored state, as
+// the informer would deliver it, and returns the stored run afterwards.
+func (e *env) reconcile(name string) (*v1beta1.CustomRun, error) {
+	e.t.Helper()
+	e.syncJobs()
+	stored := e.get(name)
+	if err := e.runs.Update(stored); err != nil {
+		e.t.Fatal(err)
+	}
+	err := e.rec.Reconcile(e.ctx, ns+"/"+name)
+	return e.get(name), err
+}
+
+// mustReconcile reconciles and fails the test on an error that is not a requeue.
+func (e *env) mustReconcile(name string) *v1beta1.CustomRun {
+	e.t.Helper()
+	run, err := e.reconcile(name)
+	if ok, _ := controller.IsRequeueKey(err); err != nil && !ok {
+		e.t.Fatalf("reconcile %s: %v", name, err)
+	}
+	return run
+}
+
+func (e *env) get(name string) *v1beta1.CustomRun {
+	e.t.Helper()
+	run, err := e.tekton.TektonV1beta1().CustomRuns(ns).Get(e.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return run
+}
+
+// jobList returns the ImagePullJobs as the API server holds them.
+func (e *env) jobList() []kruisev1alpha1.ImagePullJob {
+	e.t.Helper()
+	l, err := e.kruise.AppsV1alpha1().ImagePullJobs(ns).List(e.ctx, metav1.ListOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return l.Items
+}
+
+// setJobStatus plays Kruise's part: it writes a job's status.
+func (e *env) setJobStatus(name string, status kruisev1alpha1.ImagePullJobStatus) {
+	e.t.Helper()
+	job, err := e.kruise.AppsV1alpha1().ImagePullJobs(ns).Get(e.ctx, name, metav1.GetOptions{})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	job.Status = status
+	if _, err := e.kruise.AppsV1alpha1().ImagePullJobs(ns).UpdateStatus(e.ctx, job, metav1.UpdateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+// syncJobs waits until the informer's cache holds what the API server holds.
+func (e *env) syncJobs() {
+	e.t.Helper()
+	lister, err := e.jobs.Lister(e.ctx)
+	if err != nil {
+		return // Kruise absent: nothing to sync
+	}
+	e.waitFor("the ImagePullJob cache to catch up", func() bool {
+		want := map[types.UID]string{}
+		for _, j := range e.jobList() {
+			want[j.UID] = j.ResourceVersion
+		}
+		cached, _ := lister.List(labels.Everything())
+		if len(cached) != len(want) {
+			return false
+		}
+		for _, j := range cached {
+			if want[j.UID] != j.ResourceVersion {
+				return false
+			}
+		}
+		return true
+	})
+}
+
+func (e *env) waitFor(what string, cond func() bool) {
+	e.t.Helper()
+	err := wait.PollUntilContextTimeout(e.ctx, 5*time.Millisecond, 10*time.Second, true,
+		func(context.Context) (bool, error) { return cond(), nil })
+	if err != nil {
+		e.t.Fatalf("waiting for %s: %v", what, err)
+	}
+}
+
+// events drains the events recorded so far.
+func (e *env) events() []string {
+	var out []string
+	for {
+		select {
+		case ev := <-e.recorder.Events:
+			out = append(out, ev)
+		default:
+			return out
+		}
+	}
+}
+
+// actions counts the client calls of one verb on one resource.
+func countActions(actions []clientgotesting.Action, verb, resource string) int {
+	n := 0
+	for _, a := range actions {
+		if a.GetVerb() == verb && a.GetResource().Resource == resource {
+			n++
+		}
+	}
+	return n
+}
+
+// --- building CustomRuns ---
+
+type runOption func(*v1beta1.CustomRun)
+
+func newRun(name string, opts ...runOption) *v1beta1.CustomRun {
+	run := &v1beta1.CustomRun{
+		ObjectMeta: metav1.ObjectMeta{
+			Name: name, Namespace: ns, UID: types.UID("uid-" + name),
+			Labels: map[string]string{
+				"tekton.dev/pipelineRun":  "build-1",
+				"tekton.dev/pipelineTask": "prepull",
+			},
+		},
+		Spec: v1beta1.CustomRunSpec{
+			CustomRef: &v1beta1.TaskRef{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind},
+			Timeout:   &metav1.Duration{Duration: time.Hour},
+		},
+	}
+	for _, o := range opts {
+		o(run)
+	}
+	return run
+}
+
+func str(name, value string) runOption {
+	return func(r *v1beta1.CustomRun) {
+		r.Spec.Params = append(r.Spec.Params, v1beta1.Param{Name: name, Value: *v1beta1.NewStructuredValues(value)})
+	}
+}
+
+func arr(name string, values ...string) runOption {
+	return func(r *v1beta1.CustomRun) {
+		r.Spec.Params = append(r.Spec.Params, v1beta1.Param{Name: name,
+			Value: v1beta1.ParamValue{Type: v1beta1.ParamTypeArray, ArrayVal: values}})
+	}
+}
+
+func ref(name string) runOption { return func(r *v1beta1.CustomRun) { r.Spec.CustomRef.Name = name } }
+
+func embedded(spec string) runOption {
+	return func(r *v1beta1.CustomRun) {
+		r.Spec.CustomRef = nil
+		r.Spec.CustomSpec = &v1beta1.EmbeddedCustomRunSpec{
+			TypeMeta: runtime.TypeMeta{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind},
+		}
+		r.Spec.CustomSpec.Spec.Raw = []byte(spec)
+	}
+}
+
+func timeout(d time.Duration) runOption {
+	return func(r *v1beta1.CustomRun) { r.Spec.Timeout = &metav1.Duration{Duration: d} }
+}
+
+func retries(n int) runOption { return func(r *v1beta1.CustomRun) { r.Spec.Retries = n } }
+
+func policy(name string, spec v1alpha1.ImagePrePullSpec) *v1alpha1.ImagePrePull {
+	return &v1alpha1.ImagePrePull{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
+}
+
+// --- reading results ---
+
+func condition(run *v1beta1.CustomRun) *apis.Condition {
+	return run.Status.GetCondition(apis.ConditionSucceeded)
+}
+
+func result(run *v1beta1.CustomRun, name string) string {
+	for _, r := range run.Status.Results {
+		if r.Name == name {
+			return r.Value
+		}
+	}
+	return "<unset>"
+}
+
+func jsonStrings(t *testing.T, s string) []string {
+	t.Helper()
+	var out []string
+	if err := json.Unmarshal([]byte(s), &out); err != nil {
+		t.Fatalf("%q is not a JSON array of strings: %v", s, err)
+	}
+	return out
+}
+
+// completed is a Kruise status of a finished job.
+func completed(desired, succeeded int32, failedNodes ...string) kruisev1alpha1.ImagePullJobStatus {
+	now := metav1.NewTime(t0)
+	return kruisev1alpha1.ImagePullJobStatus{
+		StartTime: &now, CompletionTime: &now, Desired: desired, Succeeded: succeeded,
+		Failed: int32(len(failedNodes)), FailedNodes: failedNodes, Message: "job has completed",
+	}
+}
+
+// pulling is a Kruise status of a job in progress.
+func pulling(desired, succeeded, failed int32) kruisev1alpha1.ImagePullJobStatus {
+	now := metav1.NewTime(t0)
+	return kruisev1alpha1.ImagePullJobStatus{
+		StartTime: &now, Desired: desired, Succeeded: succeeded, Failed: failed,
+		Active: desired - succeeded - failed, Message: "job is running",
+	}
+}
+
+func contains(t *testing.T, what, s string, parts ...string) {
+	t.Helper()
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			t.Errorf("%s %q does not contain %q", what, s, p)
+		}
+	}
+}

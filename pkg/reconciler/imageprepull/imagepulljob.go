@@ -1,0 +1,208 @@
+package imageprepull
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
+	kruiselisters "github.com/openkruise/kruise-api/client/listers/apps/v1alpha1"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+	"knative.dev/pkg/kmeta"
+
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/openkruise/imageprepull/pkg/kruise"
+)
+
+// Labels on every ImagePullJob, so that `kubectl get imagepulljobs -l` finds
+// the jobs of a run, a PipelineRun or a pipeline task.
+const (
+	LabelManagedBy = "app.kubernetes.io/managed-by"
+	// ManagedBy is also the informer's label selector: it watches our jobs only.
+	ManagedBy      = "imageprepull.custom.kruise.dev"
+	LabelCustomRun = pipeline.CustomRunKey
+	LabelAttempt   = "custom.kruise.dev/attempt"
+)
+
+// ManagedBySelector selects the ImagePullJobs this controller creates.
+var ManagedBySelector = labels.SelectorFromSet(labels.Set{LabelManagedBy: ManagedBy}).String()
+
+// Tekton's labels that lead from a job back to its pipeline.
+var copiedLabels = []string{
+	pipeline.PipelineLabelKey, pipeline.PipelineRunLabelKey, pipeline.PipelineTaskLabelKey,
+	pipeline.PipelineRunUIDLabelKey,
+}
+
+// jobName is deterministic, so that a retried reconcile or a restarted
+// controller finds the job it created instead of making a second one. The
+// hash covers the run's UID as well as the image: a CustomRun deleted and
+// created again under the same name must not pick up the old run's jobs.
+func jobName(run *v1beta1.CustomRun, image string, attempt int) string {
+	sum := sha256.Sum256([]byte(string(run.UID) + "\n" + image))
+	suffix := "-" + hex.EncodeToString(sum[:])[:8] + "-" + strconv.Itoa(attempt)
+	prefix := strings.ReplaceAll(run.Name, ".", "-")
+	if max := 63 - len(suffix); len(prefix) > max {
+		prefix = prefix[:max]
+	}
+	return strings.TrimRight(prefix, "-") + suffix
+}
+
+func attempt(run *v1beta1.CustomRun) int { return len(run.Status.RetriesStatus) }
+
+// newJob builds the ImagePullJob for one image of the run's current attempt.
+func (r *Reconciler) newJob(run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullSpec, image string) *kruisev1alpha1.ImagePullJob {
+	lbls := map[string]string{
+		LabelManagedBy: ManagedBy,
+		LabelCustomRun: run.Name,
+		LabelAttempt:   strconv.Itoa(attempt(run)),
+	}
+	for _, k := range copiedLabels {
+		if v, ok := run.Labels[k]; ok {
+			lbls[k] = v
+		}
+	}
+	job := &kruisev1alpha1.ImagePullJob{
+		ObjectMeta: metav1.ObjectMeta{
+			Name:            jobName(run, image, attempt(run)),
+			Namespace:       run.Namespace,
+			Labels:          lbls,
+			OwnerReferences: []metav1.OwnerReference{*kmeta.NewControllerRef(run)},
+		},
+		Spec: kruisev1alpha1.ImagePullJobSpec{
+			Image: image,
+			ImagePullJobTemplate: kruisev1alpha1.ImagePullJobTemplate{
+				PullSecrets: spec.PullSecrets,
+				Parallelism: ptr.To(intstr.FromInt32(*spec.Parallelism)),
+				PullPolicy: &kruisev1alpha1.PullPolicy{
+					TimeoutSeconds: spec.PullTimeoutSeconds,
+					BackoffLimit:   spec.BackoffLimit,
+				},
+				CompletionPolicy: kruisev1alpha1.CompletionPolicy{
+					Type:                    kruisev1alpha1.Always,
+					ActiveDeadlineSeconds:   r.activeDeadline(run, *spec.PullTimeoutSeconds),
+					TTLSecondsAfterFinished: spec.TTLSecondsAfterFinished,
+				},
+				ImagePullPolicy: kruisev1alpha1.ImagePullPolicy(spec.ImagePullPolicy),
+			},
+		},
+	}
+	if spec.NodeSelector != nil {
+		job.Spec.Selector = &kruisev1alpha1.ImagePullJobNodeSelector{
+			Names: spec.NodeSelector.Names, LabelSelector: spec.NodeSelector.LabelSelector,
+		}
+	}
+	if spec.PodSelector != nil {
+		job.Spec.PodSelector = &kruisev1alpha1.ImagePullJobPodSelector{LabelSelector: *spec.PodSelector}
+	}
+	return job
+}
+
+// activeDeadline lets Kruise stop the job when the run would time out. Kruise
+// rejects a deadline below the pull timeout, so it is never lower than that.
+func (r *Reconciler) activeDeadline(run *v1beta1.CustomRun, pullTimeout int32) *int64 {
+	timeout := run.GetTimeout()
+	if timeout <= 0 {
+		return nil
+	}
+	left := timeout - r.clock.Since(run.Status.StartTime.Time)
+	secs := int64(math.Ceil(left.Seconds()))
+	return ptr.To(max(secs, int64(pullTimeout)))
+}
+
+// ensureJobs returns the attempt's job for every image, creating the missing
+// ones. A job is created at most once: one already in the informer's cache,
+// or found by name after AlreadyExists, is used as it is.
+func (r *Reconciler) ensureJobs(ctx context.Context, run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullSpec,
+	lister kruiselisters.ImagePullJobLister, created []string) ([]*kruisev1alpha1.ImagePullJob, error) {
+	jobs := make([]*kruisev1alpha1.ImagePullJob, 0, len(spec.Images))
+	for _, image := range spec.Images {
+		want := r.newJob(run, spec, image)
+		job, err := lister.ImagePullJobs(run.Namespace).Get(want.Name)
+		switch {
+		case err == nil:
+		case !apierrors.IsNotFound(err):
+			return nil, err
+		case slices.Contains(created, want.Name):
+			// Created by an earlier reconcile: the cache may lag, the API does not.
+			job, err = r.kruise.AppsV1alpha1().ImagePullJobs(run.Namespace).Get(ctx, want.Name, metav1.GetOptions{})
+			if apierrors.IsNotFound(err) {
+				return nil, failed(ReasonJobDeleted, "ImagePullJob %s (image %s) was deleted while the run was in progress", want.Name, image)
+			}
+		default:
+			job, err = r.kruise.AppsV1alpha1().ImagePullJobs(run.Namespace).Create(ctx, want, metav1.CreateOptions{})
+			if apierrors.IsAlreadyExists(err) {
+				job, err = r.kruise.AppsV1alpha1().ImagePullJobs(run.Namespace).Get(ctx, want.Name, metav1.GetOptions{})
+			} else if err != nil {
+				return nil, asFailure(kruise.ClassifyCreateError(err))
+			}
+		}
+		if err != nil {
+			return nil, err
+		}
+		if !metav1.IsControlledBy(job, run) {
+			return nil, failed(ReasonJobConflict, "ImagePullJob %s already exists and is not controlled by this CustomRun", want.Name)
+		}
+		jobs = append(jobs, job)
+	}
+	return jobs, nil
+}
+
+// deleteJobs deletes the run's jobs (of one attempt, or of all when attempt
+// is negative). Kruise releases its deletion-protection finalizer on them.
+func (r *Reconciler) deleteJobs(ctx context.Context, run *v1beta1.CustomRun, attempt int) error {
+	lister, err := r.jobs.Lister(ctx)
+	if err != nil {
+		if kruise.IsStarting(err) {
+			return err
+		}
+		return nil // Kruise is not installed: there is nothing to delete.
+	}
+	sel := labels.Set{LabelCustomRun: run.Name}
+	if attempt >= 0 {
+		sel[LabelAttempt] = strconv.Itoa(attempt)
+	}
+	jobs, err := lister.ImagePullJobs(run.Namespace).List(labels.SelectorFromSet(sel))
+	if err != nil {
+		return err
+	}
+	for _, job := range jobs {
+		if !metav1.IsControlledBy(job, run) || job.DeletionTimestamp != nil {
+			continue
+		}
+		err := r.kruise.AppsV1alpha1().ImagePullJobs(run.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{
+			Preconditions: &metav1.Preconditions{UID: &job.UID},
+		})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("deleting ImagePullJob %s: %w", job.Name, err)
+		}
+	}
+	return nil
+}
+
+// asFailure turns a Kruise refusal into a run failure; other errors pass.
+func asFailure(err error) error {
+	if ref, ok := err.(*kruise.Refusal); ok {
+		return failed(ref.Reason, "%s", ref.Message)
+	}
+	return err
+}
+
+// requeueBefore is how long to wait before checking the run's timeout again.
+func (r *Reconciler) requeueBefore(run *v1beta1.CustomRun) time.Duration {
+	if run.GetTimeout() <= 0 {
+		return 0
+	}
+	return max(run.GetTimeout()-r.clock.Since(run.Status.StartTime.Time), time.Second)
+}

@@ -1,0 +1,135 @@
+package imageprepull
+
+import (
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+
+	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/openkruise/imageprepull/pkg/kruise"
+)
+
+// progress is what the run's jobs say, counted in nodes over all images.
+type progress struct {
+	jobs []*kruisev1alpha1.ImagePullJob
+	// desired is the number of matched nodes (the largest of the jobs').
+	desired int32
+	// succeeded counts nodes that have every image. Kruise reports counts,
+	// not which nodes succeeded; for complete jobs it is desired minus the
+	// nodes that failed any image, bounded by every job's own count.
+	succeeded int32
+	// failedNodes failed at least one image.
+	failedNodes []string
+	complete    bool
+}
+
+func summarize(jobs []*kruisev1alpha1.ImagePullJob) progress {
+	p := progress{jobs: jobs, complete: true}
+	failed := map[string]bool{}
+	p.succeeded = -1
+	for _, job := range jobs {
+		s := job.Status
+		p.desired = max(p.desired, s.Desired)
+		if p.succeeded < 0 || s.Succeeded < p.succeeded {
+			p.succeeded = s.Succeeded
+		}
+		for _, n := range s.FailedNodes {
+			failed[n] = true
+		}
+		// Kruise sets completionTime once every node succeeded or failed
+		// (nodes still pulling at activeDeadlineSeconds count as failed).
+		p.complete = p.complete && s.CompletionTime != nil
+	}
+	for n := range failed {
+		p.failedNodes = append(p.failedNodes, n)
+	}
+	sort.Strings(p.failedNodes)
+	p.succeeded = max(0, min(p.succeeded, p.desired-int32(len(p.failedNodes))))
+	return p
+}
+
+// required is how many nodes must succeed: a count, or a percentage of the
+// matched nodes rounded up (90% of 5 nodes is 5).
+func required(threshold intstr.IntOrString, desired int32) (int32, error) {
+	n, err := intstr.GetScaledValueFromIntOrPercent(&threshold, int(desired), true)
+	return int32(n), err
+}
+
+// message reads at a glance: "3/10 nodes have registry/app:v1 (1 failed)",
+// one part per image.
+func (p progress) message() string {
+	parts := make([]string, 0, len(p.jobs))
+	for _, job := range p.jobs {
+		s := job.Status
+		part := fmt.Sprintf("%d/%d nodes have %s", s.Succeeded, s.Desired, job.Spec.Image)
+		if s.Failed > 0 {
+			part += fmt.Sprintf(" (%d failed)", s.Failed)
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func (p progress) jobNames() []string {
+	names := make([]string, len(p.jobs))
+	for i, job := range p.jobs {
+		names[i] = job.Name
+	}
+	return names
+}
+
+// Result names, declared by the custom task for later tasks.
+const (
+	ResultDesired       = "desired"
+	ResultSucceeded     = "succeeded"
+	ResultFailed        = "failed"
+	ResultFailedNodes   = "failedNodes"
+	ResultImagePullJobs = "imagePullJobs"
+)
+
+// results are strings, as CustomRun results are; the lists are JSON arrays,
+// which Tekton hands to array params of later tasks.
+func (p progress) results() []v1beta1.CustomRunResult {
+	return []v1beta1.CustomRunResult{
+		{Name: ResultDesired, Value: strconv.Itoa(int(p.desired))},
+		{Name: ResultSucceeded, Value: strconv.Itoa(int(p.succeeded))},
+		{Name: ResultFailed, Value: strconv.Itoa(len(p.failedNodes))},
+		{Name: ResultFailedNodes, Value: jsonArray(p.failedNodes)},
+		{Name: ResultImagePullJobs, Value: jsonArray(p.jobNames())},
+	}
+}
+
+func jsonArray(items []string) string {
+	if items == nil {
+		items = []string{}
+	}
+	b, _ := json.Marshal(items) // a []string always marshals
+	return string(b)
+}
+
+// nodeImageKey is where Kruise keeps an image in a NodeImage: its familiar
+// repository name and its tag.
+func nodeImageKey(image string) (name, tag string) {
+	name, tag, _ = kruise.NameTag(image) // images are validated before jobs exist
+	return name, tag
+}
+
+// describeTargets names the nodes a spec targets, for "no node matched ...".
+func describeTargets(spec *v1alpha1.ImagePrePullSpec) string {
+	switch {
+	case spec.PodSelector != nil:
+		return "pod selector " + metav1.FormatLabelSelector(spec.PodSelector) + " (pods scheduled to a node, in the run's namespace)"
+	case spec.NodeSelector != nil && len(spec.NodeSelector.Names) > 0:
+		return "node names " + strings.Join(spec.NodeSelector.Names, ", ")
+	case spec.NodeSelector != nil:
+		return "node selector " + metav1.FormatLabelSelector(&spec.NodeSelector.LabelSelector)
+	}
+	return "any node: the cluster has no Ready node with a NodeImage"
+}

@@ -1,0 +1,167 @@
+// Package imageprepull reconciles the CustomRuns of the ImagePrePull custom
+// task: it creates one OpenKruise ImagePullJob per image, follows the jobs,
+// and ends the run when the nodes really have the images.
+package imageprepull
+
+import (
+	"context"
+	"errors"
+
+	kruiseclient "github.com/openkruise/kruise-api/client/clientset/versioned"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/utils/clock"
+	"knative.dev/pkg/apis"
+	"knative.dev/pkg/controller"
+	"knative.dev/pkg/logging"
+	kreconciler "knative.dev/pkg/reconciler"
+
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	listers "github.com/openkruise/imageprepull/pkg/client/listers/custom/v1alpha1"
+	"github.com/openkruise/imageprepull/pkg/kruise"
+)
+
+// Reconciler implements the generated CustomRun reconciler's Interface.
+type Reconciler struct {
+	kruise   kruiseclient.Interface
+	policies listers.ImagePrePullLister
+	jobs     *kruise.JobInformer
+	clock    clock.PassiveClock
+}
+
+// extraFields is kept in the run's status.extraFields.
+type extraFields struct {
+	// ImagePullJobs were created by this attempt: one missing later was
+	// deleted by someone else, not yet to be created.
+	ImagePullJobs []string `json:"imagePullJobs,omitempty"`
+}
+
+// ReconcileKind moves a CustomRun one step on: start, cancel, time out,
+// create the jobs, follow them, and finish.
+func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) kreconciler.Event {
+	if run.IsDone() {
+		return nil
+	}
+	if !run.HasStarted() {
+		run.Status.InitializeConditions()
+		run.Status.StartTime = &metav1.Time{Time: r.clock.Now()}
+		controller.GetEventRecorder(ctx).Event(run, corev1.EventTypeNormal, v1beta1.CustomRunReasonStarted.String(), "Pre-pull started")
+	}
+
+	if run.IsCancelled() {
+		if err := r.deleteJobs(ctx, run, -1); err != nil {
+			return err
+		}
+		msg := string(run.Spec.StatusMessage)
+		if msg == "" {
+			msg = "CustomRun cancelled"
+		}
+		return r.fail(run, v1beta1.CustomRunReasonCancelled.String(), msg)
+	}
+	if run.HasTimedOut(r.clock) {
+		if err := r.deleteJobs(ctx, run, attempt(run)); err != nil {
+			return err
+		}
+		return r.failAttempt(ctx, run, v1beta1.CustomRunReasonTimedOut.String(),
+			"CustomRun %s timed out after %s", run.Name, run.GetTimeout())
+	}
+
+	spec, err := r.resolveSpec(ctx, run)
+	if err != nil {
+		return r.failOrRetry(run, err)
+	}
+	lister, err := r.jobs.Lister(ctx)
+	switch {
+	case errors.Is(err, kruise.ErrNotInstalled):
+		return r.fail(run, kruise.ReasonNotInstalled, err.Error())
+	case kruise.IsStarting(err):
+		return controller.NewRequeueAfter(startingRetry)
+	case err != nil:
+		return err
+	}
+
+	var extra extraFields
+	_ = run.Status.DecodeExtraFields(&extra) // unreadable extra fields: as good as none
+	jobs, err := r.ensureJobs(ctx, run, spec, lister, extra.ImagePullJobs)
+	if err != nil {
+		return r.failOrRetry(run, err)
+	}
+	p := summarize(jobs)
+	if err := run.Status.EncodeExtraFields(extraFields{ImagePullJobs: p.jobNames()}); err != nil {
+		return err
+	}
+
+	if !*spec.Wait {
+		run.Status.Results = p.results()
+		run.Status.MarkCustomRunSucceeded(v1beta1.CustomRunReasonSuccessful.String(),
+			"Created %d ImagePullJob(s) without waiting for the pulls (wait: false)", len(jobs))
+		return kreconciler.NewEvent(corev1.EventTypeNormal, v1beta1.CustomRunReasonSuccessful.String(), "ImagePullJobs created")
+	}
+	if !p.complete {
+		run.Status.MarkCustomRunRunning(v1beta1.CustomRunReasonRunning.String(), "%s", p.message())
+		if d := r.requeueBefore(run); d > 0 {
+			return controller.NewRequeueAfter(d)
+		}
+		return nil
+	}
+	return r.judge(ctx, run, spec, p)
+}
+
+// judge ends an attempt whose jobs are all complete.
+func (r *Reconciler) judge(ctx context.Context, run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullSpec, p progress) kreconciler.Event {
+	run.Status.Results = p.results()
+	if p.desired == 0 {
+		return r.fail(run, ReasonNoNodes, "no node matched %s", describeTargets(spec))
+	}
+	need, err := required(*spec.SuccessThreshold, p.desired)
+	if err != nil {
+		return r.fail(run, ReasonInvalidParams, "successThreshold: %v", err)
+	}
+	if p.succeeded >= need {
+		msg := p.message()
+		if len(p.failedNodes) > 0 {
+			msg += "; successThreshold " + spec.SuccessThreshold.String() + " met; failed: " + r.whyFailed(ctx, p)
+		}
+		run.Status.MarkCustomRunSucceeded(v1beta1.CustomRunReasonSuccessful.String(), "%s", msg)
+		return kreconciler.NewEvent(corev1.EventTypeNormal, v1beta1.CustomRunReasonSuccessful.String(), "%s", msg)
+	}
+	return r.failAttempt(ctx, run, ReasonThresholdNotMet, "%s; %d of %d nodes have every image, successThreshold %s needs %d; failed: %s",
+		p.message(), p.succeeded, p.desired, spec.SuccessThreshold.String(), need, r.whyFailed(ctx, p))
+}
+
+// failOrRetry ends the run for a failure, and passes other errors on to be retried.
+func (r *Reconciler) failOrRetry(run *v1beta1.CustomRun, err error) kreconciler.Event {
+	var f *failure
+	if errors.As(err, &f) {
+		return r.fail(run, f.reason, "%s", f.message)
+	}
+	return err
+}
+
+// failAttempt ends the current attempt: another one starts if spec.retries
+// allows it (Tekton counts them in retriesStatus), else the run fails.
+func (r *Reconciler) failAttempt(ctx context.Context, run *v1beta1.CustomRun, reason, format string, args ...any) kreconciler.Event {
+	if run.Spec.Retries <= len(run.Status.RetriesStatus) {
+		return r.fail(run, reason, format, args...)
+	}
+	ended := run.Status.DeepCopy()
+	ended.RetriesStatus = nil
+	ended.MarkCustomRunFailed(reason, format, args...)
+	run.Status.RetriesStatus = append(run.Status.RetriesStatus, *ended)
+
+	run.Status.StartTime = &metav1.Time{Time: r.clock.Now()}
+	run.Status.CompletionTime = nil
+	run.Status.Results = nil
+	run.Status.ExtraFields.Raw = nil
+	run.Status.MarkCustomRunRunning(v1beta1.CustomRunReasonRunning.String(), "Retrying: attempt %d of %d (%s)",
+		attempt(run)+1, run.Spec.Retries+1, reason)
+	logging.FromContext(ctx).Infow("Retrying", "attempt", attempt(run), "reason", reason)
+	return controller.NewRequeueImmediately()
+}
+
+// fail ends the run, and the returned event tells the same on the CustomRun.
+func (r *Reconciler) fail(run *v1beta1.CustomRun, reason, format string, args ...any) kreconciler.Event {
+	run.Status.MarkCustomRunFailed(reason, format, args...)
+	return kreconciler.NewEvent(corev1.EventTypeWarning, reason, "%s", run.Status.GetCondition(apis.ConditionSucceeded).Message)
+}
