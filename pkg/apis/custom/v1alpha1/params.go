@@ -71,15 +71,15 @@ var Params = []ParamSpec{{
 }, {
 	Name: "parallelism", Type: pipelinev1beta1.ParamTypeString,
 	Description: fmt.Sprintf("How many nodes pull at once, per image (default %d).", DefaultParallelism),
-	apply: int32Param(1, MaxParallelism, func(s *ImagePrePullSpec) **int32 { return &s.Parallelism }),
+	apply:       int32Param(1, MaxParallelism, func(s *ImagePrePullSpec) **int32 { return &s.Parallelism }),
 }, {
 	Name: "pullTimeoutSeconds", Type: pipelinev1beta1.ParamTypeString,
 	Description: fmt.Sprintf("Timeout of one pull on one node, in seconds (default %d).", DefaultPullTimeoutSeconds),
-	apply: int32Param(1, MaxPullTimeoutSeconds, func(s *ImagePrePullSpec) **int32 { return &s.PullTimeoutSeconds }),
+	apply:       int32Param(1, MaxPullTimeoutSeconds, func(s *ImagePrePullSpec) **int32 { return &s.PullTimeoutSeconds }),
 }, {
 	Name: "backoffLimit", Type: pipelinev1beta1.ParamTypeString,
 	Description: fmt.Sprintf("Retries of a failed pull on one node (default %d).", DefaultBackoffLimit),
-	apply: int32Param(0, MaxBackoffLimit, func(s *ImagePrePullSpec) **int32 { return &s.BackoffLimit }),
+	apply:       int32Param(0, MaxBackoffLimit, func(s *ImagePrePullSpec) **int32 { return &s.BackoffLimit }),
 }, {
 	Name: "pullSecrets", Type: pipelinev1beta1.ParamTypeArray,
 	Description: "Names of kubernetes.io/dockerconfigjson Secrets in the run's namespace.",
