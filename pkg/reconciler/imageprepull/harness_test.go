@@ -3,7 +3,11 @@ package imageprepull
 import (
 	"context"
 	"encoding/json"
+	"fmt"
+	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -19,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
 	clientgotesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
@@ -55,6 +60,43 @@ type env struct {
 	runs     cache.Indexer
 	rec      controller.Reconciler
 	jobs     *kruise.JobInformer
+	watching chan struct{}
+	version  atomic.Int64
+}
+
+// fixFakeKruise makes Kruise's fake clientset behave like an API server in
+// the two ways the tests rely on: every write gets a new resourceVersion
+// (the fake tracker keeps whatever it is given), and the informer's watch is
+// registered before the test goes on, since the fake drops events that
+// happen between an informer's list and its watch (kubernetes#95372).
+func (e *env) fixFakeKruise() {
+	e.watching = make(chan struct{})
+	var once sync.Once
+	stamp := func(action clientgotesting.Action) (bool, runtime.Object, error) {
+		var obj runtime.Object
+		switch a := action.(type) {
+		case clientgotesting.CreateAction:
+			obj = a.GetObject()
+		case clientgotesting.UpdateAction:
+			obj = a.GetObject()
+		}
+		if m, ok := obj.(metav1.Object); ok {
+			m.SetResourceVersion(strconv.FormatInt(e.version.Add(1), 10))
+			if m.GetUID() == "" {
+				m.SetUID(types.UID(fmt.Sprintf("uid-%d", e.version.Load())))
+			}
+		}
+		return false, nil, nil
+	}
+	e.kruise.PrependReactor("create", "*", stamp)
+	e.kruise.PrependReactor("update", "*", stamp)
+	e.kruise.PrependWatchReactor("imagepulljobs", func(action clientgotesting.Action) (bool, watch.Interface, error) {
+		w, err := e.kruise.Tracker().Watch(action.GetResource(), action.GetNamespace())
+		if err == nil {
+			once.Do(func() { close(e.watching) })
+		}
+		return true, w, err
+	})
 }
 
 type envOption func(*envConfig)
@@ -96,6 +138,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 			APIResources: []metav1.APIResource{{Name: "imagepulljobs", Namespaced: true, Kind: "ImagePullJob"}},
 		}}
 	}
+	e.fixFakeKruise()
 	policies := imageprepullinformer.Get(ctx).Informer().GetIndexer()
 	for _, p := range cfg.policies {
 		if _, err := customclient.Get(ctx).CustomV1alpha1().ImagePrePulls(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil {
@@ -125,6 +168,15 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		t.Fatal(err)
 	}
 	if !cfg.kruiseAbsent {
+		r.jobs.Start(ctx)
+		e.waitFor("the ImagePullJob informer to watch", func() bool {
+			select {
+			case <-e.watching:
+				return true
+			default:
+				return false
+			}
+		})
 		e.waitFor("the ImagePullJob informer to sync", func() bool {
 			_, err := r.jobs.Lister(ctx)
 			return err == nil
@@ -363,3 +415,5 @@ func contains(t *testing.T, what, s string, parts ...string) {
 		}
 	}
 }
+
+func isRequeue(err error) (bool, time.Duration) { return controller.IsRequeueKey(err) }

@@ -2,11 +2,17 @@ package imageprepull
 
 import (
 	"fmt"
+	"strings"
 	"testing"
+	"time"
 
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgotesting "k8s.io/client-go/testing"
+	"knative.dev/pkg/apis"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 )
@@ -81,5 +87,329 @@ func TestParamsOnlyRunCreatesOneJobAndSucceeds(t *testing.T) {
 	events := e.events()
 	if len(events) != 2 || events[0] != "Normal Started Pre-pull started" || events[1] != "Normal Succeeded 2/2 nodes have "+app {
 		t.Errorf("events = %q", events)
+	}
+}
+
+func TestCreationIsIdempotent(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", arr("images", "nginx:1.27", "redis:7")))
+	e.mustReconcile("run")
+	e.mustReconcile("run")
+	e.mustReconcile("run")
+	if n := countActions(e.kruise.Actions(), "create", "imagepulljobs"); n != 2 {
+		t.Errorf("%d creates, want one per image", n)
+	}
+	if got := condition(e.get("run")).Message; got != "waiting for OpenKruise to start pulling nginx:1.27; waiting for OpenKruise to start pulling redis:7" {
+		t.Errorf("message = %q", got)
+	}
+}
+
+func TestRestartedControllerAdoptsItsJobs(t *testing.T) {
+	// The jobs exist (a first controller created them) but the run's status
+	// never recorded it, and this controller's cache has not seen them yet.
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app)))
+	e.mustReconcile("run")
+	first := e.jobList()[0]
+
+	stale := e.get("run") // the job stays; the status that recorded it is lost
+	stale.Status.ExtraFields.Raw = nil
+	if _, err := e.tekton.TektonV1beta1().CustomRuns(ns).UpdateStatus(e.ctx, stale, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	run := e.mustReconcile("run")
+	if jobs := e.jobList(); len(jobs) != 1 || jobs[0].UID != first.UID {
+		t.Errorf("jobs = %+v, want the first one only", jobs)
+	}
+	if condition(run).IsFalse() {
+		t.Errorf("condition = %+v", condition(run))
+	}
+}
+
+func TestAlreadyExistsUsesTheJob(t *testing.T) {
+	// Another replica created the job a moment ago: the API has it, our cache
+	// and our status do not, so the create answers AlreadyExists.
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app)))
+	e.kruise.PrependReactor("create", "imagepulljobs", func(action clientgotesting.Action) (bool, runtime.Object, error) {
+		job := action.(clientgotesting.CreateAction).GetObject().(*kruisev1alpha1.ImagePullJob)
+		if err := e.kruise.Tracker().Add(job); err != nil {
+			return true, nil, err
+		}
+		return true, nil, apierrors.NewAlreadyExists(kruisev1alpha1.Resource("imagepulljobs"), job.Name)
+	})
+	run := e.mustReconcile("run")
+	if c := condition(run); !c.IsUnknown() || c.Reason != v1beta1.CustomRunReasonRunning.String() {
+		t.Errorf("condition = %+v, want the run going on with the existing job", c)
+	}
+	if n := len(e.jobList()); n != 1 {
+		t.Errorf("%d jobs, want 1", n)
+	}
+}
+
+func TestStatusIsWrittenOnlyWhenItChanges(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app)))
+	e.mustReconcile("run")
+	e.setJobStatus(e.jobList()[0].Name, pulling(10, 3, 1))
+	e.mustReconcile("run")
+	before := countActions(e.tekton.Actions(), "update", "customruns")
+	e.mustReconcile("run")
+	e.mustReconcile("run")
+	if after := countActions(e.tekton.Actions(), "update", "customruns"); after != before {
+		t.Errorf("%d status writes for reconciles that changed nothing", after-before)
+	}
+	if got := condition(e.get("run")).Message; got != "3/10 nodes have "+app+" (1 failed)" {
+		t.Errorf("message = %q", got)
+	}
+}
+
+func TestFinishedRunIsLeftAlone(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app)))
+	e.mustReconcile("run")
+	e.setJobStatus(e.jobList()[0].Name, completed(1, 1))
+	e.mustReconcile("run")
+	e.kruise.ClearActions()
+	e.tekton.ClearActions()
+
+	// Kruise's TTL deletes the job after the run finished: nothing to do.
+	if err := e.kruise.AppsV1alpha1().ImagePullJobs(ns).Delete(e.ctx, e.jobList()[0].Name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.kruise.ClearActions()
+	run := e.mustReconcile("run")
+	writes := countActions(e.kruise.Actions(), "create", "imagepulljobs") + countActions(e.kruise.Actions(), "delete", "imagepulljobs")
+	if !condition(run).IsTrue() || writes != 0 || countActions(e.tekton.Actions(), "update", "customruns") != 0 {
+		t.Errorf("a finished run was touched: %+v, kruise %v", condition(run), e.kruise.Actions())
+	}
+}
+
+func TestJobDeletedWhileRunningFailsTheRun(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app)))
+	e.mustReconcile("run")
+	name := e.jobList()[0].Name
+	if err := e.kruise.AppsV1alpha1().ImagePullJobs(ns).Delete(e.ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	run := e.mustReconcile("run")
+	c := condition(run)
+	if !c.IsFalse() || c.Reason != ReasonJobDeleted {
+		t.Fatalf("condition = %+v, want False/%s", c, ReasonJobDeleted)
+	}
+	contains(t, "message", c.Message, name, app, "deleted")
+	if n := len(e.jobList()); n != 0 {
+		t.Errorf("the deleted job was created again: %d jobs", n)
+	}
+}
+
+func TestJobOfSomethingElseIsNotAdopted(t *testing.T) {
+	e := newEnv(t)
+	run := newRun("run", str("image", app))
+	e.create(run)
+	foreign := &kruisev1alpha1.ImagePullJob{ObjectMeta: metav1.ObjectMeta{
+		Name: jobName(run, app, 0), Namespace: ns, Labels: map[string]string{LabelManagedBy: ManagedBy},
+	}}
+	if _, err := e.kruise.AppsV1alpha1().ImagePullJobs(ns).Create(e.ctx, foreign, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := e.mustReconcile("run")
+	if c := condition(got); !c.IsFalse() || c.Reason != ReasonJobConflict {
+		t.Errorf("condition = %+v, want False/%s", c, ReasonJobConflict)
+	}
+}
+
+func TestCancelDeletesJobs(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", arr("images", "nginx:1.27", "redis:7")))
+	e.mustReconcile("run")
+	e.setJobStatus(e.jobList()[0].Name, pulling(5, 1, 0))
+
+	run := e.get("run")
+	run.Spec.Status = v1beta1.CustomRunSpecStatusCancelled
+	run.Spec.StatusMessage = v1beta1.CustomRunCancelledByPipelineMsg
+	if _, err := e.tekton.TektonV1beta1().CustomRuns(ns).Update(e.ctx, run, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	run = e.mustReconcile("run")
+	c := condition(run)
+	if !c.IsFalse() || c.Reason != v1beta1.CustomRunReasonCancelled.String() || c.Message != string(v1beta1.CustomRunCancelledByPipelineMsg) {
+		t.Errorf("condition = %+v, want False/CustomRunCancelled with the spec's message", c)
+	}
+	if n := countActions(e.kruise.Actions(), "delete", "imagepulljobs"); n != 2 {
+		t.Errorf("%d deletes, want 2", n)
+	}
+	if n := len(e.jobList()); n != 0 {
+		t.Errorf("%d jobs left", n)
+	}
+}
+
+func TestCancelBeforeStart(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app), func(r *v1beta1.CustomRun) { r.Spec.Status = v1beta1.CustomRunSpecStatusCancelled }))
+	run := e.mustReconcile("run")
+	if c := condition(run); !c.IsFalse() || c.Reason != v1beta1.CustomRunReasonCancelled.String() || c.Message != "CustomRun cancelled" {
+		t.Errorf("condition = %+v", c)
+	}
+	if n := len(e.jobList()); n != 0 {
+		t.Errorf("%d jobs for a cancelled run", n)
+	}
+}
+
+func TestTimeoutDeletesJobsAndFails(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app), timeout(10*time.Minute), str("pullTimeoutSeconds", "60")))
+	e.mustReconcile("run")
+	if got := *e.jobList()[0].Spec.CompletionPolicy.ActiveDeadlineSeconds; got != 600 {
+		t.Errorf("activeDeadlineSeconds = %d, want the 600 s left", got)
+	}
+	e.clock.Step(10*time.Minute + time.Second)
+	run := e.mustReconcile("run")
+	c := condition(run)
+	if !c.IsFalse() || c.Reason != v1beta1.CustomRunReasonTimedOut.String() {
+		t.Fatalf("condition = %+v, want False/CustomRunTimedOut", c)
+	}
+	contains(t, "message", c.Message, "timed out after 10m0s")
+	if n := len(e.jobList()); n != 0 {
+		t.Errorf("%d jobs left after the timeout", n)
+	}
+}
+
+func TestActiveDeadlineIsNeverBelowPullTimeout(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app), timeout(time.Minute), str("pullTimeoutSeconds", "300")))
+	e.mustReconcile("run")
+	if got := *e.jobList()[0].Spec.CompletionPolicy.ActiveDeadlineSeconds; got != 300 {
+		t.Errorf("activeDeadlineSeconds = %d, want the pull timeout, 300: Kruise rejects less", got)
+	}
+}
+
+func TestNoTimeoutNoDeadline(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app), timeout(0)))
+	_, err := e.reconcile("run")
+	if err != nil {
+		t.Errorf("a run without timeout is requeued: %v", err)
+	}
+	if got := e.jobList()[0].Spec.CompletionPolicy.ActiveDeadlineSeconds; got != nil {
+		t.Errorf("activeDeadlineSeconds = %d, want none", *got)
+	}
+}
+
+func TestTimeoutRetries(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app), timeout(5*time.Minute), retries(1)))
+	e.mustReconcile("run")
+	first := e.jobList()[0].Name
+
+	e.clock.Step(6 * time.Minute)
+	run := e.mustReconcile("run")
+	if len(run.Status.RetriesStatus) != 1 || run.Status.RetriesStatus[0].GetCondition(apis.ConditionSucceeded).Reason != v1beta1.CustomRunReasonTimedOut.String() {
+		t.Fatalf("retriesStatus = %+v, want the timed-out attempt", run.Status.RetriesStatus)
+	}
+	if c := condition(run); !c.IsUnknown() {
+		t.Fatalf("condition = %+v, want the run going on", c)
+	}
+	if !run.Status.StartTime.Time.Equal(e.clock.Now()) {
+		t.Errorf("startTime = %v, want the new attempt's", run.Status.StartTime)
+	}
+
+	run = e.mustReconcile("run")
+	jobs := e.jobList()
+	if len(jobs) != 1 || jobs[0].Name == first || jobs[0].Labels[LabelAttempt] != "1" {
+		t.Fatalf("jobs = %v, want only the second attempt's", jobs)
+	}
+
+	e.clock.Step(6 * time.Minute)
+	run = e.mustReconcile("run")
+	c := condition(run)
+	if !c.IsFalse() || c.Reason != v1beta1.CustomRunReasonTimedOut.String() || len(run.Status.RetriesStatus) != 1 {
+		t.Errorf("condition = %+v with %d retries, want CustomRunTimedOut after 1 retry", c, len(run.Status.RetriesStatus))
+	}
+}
+
+func TestFailedPullsRetry(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app), retries(2)))
+	for attempt := 0; attempt < 3; attempt++ {
+		e.mustReconcile("run")
+		var current string
+		for _, j := range e.jobList() {
+			if j.Labels[LabelAttempt] == fmt.Sprint(attempt) {
+				current = j.Name
+			}
+		}
+		if current == "" {
+			t.Fatalf("attempt %d has no job", attempt)
+		}
+		e.setJobStatus(current, completed(2, 1, "node-2"))
+		e.mustReconcile("run")
+	}
+	run := e.get("run")
+	if c := condition(run); !c.IsFalse() || c.Reason != ReasonThresholdNotMet || len(run.Status.RetriesStatus) != 2 {
+		t.Errorf("condition = %+v with %d retries, want ThresholdNotMet after 2 retries", c, len(run.Status.RetriesStatus))
+	}
+	if n := countActions(e.kruise.Actions(), "create", "imagepulljobs"); n != 3 {
+		t.Errorf("%d creates, want one per attempt", n)
+	}
+}
+
+func TestWaitFalseSucceedsOnceJobsExist(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app), str("wait", "false")))
+	run := e.mustReconcile("run")
+	c := condition(run)
+	if !c.IsTrue() || len(e.jobList()) != 1 {
+		t.Fatalf("condition = %+v, %d jobs", c, len(e.jobList()))
+	}
+	contains(t, "message", c.Message, "wait: false")
+	if got := jsonStrings(t, result(run, ResultImagePullJobs)); len(got) != 1 {
+		t.Errorf("imagePullJobs = %v", got)
+	}
+}
+
+func TestNoNodeMatched(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app), str("nodeSelector", "node-type=gpu")))
+	e.mustReconcile("run")
+	e.setJobStatus(e.jobList()[0].Name, completed(0, 0))
+	run := e.mustReconcile("run")
+	c := condition(run)
+	if !c.IsFalse() || c.Reason != ReasonNoNodes || c.Message != "no node matched node selector node-type=gpu" {
+		t.Errorf("condition = %+v", c)
+	}
+	if result(run, ResultDesired) != "0" {
+		t.Errorf("results = %+v", run.Status.Results)
+	}
+}
+
+func TestFailureNamesNodesAndWhy(t *testing.T) {
+	name, tag := "registry.example.com/team/app", "main-d92ae17"
+	ni := &kruisev1alpha1.NodeImage{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-3"},
+		Status: kruisev1alpha1.NodeImageStatus{ImageStatuses: map[string]kruisev1alpha1.ImageStatus{
+			name: {Tags: []kruisev1alpha1.ImageTagStatus{{Tag: tag, Phase: kruisev1alpha1.ImagePhaseFailed,
+				Message: `Failed to pull image reference "registry.example.com/team/app:main-d92ae17": not found`}}},
+		}},
+	}
+	e := newEnv(t, withNodeImage(ni))
+	e.create(newRun("run", str("image", app)))
+	e.mustReconcile("run")
+	e.setJobStatus(e.jobList()[0].Name, completed(3, 1, "node-3", "node-9"))
+	run := e.mustReconcile("run")
+	c := condition(run)
+	if !c.IsFalse() || c.Reason != ReasonThresholdNotMet {
+		t.Fatalf("condition = %+v", c)
+	}
+	contains(t, "message", c.Message, "1/3 nodes have "+app+" (2 failed)", "successThreshold 100% needs 3",
+		"node-3 ("+app+`): Failed to pull image reference "registry.example.com/team/app:main-d92ae17": not found`,
+		"node-9 ("+app+"): job has completed")
+	if got := jsonStrings(t, result(run, ResultFailedNodes)); fmt.Sprint(got) != "[node-3 node-9]" {
+		t.Errorf("failedNodes = %v", got)
+	}
+	events := e.events()
+	if last := events[len(events)-1]; !strings.HasPrefix(last, "Warning ThresholdNotMet 1/3 nodes") {
+		t.Errorf("last event = %q", last)
 	}
 }

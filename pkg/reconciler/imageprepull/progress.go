@@ -68,6 +68,10 @@ func (p progress) message() string {
 	parts := make([]string, 0, len(p.jobs))
 	for _, job := range p.jobs {
 		s := job.Status
+		if s.StartTime == nil {
+			parts = append(parts, "waiting for OpenKruise to start pulling "+job.Spec.Image)
+			continue
+		}
 		part := fmt.Sprintf("%d/%d nodes have %s", s.Succeeded, s.Desired, job.Spec.Image)
 		if s.Failed > 0 {
 			part += fmt.Sprintf(" (%d failed)", s.Failed)

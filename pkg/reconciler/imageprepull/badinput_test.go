@@ -1,0 +1,119 @@
+package imageprepull
+
+import (
+	"testing"
+
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	"k8s.io/utils/ptr"
+
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+)
+
+// Every bad input fails the run at once, before anything is created, with a
+// reason and a message that names the field.
+func TestBadInputFailsAtOnce(t *testing.T) {
+	obj := func(name string, value map[string]string) runOption {
+		return func(r *v1beta1.CustomRun) {
+			r.Spec.Params = append(r.Spec.Params, v1beta1.Param{Name: name,
+				Value: v1beta1.ParamValue{Type: v1beta1.ParamTypeObject, ObjectVal: value}})
+		}
+	}
+	badPolicy := policy("bad", v1alpha1.ImagePrePullSpec{Images: []string{"nginx:1.27"}, Parallelism: ptr.To[int32](0)})
+	for _, tc := range []struct {
+		name   string
+		run    *v1beta1.CustomRun
+		reason string
+		want   []string // parts of the message
+	}{
+		{"no image", newRun("r"), ReasonInvalidParams, []string{"no image to pull", "param image or images"}},
+		{"empty image is not an image", newRun("r", str("image", "")), ReasonInvalidParams, []string{"no image to pull"}},
+		{"unparsable image", newRun("r", str("image", "registry/app:v1:v2")), ReasonInvalidParams,
+			[]string{"params.image", "not an image reference"}},
+		{"uppercase image", newRun("r", str("image", "Registry/App:v1")), ReasonInvalidParams,
+			[]string{"params.image", "repository name must be lowercase"}},
+		{"digest-only image", newRun("r", str("image", "nginx@sha256:0000000000000000000000000000000000000000000000000000000000000000")),
+			ReasonInvalidParams, []string{"params.image", "digests are not supported"}},
+		{"tag and digest", newRun("r", arr("images", "nginx:1.27@sha256:0000000000000000000000000000000000000000000000000000000000000000")),
+			ReasonInvalidParams, []string{"params.images[0]", "digests are not supported"}},
+		{"duplicate images", newRun("r", str("image", "nginx:1.27"), arr("images", "nginx:1.27")), ReasonInvalidParams,
+			[]string{"params.images[1]", "duplicate"}},
+		{"names and labels together", newRun("r", str("image", app), arr("nodeNames", "n1"), str("nodeSelector", "a=b")),
+			ReasonInvalidParams, []string{"expected exactly one, got both", "params.nodeNames", "params.nodeSelector"}},
+		{"node and pod selectors together", newRun("r", str("image", app), str("nodeSelector", "a=b"), str("podSelector", "app=web")),
+			ReasonInvalidParams, []string{"params.nodeSelector", "params.podSelector"}},
+		{"unknown param", newRun("r", str("image", app), str("imagePullSecret", "x")), ReasonInvalidParams,
+			[]string{`unknown param "imagePullSecret"`, "known params: image, images"}},
+		{"param given twice", newRun("r", str("image", app), str("image", "nginx:1")), ReasonInvalidParams,
+			[]string{`param "image" is given twice`}},
+		{"string for an array", newRun("r", str("images", app)), ReasonInvalidParams,
+			[]string{`param "images" must be of type array, not string`}},
+		{"array for a string", newRun("r", arr("image", app)), ReasonInvalidParams,
+			[]string{`param "image" must be of type string, not array`}},
+		{"object param", newRun("r", str("image", app), obj("parallelism", map[string]string{"a": "b"})), ReasonInvalidParams,
+			[]string{`param "parallelism" must be of type string, not object`}},
+		{"malformed node selector", newRun("r", str("image", app), str("nodeSelector", "zone in (a")), ReasonInvalidParams,
+			[]string{"params.nodeSelector", "not a label selector"}},
+		{"selector injection", newRun("r", str("image", app), str("nodeSelector", "a=b;kubectl delete ns x")), ReasonInvalidParams,
+			[]string{"params.nodeSelector"}},
+		{"malformed pod selector", newRun("r", str("image", app), str("podSelector", "app notin x")), ReasonInvalidParams,
+			[]string{"params.podSelector"}},
+		{"bad node name", newRun("r", str("image", app), arr("nodeNames", "Node_1")), ReasonInvalidParams,
+			[]string{"params.nodeNames[0]", "not a node name"}},
+		{"threshold word", newRun("r", str("image", app), str("successThreshold", "most")), ReasonInvalidParams,
+			[]string{"params.successThreshold", "percentage"}},
+		{"threshold over 100%", newRun("r", str("image", app), str("successThreshold", "101%")), ReasonInvalidParams,
+			[]string{"params.successThreshold"}},
+		{"negative threshold", newRun("r", str("image", app), str("successThreshold", "-1")), ReasonInvalidParams,
+			[]string{"params.successThreshold", "must not be negative"}},
+		{"threshold past int32", newRun("r", str("image", app), str("successThreshold", "99999999999")), ReasonInvalidParams,
+			[]string{"params.successThreshold"}},
+		{"parallelism not a number", newRun("r", str("image", app), str("parallelism", "ten")), ReasonInvalidParams,
+			[]string{"params.parallelism", "whole number"}},
+		{"parallelism zero", newRun("r", str("image", app), str("parallelism", "0")), ReasonInvalidParams,
+			[]string{"params.parallelism", "expected 1 <= 0 <= 10000"}},
+		{"negative backoff", newRun("r", str("image", app), str("backoffLimit", "-3")), ReasonInvalidParams,
+			[]string{"params.backoffLimit"}},
+		{"huge pull timeout", newRun("r", str("image", app), str("pullTimeoutSeconds", "99999999999999")), ReasonInvalidParams,
+			[]string{"params.pullTimeoutSeconds"}},
+		{"bad pull policy", newRun("r", str("image", app), str("imagePullPolicy", "Never")), ReasonInvalidParams,
+			[]string{"params.imagePullPolicy", "Always or IfNotPresent"}},
+		{"bad wait", newRun("r", str("image", app), str("wait", "yes")), ReasonInvalidParams,
+			[]string{"params.wait"}},
+		{"secret in another namespace", newRun("r", str("image", app), arr("pullSecrets", "kube-system/regcred")), ReasonInvalidParams,
+			[]string{"params.pullSecrets[0]", "own namespace"}},
+		{"named policy missing", newRun("r", ref("nope"), str("image", app)), ReasonNotFound,
+			[]string{"taskRef.name", `ImagePrePull "nope" not found in namespace "ci"`}},
+		{"named policy invalid", newRun("r", ref("bad")), ReasonInvalidSpec,
+			[]string{`ImagePrePull "bad"`, "spec.parallelism"}},
+		{"embedded unknown field", newRun("r", embedded(`{"images":["nginx:1"],"parralelism":3}`)), ReasonInvalidSpec,
+			[]string{"taskSpec.spec", `unknown field "parralelism"`}},
+		{"embedded wrong type", newRun("r", embedded(`{"images":"nginx:1"}`)), ReasonInvalidSpec,
+			[]string{"taskSpec.spec", "cannot unmarshal string"}},
+		{"embedded names and labels", newRun("r", embedded(`{"images":["nginx:1"],"nodeSelector":{"names":["a"],"matchLabels":{"x":"y"}}}`)),
+			ReasonInvalidSpec, []string{"taskSpec.spec.nodeSelector.names", "mutually exclusive"}},
+		{"embedded empty pod selector", newRun("r", embedded(`{"images":["nginx:1"],"podSelector":{}}`)),
+			ReasonInvalidSpec, []string{"taskSpec.spec.podSelector", "empty pod selector"}},
+		{"embedded bad image", newRun("r", embedded(`{"images":["nginx:1","NGINX"]}`)),
+			ReasonInvalidSpec, []string{"taskSpec.spec.images[1]"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t, withPolicy(badPolicy))
+			e.create(tc.run)
+			run, err := e.reconcile("r")
+			if err != nil {
+				t.Fatalf("reconcile: %v", err)
+			}
+			c := condition(run)
+			if !c.IsFalse() || c.Reason != tc.reason {
+				t.Fatalf("condition = %+v, want False/%s", c, tc.reason)
+			}
+			contains(t, "message", c.Message, tc.want...)
+			if n := countActions(e.kruise.Actions(), "create", "imagepulljobs"); n != 0 {
+				t.Errorf("%d ImagePullJobs created for bad input", n)
+			}
+			if run.Status.CompletionTime == nil {
+				t.Error("completionTime not set")
+			}
+		})
+	}
+}

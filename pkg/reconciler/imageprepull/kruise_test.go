@@ -1,0 +1,104 @@
+package imageprepull
+
+import (
+	"errors"
+	"net/http"
+	"testing"
+
+	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgotesting "k8s.io/client-go/testing"
+
+	"github.com/openkruise/imageprepull/pkg/kruise"
+)
+
+func TestKruiseNotInstalled(t *testing.T) {
+	e := newEnv(t, withoutKruise())
+	e.create(newRun("run", str("image", app)))
+	run := e.mustReconcile("run")
+	c := condition(run)
+	if !c.IsFalse() || c.Reason != kruise.ReasonNotInstalled {
+		t.Fatalf("condition = %+v", c)
+	}
+	contains(t, "message", c.Message, "install OpenKruise", "ImagePullJobGate")
+
+	// Kruise gets installed: the next run works, with no restart.
+	e.kruise.Resources = []*metav1.APIResourceList{{
+		GroupVersion: kruisev1alpha1.SchemeGroupVersion.String(),
+		APIResources: []metav1.APIResource{{Name: "imagepulljobs", Namespaced: true}},
+	}}
+	e.create(newRun("later", str("image", app)))
+	_, err := e.reconcile("later")
+	if ok, _ := isRequeue(err); !ok {
+		t.Fatalf("first reconcile after install: %v, want a requeue while the informer syncs", err)
+	}
+	e.waitFor("the informer to sync", func() bool { _, err := e.jobs.Lister(e.ctx); return err == nil })
+	later := e.mustReconcile("later")
+	if c := condition(later); !c.IsUnknown() || len(e.jobList()) != 1 {
+		t.Errorf("condition = %+v with %d jobs, want running with one", c, len(e.jobList()))
+	}
+}
+
+func TestKruiseRefusals(t *testing.T) {
+	forbidden := func(msg string) error {
+		return apierrors.NewForbidden(kruisev1alpha1.Resource("imagepulljobs"), "x", errors.New(msg))
+	}
+	for _, tc := range []struct {
+		name   string
+		err    error
+		reason string
+		want   []string
+	}{
+		{"feature gate off", forbidden(`admission webhook "vimagepulljob.kb.io" denied the request: feature-gate ImagePullJobGate is not enabled`),
+			kruise.ReasonGateDisabled, []string{"feature-gate ImagePullJobGate is not enabled", "--feature-gates=ImagePullJobGate=true"}},
+		{"RBAC", forbidden(`User "system:serviceaccount:x:y" cannot create resource "imagepulljobs"`),
+			kruise.ReasonForbidden, []string{"cannot create resource", "ClusterRole"}},
+		{"webhook validation", apierrors.NewBadRequest(`admission webhook denied the request: invalid image`),
+			kruise.ReasonRejected, []string{"invalid image"}},
+		{"CRD removed", apierrors.NewNotFound(kruisev1alpha1.Resource("imagepulljobs"), ""),
+			kruise.ReasonNotInstalled, []string{"install OpenKruise"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.kruise.PrependReactor("create", "imagepulljobs", func(clientgotesting.Action) (bool, runtime.Object, error) {
+				return true, nil, tc.err
+			})
+			e.create(newRun("run", str("image", app)))
+			run, err := e.reconcile("run")
+			if err != nil {
+				t.Fatalf("reconcile: %v", err)
+			}
+			c := condition(run)
+			if !c.IsFalse() || c.Reason != tc.reason {
+				t.Fatalf("condition = %+v, want False/%s", c, tc.reason)
+			}
+			contains(t, "message", c.Message, tc.want...)
+		})
+	}
+}
+
+// Kruise's webhook down (manager restarting) is not a verdict: the reconcile
+// is retried and the run goes on once the webhook answers.
+func TestWebhookUnavailableIsRetried(t *testing.T) {
+	e := newEnv(t)
+	down := true
+	e.kruise.PrependReactor("create", "imagepulljobs", func(clientgotesting.Action) (bool, runtime.Object, error) {
+		if down {
+			return true, nil, apierrors.NewGenericServerResponse(http.StatusInternalServerError, "create",
+				kruisev1alpha1.Resource("imagepulljobs"), "x", `failed calling webhook "vimagepulljob.kb.io": connect: connection refused`, 0, true)
+		}
+		return false, nil, nil
+	})
+	e.create(newRun("run", str("image", app)))
+	run, err := e.reconcile("run")
+	if err == nil || condition(run).IsFalse() {
+		t.Fatalf("err = %v, condition = %+v: want an error to retry and the run still going", err, condition(run))
+	}
+	down = false
+	run = e.mustReconcile("run")
+	if c := condition(run); !c.IsUnknown() || len(e.jobList()) != 1 {
+		t.Errorf("condition = %+v with %d jobs", c, len(e.jobList()))
+	}
+}
