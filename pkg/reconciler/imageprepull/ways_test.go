@@ -101,7 +101,7 @@ func TestSeveralImagesOneJobEach(t *testing.T) {
 	}
 
 	e.setJobStatus(images["nginx:1.27"], completed(3, 2, "node-3"))
-	run = e.mustReconcile("run", )
+	run = e.mustReconcile("run")
 	// node-2 misses redis, node-3 misses nginx: only node-1 has every image.
 	if result(run, ResultSucceeded) != "1" || result(run, ResultFailed) != "2" || result(run, ResultDesired) != "3" {
 		t.Errorf("results = %+v", run.Status.Results)
