@@ -33,4 +33,4 @@ go tool injection-gen --go-header-file "$HEADER" \
   --listers-package "${CLIENT}/listers" \
   --output-package "${CLIENT}/injection" --output-dir pkg/client/injection
 
-gofmt -s -w pkg/apis pkg/client
+gofmt -s -w pkg/apis/custom/v1alpha1/zz_generated.deepcopy.go pkg/client

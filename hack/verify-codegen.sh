@@ -8,7 +8,9 @@ tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
 
 # Copy tracked and untracked-but-not-ignored files: what a commit would hold.
-git ls-files -z --cached --others --exclude-standard | xargs -0 cp --parents -t "$tmp" 2>/dev/null || true
+git ls-files -z --cached --others --exclude-standard | while IFS= read -r -d '' f; do
+  if [ -e "$f" ] || [ -L "$f" ]; then cp -P --parents "$f" "$tmp"; fi
+done
 (cd "$tmp" && ./hack/update-codegen.sh)
 
 if ! diff -ruN pkg "$tmp/pkg"; then

@@ -13,6 +13,7 @@ import (
 )
 
 // ParamSpec describes one CustomRun param: the table the docs are checked against.
+// +k8s:deepcopy-gen=false
 type ParamSpec struct {
 	Name        string
 	Type        pipelinev1beta1.ParamType

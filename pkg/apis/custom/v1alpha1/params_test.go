@@ -1,0 +1,160 @@
+package v1alpha1
+
+import (
+	"context"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	pipelinev1beta1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/utils/ptr"
+)
+
+func sp(name, value string) pipelinev1beta1.Param {
+	return pipelinev1beta1.Param{Name: name, Value: *pipelinev1beta1.NewStructuredValues(value)}
+}
+
+func ap(name string, values ...string) pipelinev1beta1.Param {
+	return pipelinev1beta1.Param{Name: name, Value: pipelinev1beta1.ParamValue{Type: pipelinev1beta1.ParamTypeArray, ArrayVal: values}}
+}
+
+func TestApplyParamsOverridesSpec(t *testing.T) {
+	base := ImagePrePullSpec{
+		Images:       []string{"base:v1"},
+		PodSelector:  &metav1.LabelSelector{MatchLabels: map[string]string{"app": "web"}},
+		Parallelism:  ptr.To[int32](2),
+		PullSecrets:  []string{"old"},
+		BackoffLimit: ptr.To[int32](1),
+	}
+	got := base.DeepCopy()
+	fe := ApplyParams(got, pipelinev1beta1.Params{
+		ap("images", "b:v2", "c:v3"), sp("image", "a:v1"), ap("nodeNames", "n1", "n2"),
+		sp("parallelism", "5"), sp("pullTimeoutSeconds", "30"), ap("pullSecrets", "regcred"),
+		sp("imagePullPolicy", "Always"), sp("successThreshold", "75%"), sp("wait", "false"),
+		sp("nodeSelector", ""), // empty: not given
+	})
+	if fe != nil {
+		t.Fatal(fe)
+	}
+	want := &ImagePrePullSpec{
+		Images:             []string{"a:v1", "b:v2", "c:v3"},
+		NodeSelector:       &NodeSelector{Names: []string{"n1", "n2"}},
+		Parallelism:        ptr.To[int32](5),
+		PullTimeoutSeconds: ptr.To[int32](30),
+		BackoffLimit:       ptr.To[int32](1),
+		PullSecrets:        []string{"regcred"},
+		ImagePullPolicy:    "Always",
+		SuccessThreshold:   ptr.To(intstr.FromString("75%")),
+		Wait:               ptr.To(false),
+	}
+	if d := cmp.Diff(want, got); d != "" {
+		t.Errorf("-want +got:\n%s", d)
+	}
+}
+
+func TestApplyParamsThresholdCount(t *testing.T) {
+	s := &ImagePrePullSpec{}
+	if fe := ApplyParams(s, pipelinev1beta1.Params{sp("successThreshold", "3")}); fe != nil {
+		t.Fatal(fe)
+	}
+	if *s.SuccessThreshold != intstr.FromInt32(3) {
+		t.Errorf("threshold = %#v, want the count 3", *s.SuccessThreshold)
+	}
+}
+
+func TestEveryParamIsApplicable(t *testing.T) {
+	for _, p := range Params {
+		if p.apply == nil || p.Description == "" || (p.Type != pipelinev1beta1.ParamTypeString && p.Type != pipelinev1beta1.ParamTypeArray) {
+			t.Errorf("param %s is incomplete: %+v", p.Name, p)
+		}
+	}
+}
+
+func TestDefaults(t *testing.T) {
+	s := &ImagePrePullSpec{NodeSelector: &NodeSelector{}}
+	s.SetDefaults(context.Background())
+	if *s.Parallelism != DefaultParallelism || *s.PullTimeoutSeconds != 600 || *s.BackoffLimit != 3 ||
+		s.ImagePullPolicy != PullIfNotPresent || s.SuccessThreshold.String() != "100%" || !*s.Wait {
+		t.Errorf("defaults = %+v", s)
+	}
+	if s.NodeSelector != nil {
+		t.Error("an empty node selector must become nil: Kruise leaves jobs with selector {} Active forever")
+	}
+	if s.TTLSecondsAfterFinished != nil {
+		t.Error("TTL has no default")
+	}
+}
+
+func TestValidateObject(t *testing.T) {
+	good := &ImagePrePull{Spec: ImagePrePullSpec{
+		Images:           []string{"nginx:1.27", "ghcr.io/org/app:v1", "127.0.0.1:5000/demo/app:main-abc"},
+		NodeSelector:     &NodeSelector{LabelSelector: metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "zone", Operator: metav1.LabelSelectorOpIn, Values: []string{"a"}}}}},
+		SuccessThreshold: ptr.To(intstr.FromString("0%")),
+	}}
+	if fe := good.Validate(context.Background()); fe != nil {
+		t.Errorf("valid object rejected: %v", fe)
+	}
+	bad := &ImagePrePull{Spec: ImagePrePullSpec{
+		Images:                  []string{"nginx@sha256:" + strings.Repeat("a", 64)},
+		NodeSelector:            &NodeSelector{Names: []string{"n1", "n1"}},
+		PodSelector:             &metav1.LabelSelector{MatchLabels: map[string]string{"a": "b"}},
+		TTLSecondsAfterFinished: ptr.To[int32](-1),
+		SuccessThreshold:        ptr.To(intstr.FromString("50")),
+	}}
+	fe := bad.Validate(context.Background())
+	for _, want := range []string{"spec.images[0]", "spec.nodeSelector.names[1]", "spec.nodeSelector, spec.podSelector",
+		"spec.ttlSecondsAfterFinished", "spec.successThreshold"} {
+		if fe == nil || !strings.Contains(fe.Error(), want) {
+			t.Errorf("error %v does not name %s", fe, want)
+		}
+	}
+}
+
+// FuzzApplyParams feeds arbitrary values to every param: no panic, and the
+// result either fails naming the param or validates as a whole.
+func FuzzApplyParams(f *testing.F) {
+	for _, seed := range [][2]string{
+		{"image", "nginx:1.27"}, {"image", "Registry/App"}, {"image", "a@sha256:" + strings.Repeat("0", 64)},
+		{"nodeSelector", "zone in (a,b),!spot"}, {"nodeSelector", "a=b;rm -rf"}, {"podSelector", "app notin x"},
+		{"parallelism", "-1"}, {"parallelism", "99999999999"}, {"successThreshold", "101%"}, {"successThreshold", "3"},
+		{"wait", "TRUE"}, {"imagePullPolicy", "Never"}, {"images", "a:1\x00b:2"}, {"nodeNames", "n1\x00N_2"},
+		{"pullSecrets", "ns/secret"}, {"unknown", "x"}, {"backoffLimit", "٣"},
+	} {
+		f.Add(seed[0], seed[1])
+	}
+	f.Fuzz(func(t *testing.T, name, value string) {
+		p := sp(name, value)
+		if spec := paramSpec(name); spec != nil && spec.Type == pipelinev1beta1.ParamTypeArray {
+			p = ap(name, strings.Split(value, "\x00")...)
+		}
+		s := &ImagePrePullSpec{}
+		if fe := ApplyParams(s, pipelinev1beta1.Params{p}); fe != nil {
+			if !strings.Contains(fe.Error(), "params."+name) {
+				t.Fatalf("error %q does not name params.%s", fe.Error(), name)
+			}
+			return
+		}
+		s.SetDefaults(context.Background())
+		if fe := s.Validate(context.Background()); fe != nil {
+			t.Fatalf("params accepted %s=%q but the spec is invalid: %v", name, value, fe)
+		}
+	})
+}
+
+// FuzzValidateImage: an accepted image is one Kruise's parser reads with a tag.
+func FuzzValidateImage(f *testing.F) {
+	for _, s := range []string{"nginx", "nginx:1.27", "docker.io/library/nginx:latest", "127.0.0.1:5000/a/b:c",
+		"a@sha256:" + strings.Repeat("0", 64), "UPPER:case", "a:b:c", "", strings.Repeat("a", 10000), "ünïcode:1"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, image string) {
+		if ValidateImage(image) != nil {
+			return
+		}
+		if strings.Contains(image, "@") {
+			t.Fatalf("%q has a digest but was accepted", image)
+		}
+	})
+}
