@@ -1,11 +1,8 @@
-# Tools are built from pinned versions into .cache/tools/<name>-<version>.
+# Tools are built from pinned versions into .cache/tools/<name>-<version> by hack/build-tools.sh.
 SHELL := /bin/bash
-TOOLS := $(CURDIR)/.cache/tools
-KO_VERSION := v0.19.1
-KO := $(TOOLS)/ko-$(KO_VERSION)/ko
 GO_TEST_FLAGS ?=
 
-.PHONY: all build test unit verify codegen install fuzz clean
+.PHONY: all build test unit e2e verify codegen install fuzz clean tools demo cluster-up cluster-down
 
 all: build
 
@@ -14,11 +11,40 @@ build:
 	go build ./...
 	go build -o bin/controller ./cmd/controller
 
-## test: what CI runs: unit and reconciler tests with the race detector
+## test: what CI runs: unit and reconciler tests with the race detector, then e2e
 test: unit
 
 unit:
 	go test -race -count=1 $(GO_TEST_FLAGS) ./...
+
+## e2e: PipelineRuns through real Tekton and OpenKruise on a fresh local cluster
+e2e: tools
+	go test -tags e2e -count=1 -timeout 40m $(GO_TEST_FLAGS) ./test/e2e/
+
+## tools: build the local cluster's programs once (.cache/tools)
+tools:
+	./hack/build-tools.sh
+
+## demo: start the local cluster, run the seed pipeline's pre-pull, describe it with tkn, keep the cluster up
+demo: tools
+	go run ./test/cmd/cluster demo
+
+## cluster-up: start the local cluster in the background and print its KUBECONFIG
+cluster-up: tools
+	@if [ -f .local/ready ]; then echo "already up: export KUBECONFIG=$$(cat .local/kubeconfig-path)"; exit 0; fi; \
+	  mkdir -p .local; rm -f .local/ready; \
+	  go build -o .local/cluster ./test/cmd/cluster; \
+	  nohup .local/cluster up > .local/cluster.log 2>&1 & \
+	  for i in $$(seq 600); do \
+	    if [ -f .local/ready ]; then echo "export KUBECONFIG=$$(cat .local/kubeconfig-path)"; exit 0; fi; \
+	    if ! kill -0 $$! 2>/dev/null; then cat .local/cluster.log; exit 1; fi; sleep 1; \
+	  done; echo "the cluster did not come up in 10 minutes: see .local/cluster.log"; exit 1
+
+## cluster-down: stop the cluster that cluster-up started
+cluster-down:
+	@if [ -f .local/pid ] && kill -0 $$(cat .local/pid) 2>/dev/null; then \
+	  pid=$$(cat .local/pid); kill $$pid; while kill -0 $$pid 2>/dev/null; do sleep 0.2; done; echo "stopped"; \
+	else echo "no cluster is running"; fi; rm -f .local/pid .local/ready .local/kubeconfig-path
 
 ## fuzz: run each fuzz target for FUZZTIME (their seed corpora run in every `make test`)
 FUZZTIME ?= 30s
@@ -38,12 +64,10 @@ verify:
 	go vet ./...
 	go mod tidy -diff
 
-$(KO):
-	GOBIN=$(dir $(KO)) go install github.com/google/ko@$(KO_VERSION)
-
 ## install: ko apply -f config/ against the current KUBECONFIG (KO_DOCKER_REPO must be set)
-install: $(KO)
-	$(KO) apply -f config/
+install:
+	./hack/build-tools.sh ko
+	$$(./hack/build-tools.sh --path ko) apply -f config/
 
 clean:
 	rm -rf bin

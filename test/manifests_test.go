@@ -207,7 +207,7 @@ func TestDeploymentIsRestricted(t *testing.T) {
 // validate, and every ImagePrePull step's params and embedded spec resolve.
 func TestExamples(t *testing.T) {
 	ctx := context.Background()
-	for _, dir := range []string{"examples/seed-pipeline", "examples/ways"} {
+	for _, dir := range []string{"examples/seed-pipeline", "examples/ways", "examples/local-demo"} {
 		for file, objs := range objects(t, dir) {
 			for _, obj := range objs {
 				var tasks []v1beta1.PipelineTask

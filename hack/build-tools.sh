@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# Builds the local cluster's programs from pinned sources, once each, into
+# $TOOLS/<name>-<version>/ (default .cache/tools, git-ignored), and prints
+# nothing but errors. Usage: hack/build-tools.sh [name ...] (default: all).
+# A fresh machine needs only Go: every source comes through the module proxy.
+set -o errexit -o nounset -o pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+TOOLS=${TOOLS:-$root/.cache/tools}
+mkdir -p "$TOOLS"
+
+modversion() { (cd "$root/hack/tools/$1" && go list -m -f '{{.Version}}' "$2"); }
+
+# build NAME VERSION COMMAND...: runs COMMAND with $out set, unless the tool exists.
+build() {
+  local name=$1 version=$2; shift 2
+  local dir="$TOOLS/$name-$version"
+  [ -x "$dir/$name" ] && return 0
+  echo "building $name $version (once; cached in $dir)" >&2
+  mkdir -p "$dir.tmp"
+  out="$dir.tmp/$name" "$@"
+  rm -rf "$dir" && mv "$dir.tmp" "$dir"
+}
+
+k8s() {
+  local v; v=$(modversion kubernetes k8s.io/kubernetes)
+  local minor=${v#v1.}; minor=${minor%%.*}
+  # Without a version, the server says v0.0.0-master and Knative's sharedmain refuses it.
+  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/client-go/pkg/version.gitVersion=$v"
+  build kube-apiserver "$v" bash -c "cd '$root/hack/tools/kubernetes' && go build -trimpath -ldflags '$ldflags' -o \"\$out\" k8s.io/kubernetes/cmd/kube-apiserver"
+  build kubectl "$v" bash -c "cd '$root/hack/tools/kubernetes' && go build -trimpath -ldflags '$ldflags' -o \"\$out\" k8s.io/kubernetes/cmd/kubectl"
+}
+
+etcd() {
+  local v; v=$(modversion kubernetes go.etcd.io/etcd/server/v3)
+  build etcd "$v" bash -c "cd '$root/hack/tools/kubernetes' && go build -trimpath -ldflags '-s -w' -o \"\$out\" go.etcd.io/etcd/server/v3"
+}
+
+tekton() {
+  local v; v=$(modversion tekton github.com/tektoncd/pipeline)
+  build tekton-controller "$v" bash -c "cd '$root/hack/tools/tekton' && go build -trimpath -ldflags '-s -w' -o \"\$out\" github.com/tektoncd/pipeline/cmd/controller"
+}
+
+tkn() {
+  local v; v=$(modversion tkn github.com/tektoncd/cli)
+  build tkn "$v" bash -c "cd '$root/hack/tools/tkn' && go build -trimpath -ldflags '-s -w -X github.com/tektoncd/cli/pkg/cmd/version.clientVersion=$v' -o \"\$out\" github.com/tektoncd/cli/cmd/tkn"
+}
+
+# OpenKruise's go.mod has replace directives, so it builds from its own module
+# directory (a writable copy of the module cache's).
+kruise() {
+  local v=${KRUISE_VERSION:-v1.8.0}
+  build kruise-manager "$v" bash -c '
+    src=$(cd "'"$root"'" && go mod download -json github.com/openkruise/kruise@'"$v"' | sed -n "s/^\t\"Dir\": \"\(.*\)\",$/\1/p")
+    tmp=$(mktemp -d); trap "chmod -R u+w $tmp; rm -rf $tmp" EXIT
+    cp -r "$src/." "$tmp" && chmod -R u+w "$tmp"
+    cd "$tmp" && go build -trimpath -ldflags "-s -w" -o "$out" .'
+}
+
+ko() {
+  local v=${KO_VERSION:-v0.19.1}
+  build ko "$v" bash -c "GOBIN=\$(dirname \"\$out\") go install github.com/google/ko@$v"
+}
+
+# path NAME: where a tool is, for scripts and the Makefile.
+if [ "${1:-}" = "--path" ]; then
+  shift
+  for name in "$@"; do ls -d "$TOOLS/$name"-*/"$name" 2>/dev/null | sort -V | tail -1; done
+  exit 0
+fi
+
+for t in "${@:-etcd k8s tekton kruise tkn ko}"; do
+  for one in $t; do "$one"; done
+done

@@ -1,0 +1,60 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/openkruise/imageprepull/test/simulator"
+)
+
+// createNodes creates Ready Node objects; Kruise's nodeimage controller gives
+// each a NodeImage, which the pull simulator then answers for.
+func (c *Cluster) createNodes(ctx context.Context) error {
+	for _, n := range c.opts.Nodes {
+		if err := c.AddNode(ctx, n); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// AddNode creates one simulated node and waits for its NodeImage.
+func (c *Cluster) AddNode(ctx context.Context, n Node) error {
+	labels := map[string]string{simulator.LabelSimulated: "true", corev1.LabelHostname: n.Name}
+	for k, v := range n.Labels {
+		labels[k] = v
+	}
+	node, err := c.Kube.CoreV1().Nodes().Create(ctx, &corev1.Node{
+		ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: labels},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("creating node %s: %w", n.Name, err)
+	}
+	// Kruise makes a NodeImage only for a node Ready for a while.
+	since := metav1.NewTime(time.Now().Add(-time.Minute))
+	node.Status.Conditions = []corev1.NodeCondition{{
+		Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+		LastHeartbeatTime: since, LastTransitionTime: since,
+	}}
+	if _, err := c.Kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("marking node %s Ready: %w", n.Name, err)
+	}
+	return until(ctx, time.Minute, "the NodeImage of "+n.Name, c.kruise, func(ctx context.Context) error {
+		_, err := c.Kruise.AppsV1alpha1().NodeImages().Get(ctx, n.Name, metav1.GetOptions{})
+		return err
+	})
+}
+
+func (c *Cluster) startSimulator(ctx context.Context) error {
+	simCtx, cancel := context.WithCancel(context.Background())
+	c.stopSim = cancel
+	c.sim = simulator.New(c.Kube, c.Kruise, c.opts.Simulator)
+	return c.sim.Start(simCtx)
+}
+
+// Simulator is the running pull simulator.
+func (c *Cluster) Simulator() *simulator.Simulator { return c.sim }

@@ -1,0 +1,173 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"knative.dev/pkg/apis"
+	"sigs.k8s.io/yaml"
+)
+
+// namespace makes a namespace of the test's own (namespaces are never
+// deleted here: without kube-controller-manager they stay Terminating) and,
+// on failure, prints its objects and every component's log.
+func namespace(t *testing.T) string {
+	t.Helper()
+	ns := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	if len(ns) > 50 {
+		ns = ns[:50]
+	}
+	ns = strings.TrimRight(ns, "-") + "-" + fmt.Sprint(time.Now().UnixNano()%100000)
+	ctx := context.Background()
+	if _, err := c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// No kube-controller-manager makes the default ServiceAccount; Pods need it.
+	if _, err := c.Kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			for _, kind := range []string{"pipelineruns", "customruns", "imagepulljobs", "events"} {
+				out, _ := c.Kubectl(ctx, "get", kind, "-n", ns, "-o", "yaml")
+				t.Logf("----- %s in %s\n%s", kind, ns, out)
+			}
+			t.Log(c.Logs(25))
+		}
+	})
+	return ns
+}
+
+// create makes the objects of a YAML document stream in ns.
+func create(t *testing.T, ns, manifest string) string {
+	t.Helper()
+	out, err := kubectlStdin(manifest, "create", "-n", ns, "-o", "name", "-f", "-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return strings.TrimSpace(out)
+}
+
+func kubectlStdin(stdin string, args ...string) (string, error) {
+	cmd := exec.Command(kubectlPath(), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	cmd.Stdin = strings.NewReader(stdin)
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		return "", fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, b)
+	}
+	return string(b), nil
+}
+
+func kubectlPath() string {
+	out, _ := exec.Command(filepath.Join("..", "..", "hack", "build-tools.sh"), "--path", "kubectl").Output()
+	return strings.TrimSpace(string(out))
+}
+
+// waitPipelineRun waits until the PipelineRun is done and returns it.
+func waitPipelineRun(t *testing.T, ns, name string, timeout time.Duration) *v1beta1.PipelineRun {
+	t.Helper()
+	var pr *v1beta1.PipelineRun
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		var err error
+		pr, err = c.Tekton.TektonV1beta1().PipelineRuns(ns).Get(ctx, name, metav1.GetOptions{})
+		return err == nil && !pr.Status.GetCondition(apis.ConditionSucceeded).IsUnknown(), nil
+	})
+	if err != nil {
+		t.Fatalf("PipelineRun %s/%s not done in %s: %v", ns, name, timeout, err)
+	}
+	return pr
+}
+
+// customRuns returns the CustomRuns of a PipelineRun, by pipeline task.
+func customRuns(t *testing.T, ns, pipelineRun string) map[string]*v1beta1.CustomRun {
+	t.Helper()
+	list, err := c.Tekton.TektonV1beta1().CustomRuns(ns).List(context.Background(), metav1.ListOptions{LabelSelector: "tekton.dev/pipelineRun=" + pipelineRun})
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]*v1beta1.CustomRun{}
+	for i := range list.Items {
+		out[list.Items[i].Labels["tekton.dev/pipelineTask"]] = &list.Items[i]
+	}
+	return out
+}
+
+// waitCustomRun waits until cond holds for the named CustomRun.
+func waitCustomRun(t *testing.T, ns, name string, timeout time.Duration, what string, cond func(*v1beta1.CustomRun) bool) *v1beta1.CustomRun {
+	t.Helper()
+	var run *v1beta1.CustomRun
+	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
+		var err error
+		run, err = c.Tekton.TektonV1beta1().CustomRuns(ns).Get(ctx, name, metav1.GetOptions{})
+		return err == nil && cond(run), nil
+	})
+	if err != nil {
+		t.Fatalf("CustomRun %s/%s: %s not within %s: %v", ns, name, what, timeout, err)
+	}
+	return run
+}
+
+func jobs(t *testing.T, ns string) []kruisev1alpha1.ImagePullJob {
+	t.Helper()
+	l, err := c.Kruise.AppsV1alpha1().ImagePullJobs(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Items
+}
+
+func result(run *v1beta1.CustomRun, name string) string {
+	for _, r := range run.Status.Results {
+		if r.Name == name {
+			return r.Value
+		}
+	}
+	return "<unset>"
+}
+
+func cond(run *v1beta1.CustomRun) *apis.Condition { return run.Status.GetCondition(apis.ConditionSucceeded) }
+
+func annotateNode(ctx context.Context, node, key, value string) error {
+	n, err := c.Kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	if n.Annotations == nil {
+		n.Annotations = map[string]string{}
+	}
+	n.Annotations[key] = value
+	_, err = c.Kube.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{})
+	return err
+}
+
+func mustYAML(t *testing.T, obj any) string {
+	t.Helper()
+	b, err := yaml.Marshal(obj)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
+
+func contains(t *testing.T, what, s string, parts ...string) {
+	t.Helper()
+	for _, p := range parts {
+		if !strings.Contains(s, p) {
+			t.Errorf("%s %q does not contain %q", what, s, p)
+		}
+	}
+}
+
+func metav1Patch() metav1.PatchOptions { return metav1.PatchOptions{} }

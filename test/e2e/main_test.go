@@ -1,0 +1,70 @@
+//go:build e2e
+
+// Package e2e runs PipelineRuns through real Tekton and real OpenKruise on
+// the local cluster (test/cluster), with this controller built from
+// cmd/controller and authenticated by its own ServiceAccount.
+package e2e
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"testing"
+	"time"
+
+	"github.com/openkruise/imageprepull/test/cluster"
+	"github.com/openkruise/imageprepull/test/simulator"
+)
+
+var c *cluster.Cluster
+
+// Images whose names say how the simulated pulls go.
+var (
+	failEverywhere = regexp.MustCompile(`:missing-`)
+	slow           = regexp.MustCompile(`/slow-`)
+)
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	root, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Minute)
+	defer cancel()
+	cfg := simulator.Config{FailImages: failEverywhere, SlowImages: slow, SlowPull: time.Hour}
+	cfg.PullTime.Min, cfg.PullTime.Max = 50*time.Millisecond, 300*time.Millisecond
+	c, err = cluster.Start(ctx, cluster.Options{
+		Root: root,
+		Nodes: []cluster.Node{
+			{Name: "web-a1", Labels: map[string]string{"node-type": "web", "zone": "a"}},
+			{Name: "web-a2", Labels: map[string]string{"node-type": "web", "zone": "a"}},
+			{Name: "web-b1", Labels: map[string]string{"node-type": "web", "zone": "b"}},
+			{Name: "batch-b1", Labels: map[string]string{"node-type": "batch", "zone": "b"}},
+		},
+		Simulator: cfg,
+		Log:       func(f string, a ...any) { fmt.Fprintf(os.Stderr, "cluster: "+f+"\n", a...) },
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "starting the local cluster:", err)
+		return 1
+	}
+	defer c.Stop()
+	// web-b1 fails every image whose repository starts with "flaky-".
+	if err := annotateNode(context.Background(), "web-b1", simulator.AnnotationFail, `/flaky-`); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	code := m.Run()
+	if !c.ControllerRunning() {
+		fmt.Fprintln(os.Stderr, "the controller died during the tests:\n"+c.ControllerLog(50))
+		return 1
+	}
+	return code
+}
