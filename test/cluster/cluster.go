@@ -68,8 +68,8 @@ type Cluster struct {
 
 	controllerBinary     string
 	controllerKubeconfig string
-	sim        *simulator.Simulator
-	stopSim    context.CancelFunc
+	sim                  *simulator.Simulator
+	stopSim              context.CancelFunc
 }
 
 // Start brings the whole cluster up. On error it has already torn down what

@@ -137,7 +137,9 @@ func result(run *v1beta1.CustomRun, name string) string {
 	return "<unset>"
 }
 
-func cond(run *v1beta1.CustomRun) *apis.Condition { return run.Status.GetCondition(apis.ConditionSucceeded) }
+func cond(run *v1beta1.CustomRun) *apis.Condition {
+	return run.Status.GetCondition(apis.ConditionSucceeded)
+}
 
 func annotateNode(ctx context.Context, node, key, value string) error {
 	n, err := c.Kube.CoreV1().Nodes().Get(ctx, node, metav1.GetOptions{})

@@ -163,7 +163,7 @@ func TestPodSelector(t *testing.T) {
 	for i, node := range []string{"web-a2", "batch-b1", "batch-b1"} {
 		_, err := c.Kube.CoreV1().Pods(ns).Create(context.Background(), &corev1.Pod{
 			ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("web-%d", i), Labels: map[string]string{"app": "shop"}},
-			Spec: corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "registry.local/shop:v1"}}},
+			Spec:       corev1.PodSpec{NodeName: node, Containers: []corev1.Container{{Name: "c", Image: "registry.local/shop:v1"}}},
 		}, metav1.CreateOptions{})
 		if err != nil {
 			t.Fatal(err)
