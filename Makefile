@@ -12,7 +12,7 @@ build:
 	go build -o bin/controller ./cmd/controller
 
 ## test: what CI runs: unit and reconciler tests with the race detector, then e2e
-test: unit
+test: unit e2e
 
 unit:
 	go test -race -count=1 $(GO_TEST_FLAGS) ./...
@@ -27,7 +27,7 @@ tools:
 
 ## demo: start the local cluster, run the seed pipeline's pre-pull, describe it with tkn, keep the cluster up
 demo: tools
-	go run ./test/cmd/cluster demo
+	@mkdir -p .local && go build -o .local/cluster ./test/cmd/cluster && .local/cluster demo
 
 ## cluster-up: start the local cluster in the background and print its KUBECONFIG
 cluster-up: tools
@@ -62,6 +62,7 @@ verify:
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \
 	  if [ -n "$$unformatted" ]; then echo "gofmt needed: $$unformatted"; exit 1; fi
 	go vet ./...
+	go vet -tags e2e ./test/...
 	go mod tidy -diff
 
 ## install: ko apply -f config/ against the current KUBECONFIG (KO_DOCKER_REPO must be set)

@@ -18,6 +18,7 @@ import (
 	"testing"
 
 	"github.com/docker/distribution/reference"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	tektonscheme "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/scheme"
 	appsv1 "k8s.io/api/apps/v1"
@@ -210,19 +211,24 @@ func TestExamples(t *testing.T) {
 	for _, dir := range []string{"examples/seed-pipeline", "examples/ways", "examples/local-demo"} {
 		for file, objs := range objects(t, dir) {
 			for _, obj := range objs {
-				var tasks []v1beta1.PipelineTask
+				var tasks []pipelinev1.PipelineTask
 				switch o := obj.(type) {
 				case *v1alpha1.ImagePrePull:
 					if fe := o.Validate(ctx); fe != nil {
 						t.Errorf("%s: %v", file, fe)
 					}
-				case *v1beta1.Pipeline:
+				case *v1beta1.Task:
+					o.SetDefaults(ctx)
+					if fe := o.Validate(ctx); fe != nil {
+						t.Errorf("%s: %v", file, fe)
+					}
+				case *pipelinev1.Pipeline:
 					o.SetDefaults(ctx)
 					if fe := o.Validate(ctx); fe != nil {
 						t.Errorf("%s: %v", file, fe)
 					}
 					tasks = o.Spec.Tasks
-				case *v1beta1.PipelineRun:
+				case *pipelinev1.PipelineRun:
 					o.SetDefaults(ctx)
 					if o.Name == "" {
 						o.Name = o.GenerateName + "x"
@@ -233,6 +239,8 @@ func TestExamples(t *testing.T) {
 					if o.Spec.PipelineSpec != nil {
 						tasks = o.Spec.PipelineSpec.Tasks
 					}
+				default:
+					t.Errorf("%s: unexpected %T: examples use tekton.dev/v1, which the API server stores without a conversion webhook", file, obj)
 				}
 				for _, pt := range tasks {
 					checkPrePullTask(t, file, pt)
@@ -242,7 +250,7 @@ func TestExamples(t *testing.T) {
 	}
 }
 
-func checkPrePullTask(t *testing.T, file string, pt v1beta1.PipelineTask) {
+func checkPrePullTask(t *testing.T, file string, pt pipelinev1.PipelineTask) {
 	t.Helper()
 	spec := &v1alpha1.ImagePrePullSpec{}
 	switch {
@@ -257,8 +265,13 @@ func checkPrePullTask(t *testing.T, file string, pt v1beta1.PipelineTask) {
 	default:
 		return
 	}
-	// Variables are substituted by Tekton at run time; stand in a valid value.
-	params := append(v1beta1.Params(nil), pt.Params...)
+	// The CustomRun carries v1beta1 params; variables are substituted by
+	// Tekton at run time, so a valid value stands in for them.
+	var params v1beta1.Params
+	raw, _ := json.Marshal(pt.Params)
+	if err := json.Unmarshal(raw, &params); err != nil {
+		t.Fatal(err)
+	}
 	for i, p := range params {
 		if strings.Contains(p.Value.StringVal, "$(") {
 			params[i].Value.StringVal = "registry.example.com/app:v1"

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,12 +77,12 @@ func kubectlPath() string {
 }
 
 // waitPipelineRun waits until the PipelineRun is done and returns it.
-func waitPipelineRun(t *testing.T, ns, name string, timeout time.Duration) *v1beta1.PipelineRun {
+func waitPipelineRun(t *testing.T, ns, name string, timeout time.Duration) *pipelinev1.PipelineRun {
 	t.Helper()
-	var pr *v1beta1.PipelineRun
+	var pr *pipelinev1.PipelineRun
 	err := wait.PollUntilContextTimeout(context.Background(), 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		var err error
-		pr, err = c.Tekton.TektonV1beta1().PipelineRuns(ns).Get(ctx, name, metav1.GetOptions{})
+		pr, err = c.Tekton.TektonV1().PipelineRuns(ns).Get(ctx, name, metav1.GetOptions{})
 		return err == nil && !pr.Status.GetCondition(apis.ConditionSucceeded).IsUnknown(), nil
 	})
 	if err != nil {

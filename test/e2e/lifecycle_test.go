@@ -32,7 +32,7 @@ func TestPipelineRunCancelled(t *testing.T) {
         params: [{name: image, value: "registry.local/slow-app:v1"}]
 `))
 	waitJobs(t, ns, 1)
-	if _, err := c.Tekton.TektonV1beta1().PipelineRuns(ns).Patch(context.Background(), "pr", types.MergePatchType,
+	if _, err := c.Tekton.TektonV1().PipelineRuns(ns).Patch(context.Background(), "pr", types.MergePatchType,
 		[]byte(`{"spec":{"status":"Cancelled"}}`), metav1Patch()); err != nil {
 		t.Fatal(err)
 	}

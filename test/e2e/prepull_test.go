@@ -18,7 +18,7 @@ import (
 const prTimeout = 3 * time.Minute
 
 func pipelineRun(name, tasks string, extra ...string) string {
-	return fmt.Sprintf(`apiVersion: tekton.dev/v1beta1
+	return fmt.Sprintf(`apiVersion: tekton.dev/v1
 kind: PipelineRun
 metadata:
   name: %s

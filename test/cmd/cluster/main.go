@@ -16,7 +16,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"knative.dev/pkg/apis"
@@ -92,9 +92,9 @@ func demo(ctx context.Context, c *cluster.Cluster, root string) error {
 	}
 	name := strings.TrimPrefix(strings.TrimSpace(out), "pipelinerun.tekton.dev/")
 	fmt.Printf("\nPipelineRun %s: pre-pulling onto the node-type=web nodes...\n", name)
-	var pr *v1beta1.PipelineRun
+	var pr *pipelinev1.PipelineRun
 	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
-		pr, err = c.Tekton.TektonV1beta1().PipelineRuns("default").Get(ctx, name, metav1.GetOptions{})
+		pr, err = c.Tekton.TektonV1().PipelineRuns("default").Get(ctx, name, metav1.GetOptions{})
 		return err == nil && !pr.Status.GetCondition(apis.ConditionSucceeded).IsUnknown(), nil
 	})
 	if err != nil {

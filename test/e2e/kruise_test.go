@@ -1,0 +1,136 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+)
+
+func prepullOnce(t *testing.T, ns, image string) *v1beta1.CustomRun {
+	t.Helper()
+	create(t, ns, pipelineRun("pr", `
+      - name: prepull
+        taskRef: {apiVersion: custom.kruise.dev/v1alpha1, kind: ImagePrePull}
+        params: [{name: image, value: "`+image+`"}, {name: nodeSelector, value: "node-type=web"}]
+`))
+	waitPipelineRun(t, ns, "pr", prTimeout)
+	return customRuns(t, ns, "pr")["prepull"]
+}
+
+func TestKruiseFeatureGateOff(t *testing.T) {
+	ctx := context.Background()
+	if err := c.StartKruiseManager(ctx, "ImagePullJobGate=false"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.StartKruiseManager(ctx, "ImagePullJobGate=true"); err != nil {
+			t.Fatal(err)
+		}
+	})
+	ns := namespace(t)
+	run := prepullOnce(t, ns, "registry.local/app:gate")
+	if cond(run).Reason != "KruiseFeatureGateDisabled" {
+		t.Fatalf("CustomRun %+v", cond(run))
+	}
+	contains(t, "message", cond(run).Message, "feature-gate ImagePullJobGate is not enabled", "--feature-gates=ImagePullJobGate=true")
+	if !c.ControllerRunning() {
+		t.Fatal("the controller died")
+	}
+}
+
+// Kruise's ImagePullJob CRD goes away and comes back: runs fail with the
+// install hint meanwhile, the controller keeps running, and runs work again
+// once the CRD is back, without a restart.
+func TestKruiseCRDAbsent(t *testing.T) {
+	ctx := context.Background()
+	crd := filepath.Join(kruiseDir(t), "config", "crd", "bases", "apps.kruise.io_imagepulljobs.yaml")
+	if _, err := c.Kubectl(ctx, "delete", "-f", crd, "--wait=true", "--timeout=2m"); err != nil {
+		t.Fatal(err)
+	}
+	restored := false
+	restore := func() {
+		if restored {
+			return
+		}
+		restored = true
+		if _, err := c.Kubectl(ctx, "apply", "--server-side", "-f", crd); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := c.Kubectl(ctx, "wait", "--for=condition=Established", "crd/imagepulljobs.apps.kruise.io"); err != nil {
+			t.Fatal(err)
+		}
+		// Kruise's manager watches ImagePullJobs too: restart it on the new CRD.
+		if err := c.StartKruiseManager(ctx, "ImagePullJobGate=true"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(restore)
+
+	run := prepullOnce(t, namespace(t), "registry.local/app:nocrd")
+	if cond(run).Reason != "KruiseNotInstalled" {
+		t.Fatalf("CustomRun %+v", cond(run))
+	}
+	contains(t, "message", cond(run).Message, "install OpenKruise", "ImagePullJobGate")
+	if !c.ControllerRunning() {
+		t.Fatal("the controller died without Kruise's CRD")
+	}
+
+	restore()
+	ns := namespace(t)
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		// The controller's ImagePullJob watch recovers on its own; a run tells when.
+		name := "pr-" + strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+		create(t, ns, strings.Replace(pipelineRun(name, `
+      - name: prepull
+        taskRef: {apiVersion: custom.kruise.dev/v1alpha1, kind: ImagePrePull}
+        params: [{name: image, value: "registry.local/app:crd-back"}, {name: nodeSelector, value: "node-type=web"}]
+`), "pipeline: 10m", "pipeline: 1m", 1))
+		pr := waitPipelineRun(t, ns, name, prTimeout)
+		return pr.Status.GetCondition("Succeeded").IsTrue(), nil
+	})
+	if err != nil {
+		t.Fatalf("no run succeeded after Kruise's CRD came back: %v", err)
+	}
+}
+
+func kruiseDir(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "mod", "download", "-json", "github.com/openkruise/kruise@v1.8.0").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m struct{ Dir string }
+	if err := json.Unmarshal(out, &m); err != nil {
+		t.Fatal(err)
+	}
+	return m.Dir
+}
+
+// What users see: tkn customrun describe shows the status message, the reason
+// and every result.
+func TestTknDescribe(t *testing.T) {
+	ns := namespace(t)
+	run := prepullOnce(t, ns, "registry.local/flaky-tkn:v1")
+	tkn, err := exec.Command(filepath.Join("..", "..", "hack", "build-tools.sh"), "--path", "tkn").Output()
+	if err != nil || len(tkn) == 0 {
+		t.Fatalf("tkn is not built (make tools): %v", err)
+	}
+	out, err := exec.Command(strings.TrimSpace(string(tkn)), "customrun", "describe", run.Name, "-n", ns, "--kubeconfig", c.Kubeconfig).CombinedOutput()
+	if err != nil {
+		t.Fatalf("tkn: %v\n%s", err, out)
+	}
+	t.Logf("tkn customrun describe:\n%s", out)
+	contains(t, "tkn output", string(out), "ThresholdNotMet", "2/3 nodes have registry.local/flaky-tkn:v1 (1 failed)",
+		"web-b1", "desired", "succeeded", "failed", "failedNodes", `["web-b1"]`, "imagePullJobs")
+	_ = metav1.Now
+}
