@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 GO_TEST_FLAGS ?=
 
-.PHONY: all build test unit e2e verify codegen install fuzz clean tools demo cluster-up cluster-down
+.PHONY: all build test unit e2e verify codegen install release fuzz clean tools demo cluster-up cluster-down
 
 all: build
 
@@ -65,10 +65,25 @@ verify:
 	go vet -tags e2e ./test/...
 	go mod tidy -diff
 
-## install: ko apply -f config/ against the current KUBECONFIG (KO_DOCKER_REPO must be set)
+# With KO_DOCKER_REPO unset and the local cluster up (make cluster-up), ko
+# builds on the local registry's base image, pushes there and applies there.
+define ko
+	@./hack/build-tools.sh ko
+	@if [ -z "$${KO_DOCKER_REPO:-}" ] && [ -f .local/ready ]; then \
+	  export KO_DOCKER_REPO=$$(cat .local/registry)/imageprepull KO_DEFAULTBASEIMAGE=$$(cat .local/base-image) \
+	    KUBECONFIG=$$(cat .local/kubeconfig-path) PATH=$$(dirname $$(./hack/build-tools.sh --path kubectl)):$$PATH; \
+	  flags=--insecure-registry; \
+	fi; \
+	$$(./hack/build-tools.sh --path ko) $(1) $$flags -f config/ $(2)
+endef
+
+## install: ko apply -f config/ against the current KUBECONFIG (or the local cluster's)
 install:
-	./hack/build-tools.sh ko
-	$$(./hack/build-tools.sh --path ko) apply -f config/
+	$(call ko,apply)
+
+## release: release.yaml, config/ with the controller image built and pushed by ko (ko resolve)
+release:
+	$(call ko,resolve,> release.yaml)
 
 clean:
 	rm -rf bin

@@ -16,26 +16,27 @@ import (
 // Namespace is where config/ installs the controller.
 const Namespace = "imageprepull"
 
-// installAndStartController applies config/ as users do (the Deployment's
-// pod never runs here: there is no kubelet) and runs the controller as a
-// process, authenticated as the Deployment's ServiceAccount, so that every
-// test exercises the shipped RBAC.
-func (c *Cluster) installAndStartController(ctx context.Context) error {
-	if _, err := c.Kubectl(ctx, "apply", "-f", filepath.Join(c.opts.Root, "config")); err != nil {
-		return err
-	}
-	until(ctx, 30*time.Second, "the ImagePrePull CRD", nil, func(ctx context.Context) error { //nolint:errcheck // the next calls fail clearly
-		_, err := c.Kubectl(ctx, "wait", "--for=condition=Established", "crd/imageprepulls.custom.kruise.dev")
-		return err
-	})
-	bin := c.opts.ControllerBinary
-	if bin == "" {
-		bin = filepath.Join(c.Dir, "controller")
-		build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./cmd/controller")
+// installAndStartController installs config/ as users do, with ko, and runs
+// the controller binary from the image ko pushed as a process (the
+// Deployment's pod never runs here: there is no kubelet), authenticated as the
+// Deployment's ServiceAccount, so that every test exercises the shipped
+// artifact and RBAC.
+func (c *Cluster) installAndStartController(ctx context.Context) (err error) {
+	if c.opts.PlainBuild {
+		if _, err := c.Kubectl(ctx, "apply", "-f", filepath.Join(c.opts.Root, "config")); err != nil {
+			return err
+		}
+		c.controllerBinary = filepath.Join(c.Dir, "controller")
+		build := exec.CommandContext(ctx, "go", "build", "-o", c.controllerBinary, "./cmd/controller")
 		build.Dir = c.opts.Root
 		if out, err := build.CombinedOutput(); err != nil {
 			return fmt.Errorf("building the controller: %w: %s", err, out)
 		}
+	} else if c.controllerBinary, err = c.koInstall(ctx); err != nil {
+		return err
+	}
+	if _, err := c.Kubectl(ctx, "wait", "--for=condition=Established", "crd/imageprepulls.custom.kruise.dev"); err != nil {
+		return err
 	}
 	tok, err := c.Kube.CoreV1().ServiceAccounts(Namespace).CreateToken(ctx, "imageprepull-controller",
 		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](48 * 3600)}},
@@ -47,7 +48,6 @@ func (c *Cluster) installAndStartController(ctx context.Context) error {
 	if err := c.writeKubeconfig(c.controllerKubeconfig, "system:serviceaccount:"+Namespace+":imageprepull-controller", tok.Status.Token); err != nil {
 		return err
 	}
-	c.controllerBinary = bin
 	return c.StartController(ctx)
 }
 

@@ -13,6 +13,7 @@ import (
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 )
 
@@ -116,21 +117,58 @@ func kruiseDir(t *testing.T) string {
 	return m.Dir
 }
 
-// What users see: tkn customrun describe shows the status message, the reason
-// and every result.
-func TestTknDescribe(t *testing.T) {
-	ns := namespace(t)
-	run := prepullOnce(t, ns, "registry.local/flaky-tkn:v1")
-	tkn, err := exec.Command(filepath.Join("..", "..", "hack", "build-tools.sh"), "--path", "tkn").Output()
-	if err != nil || len(tkn) == 0 {
+// What users see: tkn customrun list and describe on a running, a
+// succeeded, a failed and a cancelled ImagePrePull show the reason, a message
+// that reads at a glance, and every result.
+func TestTkn(t *testing.T) {
+	tknPath, err := exec.Command(filepath.Join("..", "..", "hack", "build-tools.sh"), "--path", "tkn").Output()
+	if err != nil || len(tknPath) == 0 {
 		t.Fatalf("tkn is not built (make tools): %v", err)
 	}
-	out, err := exec.Command(strings.TrimSpace(string(tkn)), "customrun", "describe", run.Name, "-n", ns, "--kubeconfig", c.Kubeconfig).CombinedOutput()
-	if err != nil {
-		t.Fatalf("tkn: %v\n%s", err, out)
+	tkn := func(ns string, args ...string) string {
+		t.Helper()
+		out, err := exec.Command(strings.TrimSpace(string(tknPath)), append(args, "-n", ns, "--kubeconfig", c.Kubeconfig)...).CombinedOutput()
+		if err != nil {
+			t.Fatalf("tkn %v: %v\n%s", args, err, out)
+		}
+		t.Logf("$ tkn %s\n%s", strings.Join(args, " "), out)
+		return string(out)
 	}
-	t.Logf("tkn customrun describe:\n%s", out)
-	contains(t, "tkn output", string(out), "ThresholdNotMet", "2/3 nodes have registry.local/flaky-tkn:v1 (1 failed)",
-		"web-b1", "desired", "succeeded", "failed", "failedNodes", `["web-b1"]`, "imagePullJobs")
-	_ = metav1.Now
+	results := []string{"desired", "succeeded", "failed", "failedNodes", "imagePullJobs"}
+
+	ns := namespace(t)
+	failed := prepullOnce(t, ns, "registry.local/flaky-tkn:v1")
+	out := tkn(ns, "customrun", "describe", failed.Name)
+	contains(t, "tkn describe (failed)", out, append(results, "Failed(ThresholdNotMet)", "2/3 nodes have registry.local/flaky-tkn:v1 (1 failed)",
+		"successThreshold 100% needs 3", "web-b1 (registry.local/flaky-tkn:v1): Failed to pull image", "not found", `["web-b1"]`)...)
+
+	ns = namespace(t)
+	succeeded := prepullOnce(t, ns, "registry.local/app:tkn")
+	out = tkn(ns, "customrun", "describe", succeeded.Name)
+	contains(t, "tkn describe (succeeded)", out, append(results, "Succeeded", "image", "registry.local/app:tkn")...)
+	contains(t, "tkn list", tkn(ns, "customrun", "list"), succeeded.Name, "Succeeded")
+
+	ns = namespace(t)
+	create(t, ns, pipelineRun("pr", `
+      - name: prepull
+        taskRef: {apiVersion: custom.kruise.dev/v1alpha1, kind: ImagePrePull}
+        params: [{name: image, value: "registry.local/slow-tkn:v1"}, {name: nodeNames, value: [web-a1, web-a2]}]
+`))
+	waitJobs(t, ns, 1)
+	running := waitCustomRun(t, ns, "pr-prepull", time.Minute, "running", func(r *v1beta1.CustomRun) bool {
+		return strings.Contains(cond(r).Message, "0/2 nodes have registry.local/slow-tkn:v1")
+	})
+	// tkn v0.46 prints a CustomRun's message only once it failed
+	// (pkg/cmd/customrun/describe.go, hasFailed); while running, the progress
+	// message is in the status, which waitCustomRun read above.
+	out = tkn(ns, "customrun", "describe", running.Name)
+	contains(t, "tkn describe (running)", out, "Running", "registry.local/slow-tkn:v1")
+	contains(t, "tkn list (running)", tkn(ns, "customrun", "list"), running.Name, "Running")
+	if _, err := c.Tekton.TektonV1().PipelineRuns(ns).Patch(context.Background(), "pr", types.MergePatchType,
+		[]byte(`{"spec":{"status":"Cancelled"}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitPipelineRun(t, ns, "pr", prTimeout)
+	out = tkn(ns, "customrun", "describe", running.Name)
+	contains(t, "tkn describe (cancelled)", out, "Failed(CustomRunCancelled)", string(v1beta1.CustomRunCancelledByPipelineMsg))
 }

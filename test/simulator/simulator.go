@@ -67,13 +67,15 @@ type Simulator struct {
 
 	mu      sync.Mutex
 	rnd     *rand.Rand
-	pending map[string]bool // node/image/tag/version being pulled
+	// started holds every node/image/tag/version pulled or being pulled:
+	// an event that lags behind the pull's own writes must not pull again.
+	started map[string]bool
 	pulls   int
 }
 
 // New makes a simulator; Start runs it.
 func New(kube kubernetes.Interface, kruise kruiseclient.Interface, cfg Config) *Simulator {
-	return &Simulator{kube: kube, kruise: kruise, cfg: cfg, pending: map[string]bool{},
+	return &Simulator{kube: kube, kruise: kruise, cfg: cfg, started: map[string]bool{},
 		rnd: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed+1))}
 }
 
@@ -85,9 +87,17 @@ func (s *Simulator) Pulls() int {
 }
 
 // Start watches until ctx ends; it returns once its caches are synced.
+// Nodes sync first: a NodeImage event handled before its Node is in the
+// cache would be dropped.
 func (s *Simulator) Start(ctx context.Context) error {
 	kf := informers.NewSharedInformerFactory(s.kube, 0)
 	s.nodes = kf.Core().V1().Nodes().Lister()
+	kf.Start(ctx.Done())
+	for typ, ok := range kf.WaitForCacheSync(ctx.Done()) {
+		if !ok {
+			return fmt.Errorf("syncing %v", typ)
+		}
+	}
 	nf := kruiseinformers.NewSharedInformerFactory(s.kruise, 0)
 	ni := nf.Apps().V1alpha1().NodeImages().Informer()
 	if _, err := ni.AddEventHandler(cache.ResourceEventHandlerFuncs{
@@ -96,13 +106,7 @@ func (s *Simulator) Start(ctx context.Context) error {
 	}); err != nil {
 		return err
 	}
-	kf.Start(ctx.Done())
 	nf.Start(ctx.Done())
-	for typ, ok := range kf.WaitForCacheSync(ctx.Done()) {
-		if !ok {
-			return fmt.Errorf("syncing %v", typ)
-		}
-	}
 	for typ, ok := range nf.WaitForCacheSync(ctx.Done()) {
 		if !ok {
 			return fmt.Errorf("syncing %v", typ)
@@ -125,14 +129,14 @@ func (s *Simulator) sync(ctx context.Context, ni *kruisev1alpha1.NodeImage) {
 			}
 			key := fmt.Sprintf("%s/%s/%s/%d", ni.Name, name, tag.Tag, tag.Version)
 			s.mu.Lock()
-			if s.pending[key] {
+			if s.started[key] {
 				s.mu.Unlock()
 				continue
 			}
-			s.pending[key] = true
+			s.started[key] = true
 			s.pulls++
 			s.mu.Unlock()
-			go s.pull(ctx, node, name, tag.Tag, tag.Version, key)
+			go s.pull(ctx, node, name, tag.Tag, tag.Version)
 		}
 	}
 }
@@ -146,12 +150,7 @@ func done(ni *kruisev1alpha1.NodeImage, name, tag string, version int64) bool {
 	return false
 }
 
-func (s *Simulator) pull(ctx context.Context, node *corev1.Node, name, tag string, version int64, key string) {
-	defer func() {
-		s.mu.Lock()
-		delete(s.pending, key)
-		s.mu.Unlock()
-	}()
+func (s *Simulator) pull(ctx context.Context, node *corev1.Node, name, tag string, version int64) {
 	image := name + ":" + tag
 	start := metav1.Now()
 	d, failMsg := s.plan(node, image)

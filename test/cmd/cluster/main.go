@@ -70,7 +70,8 @@ func run(ctx context.Context, mode string) error {
 	}
 	defer os.Remove(filepath.Join(state, "ready"))
 	for name, content := range map[string]string{
-		"pid": strconv.Itoa(os.Getpid()), "kubeconfig-path": c.Kubeconfig, "ready": "",
+		"pid": strconv.Itoa(os.Getpid()), "kubeconfig-path": c.Kubeconfig,
+		"registry": c.Registry, "base-image": c.BaseImage, "ready": "",
 	} {
 		if err := os.WriteFile(filepath.Join(state, name), []byte(content), 0o644); err != nil {
 			return err

@@ -1,0 +1,75 @@
+package cluster
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// koEnv is what ko needs to build onto the local registry: the base image
+// pushed there, the repository to push to, and kubectl on PATH for ko apply.
+func (c *Cluster) koEnv() []string {
+	return append(os.Environ(),
+		"KO_DOCKER_REPO="+c.Registry+"/imageprepull",
+		"KO_DEFAULTBASEIMAGE="+c.BaseImage,
+		"KUBECONFIG="+c.Kubeconfig,
+		"PATH="+filepath.Dir(c.tool("kubectl"))+string(os.PathListSeparator)+os.Getenv("PATH"),
+	)
+}
+
+// Ko runs the built ko in the repository root, against the local registry
+// and cluster, and returns its standard output and error separately.
+func (c *Cluster) Ko(ctx context.Context, args ...string) (stdout, stderr string, err error) {
+	cmd := exec.CommandContext(ctx, c.tool("ko"), args...)
+	cmd.Dir = c.opts.Root
+	cmd.Env = c.koEnv()
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), errb.String(), fmt.Errorf("ko %s: %w\n%s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String(), errb.String(), nil
+}
+
+// koInstall installs config/ as users do, with `ko apply -f config/`, and
+// returns the controller binary from the image ko pushed, so that the tests
+// run the artifact users install.
+func (c *Cluster) koInstall(ctx context.Context) (binary string, err error) {
+	_, stderr, err := c.Ko(ctx, "apply", "--insecure-registry", "-f", "config/")
+	if err != nil {
+		return "", err
+	}
+	c.KoApplyOutput = stderr
+	dep, err := c.Kube.AppsV1().Deployments(Namespace).Get(ctx, "imageprepull-controller", metav1.GetOptions{})
+	if err != nil {
+		return "", err
+	}
+	image := dep.Spec.Template.Spec.Containers[0].Image
+	if !strings.HasPrefix(image, c.Registry+"/") || !strings.Contains(image, "@sha256:") {
+		return "", fmt.Errorf("the Deployment's image %q is not a digest in the local registry", image)
+	}
+	c.ControllerImage = image
+	binary = filepath.Join(c.Dir, "controller-from-image")
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	return binary, extractBinary(ctx, image, "ko-app/controller", binary)
+}
+
+func writeExecutable(dest string, r io.Reader) error {
+	f, err := os.OpenFile(dest, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return err
+	}
+	if _, err := io.Copy(f, r); err != nil {
+		f.Close()
+		return err
+	}
+	return f.Close()
+}
