@@ -65,8 +65,8 @@ type Simulator struct {
 	cfg    Config
 	nodes  corelisters.NodeLister
 
-	mu      sync.Mutex
-	rnd     *rand.Rand
+	mu  sync.Mutex
+	rnd *rand.Rand
 	// started holds every node/image/tag/version pulled or being pulled:
 	// an event that lags behind the pull's own writes must not pull again.
 	started map[string]bool
