@@ -1,7 +1,7 @@
 // Package readme renders README.md's generated parts from the code and the
-// files they show, so that they cannot drift: the examples between
-// "<!-- example: PATH -->" markers, and the params table between
-// "<!-- params -->" and "<!-- /params -->".
+// files they show, so that they cannot drift: the examples after
+// "<!-- example: PATH -->" markers, and the tables of params, results,
+// reasons and events between "<!-- NAME -->" and "<!-- /NAME -->".
 package readme
 
 import (
@@ -12,12 +12,18 @@ import (
 	"strings"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/openkruise/imageprepull/pkg/reconciler/imageprepull"
 )
 
-var (
-	exampleRE = regexp.MustCompile("(?s)(<!-- example: (\\S+) -->\n```yaml\n)(.*?)(\n```)")
-	paramsRE  = regexp.MustCompile("(?s)(<!-- params -->\n).*?(<!-- /params -->)")
-)
+var exampleRE = regexp.MustCompile("(?s)(<!-- example: (\\S+) -->\n```yaml\n)(.*?)(\n```)")
+
+// tables are README's generated tables, by marker name.
+var tables = map[string]func() string{
+	"params":  ParamsTable,
+	"results": func() string { return docTable("result", imageprepull.ResultDocs) },
+	"reasons": func() string { return docTable("reason", imageprepull.ReasonDocs) },
+	"events":  func() string { return docTable("event", imageprepull.EventDocs) },
+}
 
 // Render returns README with its generated parts made anew; root is the
 // repository's root, where example paths start.
@@ -32,11 +38,23 @@ func Render(root, readme string) (string, error) {
 		}
 		return m[1] + strings.TrimRight(string(b), "\n") + m[4]
 	})
-	if !paramsRE.MatchString(out) {
-		return "", fmt.Errorf("README has no <!-- params --> section")
+	for name, table := range tables {
+		re := regexp.MustCompile("(?s)(<!-- " + name + " -->\n).*?(<!-- /" + name + " -->)")
+		if !re.MatchString(out) {
+			return "", fmt.Errorf("README has no <!-- %s --> section", name)
+		}
+		out = re.ReplaceAllString(out, "${1}"+strings.ReplaceAll(table(), "$", "$$")+"${2}")
 	}
-	out = paramsRE.ReplaceAllString(out, "${1}"+strings.ReplaceAll(ParamsTable(), "$", "$$")+"${2}")
 	return out, err
+}
+
+func docTable(what string, docs []imageprepull.Doc) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "| %s | meaning |\n|---|---|\n", what)
+	for _, d := range docs {
+		fmt.Fprintf(&b, "| `%s` | %s |\n", d.Name, strings.ReplaceAll(d.Meaning, "|", `\|`))
+	}
+	return b.String()
 }
 
 // ParamsTable is the params table, made from v1alpha1.Params.

@@ -1,0 +1,46 @@
+package imageprepull
+
+import (
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+
+	"github.com/openkruise/imageprepull/pkg/kruise"
+)
+
+// Doc is one documented name: a reason, a result or an event.
+type Doc struct {
+	Name, Meaning string
+}
+
+// ResultDocs documents every result; README's table is made from it.
+var ResultDocs = []Doc{
+	{ResultDesired, "nodes matched (the largest count over the images' jobs)"},
+	{ResultSucceeded, "nodes that have every image"},
+	{ResultFailed, "nodes that failed at least one image"},
+	{ResultFailedNodes, `those nodes, as a JSON array: ["node-3"]`},
+	{ResultImagePullJobs, "the ImagePullJobs of the last attempt, as a JSON array"},
+}
+
+// ReasonDocs documents every reason the Succeeded condition can end with.
+var ReasonDocs = []Doc{
+	{v1beta1.CustomRunReasonSuccessful.String(), "every job completed and successThreshold is met, or wait is false and the jobs exist"},
+	{ReasonThresholdNotMet, "too few nodes got every image; the message names the failed nodes and kruise-daemon's reason"},
+	{ReasonNoNodes, "the selector matched no node"},
+	{v1beta1.CustomRunReasonCancelled.String(), "the run, or its PipelineRun, was cancelled or the PipelineRun timed out; the jobs are deleted"},
+	{v1beta1.CustomRunReasonTimedOut.String(), "the run's own timeout passed; the jobs are deleted"},
+	{ReasonInvalidParams, "a param is unknown, of the wrong type, or has a bad value; the message names it"},
+	{ReasonInvalidSpec, "the ImagePrePull or the embedded taskSpec has a bad field; the message names it"},
+	{ReasonNotFound, "the ImagePrePull named by taskRef does not exist in the run's namespace"},
+	{kruise.ReasonNotInstalled, "the API server does not serve ImagePullJobs: install OpenKruise"},
+	{kruise.ReasonGateDisabled, "OpenKruise's webhook refuses ImagePullJobs: enable the ImagePullJobGate feature gate"},
+	{kruise.ReasonForbidden, "RBAC forbids the controller to create ImagePullJobs: apply config/ again"},
+	{kruise.ReasonRejected, "OpenKruise's webhook rejected the ImagePullJob; the message says why"},
+	{ReasonJobDeleted, "a job of a running run was deleted by someone else (the run fails, the job is not made again)"},
+	{ReasonJobConflict, "a job with the run's deterministic name exists and belongs to something else"},
+}
+
+// EventDocs documents the Events on the CustomRun.
+var EventDocs = []Doc{
+	{"Normal " + v1beta1.CustomRunReasonStarted.String(), "the run started"},
+	{"Normal " + v1beta1.CustomRunReasonSuccessful.String(), "the run succeeded; the message is the run's"},
+	{"Warning <reason>", "the run failed, with the reason and message of its Succeeded condition"},
+}
