@@ -54,6 +54,13 @@ func TestParamsOnlySeveralImages(t *testing.T) {
 	if len(js) != 2 {
 		t.Fatalf("%d ImagePullJobs, want 2", len(js))
 	}
+	// The labels lead from a run, or a PipelineRun, to its jobs.
+	for _, sel := range []string{"tekton.dev/customRun=" + run.Name, "tekton.dev/pipelineRun=pr,tekton.dev/pipelineTask=prepull"} {
+		out, err := c.Kubectl(context.Background(), "get", "imagepulljobs", "-n", ns, "-l", sel, "-o", "name")
+		if err != nil || strings.Count(out, "imagepulljob.apps.kruise.io/") != 2 {
+			t.Errorf("kubectl get imagepulljobs -l %s: %v\n%s", sel, err, out)
+		}
+	}
 	var names []string
 	_ = json.Unmarshal([]byte(result(run, "imagePullJobs")), &names)
 	for _, j := range js {
