@@ -72,9 +72,11 @@ type Cluster struct {
 	Custom customclient.Interface
 	Config *rest.Config
 
-	procs      []*process
-	kruise     *process
-	controller *process
+	procs         []*process
+	apiserver     *process
+	apiserverArgs []string
+	kruise        *process
+	controllers   []*process
 
 	controllerBinary     string
 	controllerKubeconfig string

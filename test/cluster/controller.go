@@ -3,9 +3,11 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -51,16 +53,18 @@ func (c *Cluster) installAndStartController(ctx context.Context) (err error) {
 	return c.StartController(ctx)
 }
 
-// StartController starts (or restarts) the controller process.
+// StartController starts one more controller process: a replica, or the
+// first one. Replicas elect leaders (Knative's buckets, config-leader-election).
 func (c *Cluster) StartController(ctx context.Context) error {
-	if c.controller != nil {
-		c.controller.stop(10 * time.Second)
-	}
 	ports, err := freePorts(3)
 	if err != nil {
 		return err
 	}
-	p, err := c.start("imageprepull-controller", []string{
+	name := fmt.Sprintf("imageprepull-controller-%d", len(c.controllers))
+	if len(c.controllers) == 0 {
+		name = "imageprepull-controller"
+	}
+	p, err := c.start(name, []string{
 		"SYSTEM_NAMESPACE=" + Namespace, "CONFIG_LOGGING_NAME=config-logging",
 		"CONFIG_OBSERVABILITY_NAME=config-observability", "CONFIG_LEADERELECTION_NAME=config-leader-election",
 		"METRICS_DOMAIN=custom.kruise.dev/imageprepull",
@@ -70,12 +74,58 @@ func (c *Cluster) StartController(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.controller = p
+	c.controllers = append(c.controllers, p)
 	return until(ctx, 2*time.Minute, "the imageprepull controller to start", p, logContains(p, "Starting controllers"))
 }
 
-// ControllerLog is the last lines of the controller's log.
-func (c *Cluster) ControllerLog(lines int) string { return c.controller.tail(lines) }
+// KillControllers kills every controller process at once, as a crash would (kill -9).
+func (c *Cluster) KillControllers() {
+	for _, p := range c.controllers {
+		p.kill()
+	}
+}
 
-// ControllerRunning reports whether the controller process is alive.
-func (c *Cluster) ControllerRunning() bool { return c.controller != nil && !c.controller.exited() }
+// KillController kills the controller process whose log holds the given
+// text (its identity in a lease, say) with kill -9, and reports whether one did.
+func (c *Cluster) KillController(logText string) bool {
+	for _, p := range c.controllers {
+		if !p.exited() && logContains(p, logText)(context.Background()) == nil {
+			p.kill()
+			return true
+		}
+	}
+	return false
+}
+
+// ControllerLog is the last lines of every controller process's log.
+func (c *Cluster) ControllerLog(lines int) string {
+	var b strings.Builder
+	for _, p := range c.controllers {
+		fmt.Fprintf(&b, "----- %s\n%s\n", p.name, p.tail(lines))
+	}
+	return b.String()
+}
+
+// ControllerRunning reports whether a controller process is alive.
+func (c *Cluster) ControllerRunning() bool {
+	for _, p := range c.controllers {
+		if !p.exited() {
+			return true
+		}
+	}
+	return false
+}
+
+// ControllerLogs returns the whole logs of every controller process, for a
+// check over a run (no panic, say).
+func (c *Cluster) ControllerLogs() (string, error) {
+	var b strings.Builder
+	for _, p := range c.controllers {
+		data, err := os.ReadFile(p.log)
+		if err != nil {
+			return "", err
+		}
+		b.Write(data)
+	}
+	return b.String(), nil
+}

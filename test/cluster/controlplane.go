@@ -68,26 +68,39 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcd string) error {
 			return err
 		}
 	}
-	p, err := c.start("kube-apiserver", nil, c.tool("kube-apiserver"),
-		"--etcd-servers="+etcd, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
-		"--secure-port="+strconv.Itoa(port), "--cert-dir="+certDir,
+	args := []string{"--etcd-servers=" + etcd, "--bind-address=127.0.0.1", "--advertise-address=127.0.0.1",
+		"--secure-port=" + strconv.Itoa(port), "--cert-dir=" + certDir,
 		"--service-account-issuer=https://kubernetes.default.svc",
-		"--service-account-key-file="+filepath.Join(certDir, "sa.pub"),
-		"--service-account-signing-key-file="+filepath.Join(certDir, "sa.key"),
-		"--token-auth-file="+filepath.Join(certDir, "tokens.csv"),
+		"--service-account-key-file=" + filepath.Join(certDir, "sa.pub"),
+		"--service-account-signing-key-file=" + filepath.Join(certDir, "sa.key"),
+		"--token-auth-file=" + filepath.Join(certDir, "tokens.csv"),
 		"--authorization-mode=RBAC", "--service-cluster-ip-range=10.0.0.0/24",
-		"--enable-priority-and-fairness=false", "--v=0")
-	if err != nil {
-		return err
-	}
+		"--enable-priority-and-fairness=false", "--v=0"}
 	c.Server = "https://127.0.0.1:" + strconv.Itoa(port)
 	c.adminToken = token
-	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a loopback test server with a self-signed cert
-	if err := until(ctx, 2*time.Minute, "kube-apiserver /readyz", p, httpOK(insecure, c.Server+"/readyz", token)); err != nil {
+	c.apiserverArgs = args
+	if err := c.runAPIServer(ctx); err != nil {
 		return err
 	}
 	c.Kubeconfig = filepath.Join(c.Dir, "kubeconfig")
 	return c.writeKubeconfig(c.Kubeconfig, "admin", token)
+}
+
+func (c *Cluster) runAPIServer(ctx context.Context) error {
+	p, err := c.start("kube-apiserver", nil, c.tool("kube-apiserver"), c.apiserverArgs...)
+	if err != nil {
+		return err
+	}
+	c.apiserver = p
+	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a loopback test server with a self-signed cert
+	return until(ctx, 2*time.Minute, "kube-apiserver /readyz", p, httpOK(insecure, c.Server+"/readyz", c.adminToken))
+}
+
+// RestartAPIServer stops kube-apiserver and starts it again on the same
+// port; etcd keeps the data.
+func (c *Cluster) RestartAPIServer(ctx context.Context) error {
+	c.apiserver.stop(30 * time.Second)
+	return c.runAPIServer(ctx)
 }
 
 // writeKubeconfig writes a kubeconfig that authenticates with a bearer token.

@@ -168,7 +168,7 @@ func TestTkn(t *testing.T) {
 		[]byte(`{"spec":{"status":"Cancelled"}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	waitPipelineRun(t, ns, "pr", prTimeout)
+	waitCustomRun(t, ns, running.Name, time.Minute, "cancelled", func(r *v1beta1.CustomRun) bool { return r.IsDone() })
 	out = tkn(ns, "customrun", "describe", running.Name)
 	contains(t, "tkn describe (cancelled)", out, "Failed(CustomRunCancelled)", string(v1beta1.CustomRunCancelledByPipelineMsg))
 }

@@ -40,7 +40,9 @@ func TestPipelineRunCancelled(t *testing.T) {
 	if c := pr.Status.GetCondition("Succeeded"); c.IsTrue() || c.Reason != "Cancelled" {
 		t.Errorf("PipelineRun %+v, want Cancelled", c)
 	}
-	run := customRuns(t, ns, "pr")["prepull"]
+	// Tekton marks the PipelineRun cancelled once it asked the CustomRun to
+	// stop, without waiting for it: wait for the CustomRun itself.
+	run := waitCustomRun(t, ns, "pr-prepull", time.Minute, "cancelled", func(r *v1beta1.CustomRun) bool { return r.IsDone() })
 	if c := cond(run); c.Reason != v1beta1.CustomRunReasonCancelled.String() || c.Message != string(v1beta1.CustomRunCancelledByPipelineMsg) {
 		t.Errorf("CustomRun %+v", c)
 	}

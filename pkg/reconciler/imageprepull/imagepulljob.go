@@ -18,6 +18,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
 	"knative.dev/pkg/kmeta"
@@ -162,6 +163,26 @@ func (r *Reconciler) ensureJobs(ctx context.Context, run *v1beta1.CustomRun, spe
 // deleteJobs deletes the run's jobs (of one attempt, or of all when attempt
 // is negative). Kruise releases its deletion-protection finalizer on them.
 func (r *Reconciler) deleteJobs(ctx context.Context, run *v1beta1.CustomRun, attempt int) error {
+	sel := labels.Set{LabelCustomRun: run.Name}
+	if attempt >= 0 {
+		sel[LabelAttempt] = strconv.Itoa(attempt)
+	}
+	return r.deleteJobsOf(ctx, run.Namespace, sel, func(job *kruisev1alpha1.ImagePullJob) bool {
+		return metav1.IsControlledBy(job, run)
+	})
+}
+
+// ObserveDeletion deletes the jobs of a CustomRun that is gone, at once:
+// their ownerReferences let Kubernetes' garbage collector do the same, but
+// later, and only where one runs.
+func (r *Reconciler) ObserveDeletion(ctx context.Context, key types.NamespacedName) error {
+	return r.deleteJobsOf(ctx, key.Namespace, labels.Set{LabelCustomRun: key.Name}, func(job *kruisev1alpha1.ImagePullJob) bool {
+		owner := metav1.GetControllerOf(job)
+		return owner != nil && owner.Kind == pipeline.CustomRunControllerName && owner.Name == key.Name
+	})
+}
+
+func (r *Reconciler) deleteJobsOf(ctx context.Context, namespace string, sel labels.Set, owned func(*kruisev1alpha1.ImagePullJob) bool) error {
 	lister, err := r.jobs.Lister(ctx)
 	if err != nil {
 		if kruise.IsStarting(err) {
@@ -169,23 +190,19 @@ func (r *Reconciler) deleteJobs(ctx context.Context, run *v1beta1.CustomRun, att
 		}
 		return nil // Kruise is not installed: there is nothing to delete.
 	}
-	sel := labels.Set{LabelCustomRun: run.Name}
-	if attempt >= 0 {
-		sel[LabelAttempt] = strconv.Itoa(attempt)
-	}
-	jobs, err := lister.ImagePullJobs(run.Namespace).List(labels.SelectorFromSet(sel))
+	jobs, err := lister.ImagePullJobs(namespace).List(labels.SelectorFromSet(sel))
 	if err != nil {
 		return err
 	}
 	for _, job := range jobs {
-		if !metav1.IsControlledBy(job, run) || job.DeletionTimestamp != nil {
+		if !owned(job) || job.DeletionTimestamp != nil {
 			continue
 		}
-		err := r.kruise.AppsV1alpha1().ImagePullJobs(run.Namespace).Delete(ctx, job.Name, metav1.DeleteOptions{
+		err := r.kruise.AppsV1alpha1().ImagePullJobs(namespace).Delete(ctx, job.Name, metav1.DeleteOptions{
 			Preconditions: &metav1.Preconditions{UID: &job.UID},
 		})
-		if err != nil && !apierrors.IsNotFound(err) {
-			return fmt.Errorf("deleting ImagePullJob %s: %w", job.Name, err)
+		if err != nil && !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
+			return fmt.Errorf("deleting ImagePullJob %s/%s: %w", namespace, job.Name, err)
 		}
 	}
 	return nil

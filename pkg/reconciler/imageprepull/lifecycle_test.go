@@ -413,3 +413,25 @@ func TestFailureNamesNodesAndWhy(t *testing.T) {
 		t.Errorf("last event = %q", last)
 	}
 }
+
+func TestDeletedRunLosesItsJobs(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", arr("images", "nginx:1.27", "redis:7")))
+	e.create(newRun("other", str("image", app)))
+	e.mustReconcile("run")
+	e.mustReconcile("other")
+	if err := e.tekton.TektonV1beta1().CustomRuns(ns).Delete(e.ctx, "run", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.runs.Delete(newRun("run")); err != nil {
+		t.Fatal(err)
+	}
+	e.syncJobs()
+	if err := e.rec.Reconcile(e.ctx, ns+"/run"); err != nil {
+		t.Fatal(err)
+	}
+	jobs := e.jobList()
+	if len(jobs) != 1 || jobs[0].Labels[LabelCustomRun] != "other" {
+		t.Errorf("jobs left: %v, want only the other run's", jobs)
+	}
+}

@@ -1,0 +1,380 @@
+//go:build chaos
+
+// Package chaos runs CustomRuns through faults on the local cluster: the
+// controller killed with -9 and restarted, the leader of two replicas
+// killed, kube-apiserver restarted, OpenKruise's manager stopped for 30 s,
+// an ImagePullJob and a running CustomRun deleted behind the controller's
+// back. Every run must still end the way its simulated pulls dictate, with
+// exactly one ImagePullJob per image per attempt ever created.
+package chaos
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	coordinationv1 "k8s.io/api/coordination/v1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/apimachinery/pkg/watch"
+	"knative.dev/pkg/apis"
+
+	"github.com/openkruise/imageprepull/test/cluster"
+	"github.com/openkruise/imageprepull/test/simulator"
+)
+
+const (
+	ns    = "chaos"
+	runs  = 200
+	waves = 10
+)
+
+// expectation is how a run must end.
+type expectation struct {
+	reason  string
+	timeout time.Duration
+}
+
+func TestChaos(t *testing.T) {
+	root, _ := filepath.Abs(filepath.Join("..", ".."))
+	ctx, cancel := context.WithTimeout(context.Background(), 25*time.Minute)
+	defer cancel()
+	cfg := simulator.Config{SlowImages: regexp.MustCompile(`/slow-`), SlowPull: time.Hour, Seed: 7}
+	cfg.PullTime.Min, cfg.PullTime.Max = 200*time.Millisecond, 3*time.Second
+	var nodes []cluster.Node
+	for i := 1; i <= 6; i++ {
+		nodes = append(nodes, cluster.Node{Name: fmt.Sprintf("node-%d", i), Labels: map[string]string{"pool": "chaos"}})
+	}
+	c, err := cluster.Start(ctx, cluster.Options{Root: root, Nodes: nodes, Simulator: cfg,
+		Log: func(f string, a ...any) { t.Logf("cluster: "+f, a...) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Stop()
+	defer func() {
+		if t.Failed() {
+			t.Log(c.Logs(40))
+		}
+	}()
+	n6, _ := c.Kube.CoreV1().Nodes().Get(ctx, "node-6", metav1.GetOptions{})
+	n6.Annotations = map[string]string{simulator.AnnotationFail: `/flaky-`}
+	if _, err := c.Kube.CoreV1().Nodes().Update(ctx, n6, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	// Two replicas with a short lease, so that a failover shows within the test.
+	if _, err := c.Kubectl(ctx, "patch", "configmap", "config-leader-election", "-n", cluster.Namespace, "--type=merge",
+		"-p", `{"data":{"lease-duration":"15s","renew-deadline":"10s","retry-period":"2s"}}`); err != nil {
+		t.Fatal(err)
+	}
+	c.KillControllers()
+	startReplicas := func() {
+		for i := 0; i < 2; i++ {
+			if err := c.StartController(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	startReplicas()
+	if _, err := c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+
+	created := watchJobs(ctx, t, c)
+	want := map[string]expectation{}
+	var faults []string
+	fault := func(f string, args ...any) {
+		faults = append(faults, fmt.Sprintf(f, args...))
+		t.Logf("fault %d: %s", len(faults), faults[len(faults)-1])
+	}
+
+	// The runs come in waves while the faults happen.
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for w := 0; w < waves; w++ {
+			for i := w * runs / waves; i < (w+1)*runs/waves; i++ {
+				name, images, e := plan(i)
+				if err := createRun(ctx, c, name, images, e.timeout); err != nil {
+					t.Errorf("creating %s: %v", name, err)
+					return
+				}
+				mu.Lock()
+				want[name] = e
+				mu.Unlock()
+			}
+			time.Sleep(3 * time.Second)
+		}
+	}()
+
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := 0; i < 3; i++ {
+		time.Sleep(time.Duration(1000+rnd.IntN(3000)) * time.Millisecond)
+		c.KillControllers()
+		fault("kill -9 both controller replicas (%d of 3), then restart them", i+1)
+		startReplicas()
+	}
+
+	leader, took := killLeader(ctx, t, c)
+	fault("kill -9 the leader %s; the other replica led after %s (lease 15s)", leader, took.Round(100*time.Millisecond))
+	if took > 30*time.Second {
+		t.Errorf("failover took %s, more than the lease (15s) and a retry period allow", took)
+	}
+
+	if err := c.RestartAPIServer(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fault("restart kube-apiserver")
+
+	c.StopKruiseManager()
+	fault("stop the OpenKruise manager for 30s (its webhooks refuse ImagePullJobs meanwhile)")
+	time.Sleep(30 * time.Second)
+	if err := c.StartKruiseManager(ctx, "ImagePullJobGate=true"); err != nil {
+		t.Fatal(err)
+	}
+
+	// A job deleted behind the controller's back fails its run; a deleted run loses its jobs.
+	for _, name := range []string{"victim-job", "victim-run"} {
+		if err := createRun(ctx, c, name, []string{"registry.local/slow-victim:v1"}, 10*time.Minute); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mu.Lock()
+	want["victim-job"] = expectation{reason: "ImagePullJobDeleted"}
+	mu.Unlock()
+	victimJob := waitJobOf(ctx, t, c, "victim-job")
+	if err := c.Kruise.AppsV1alpha1().ImagePullJobs(ns).Delete(ctx, victimJob, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fault("delete ImagePullJob %s of a running run", victimJob)
+	waitJobOf(ctx, t, c, "victim-run")
+	if err := c.Tekton.TektonV1beta1().CustomRuns(ns).Delete(ctx, "victim-run", metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	fault("delete the running CustomRun victim-run")
+	wg.Wait()
+
+	// Every run ends as its pulls dictate.
+	right, wrong := 0, 0
+	for name, e := range want {
+		run := waitDone(ctx, t, c, name)
+		cond := run.Status.GetCondition(apis.ConditionSucceeded)
+		if cond.Reason != e.reason {
+			wrong++
+			t.Errorf("%s ended %s (%s), want %s", name, cond.Reason, cond.Message, e.reason)
+			continue
+		}
+		if e.timeout > 0 {
+			over := run.Status.CompletionTime.Sub(run.Status.StartTime.Time) - e.timeout
+			if over > 30*time.Second {
+				t.Errorf("%s stayed Running %s past its timeout", name, over)
+			}
+		}
+		right++
+	}
+	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		l, err := c.Kruise.AppsV1alpha1().ImagePullJobs(ns).List(ctx, metav1.ListOptions{LabelSelector: "tekton.dev/customRun=victim-run"})
+		return err == nil && len(l.Items) == 0, nil
+	})
+	if err != nil {
+		t.Errorf("the deleted run's ImagePullJobs are still there")
+	}
+
+	dups := created.duplicates()
+	for _, d := range dups {
+		t.Errorf("more than one ImagePullJob for %s", d)
+	}
+	logs, err := c.ControllerLogs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(logs, "panic") {
+		t.Errorf("the controller's log has a panic")
+	}
+	t.Logf("runs: %d; faults injected: %d; outcomes right: %d, wrong: %d; ImagePullJobs created: %d; duplicate jobs: %d",
+		len(want), len(faults), right, wrong, created.count(), len(dups))
+	fmt.Fprintf(os.Stderr, "chaos: runs %d, faults %d, outcomes right %d wrong %d, jobs %d, duplicate jobs %d\n",
+		len(want), len(faults), right, wrong, created.count(), len(dups))
+}
+
+// plan says what run i pulls and how it must end: flaky images fail on
+// node-6 (ThresholdNotMet at 100%), slow ones never finish (CustomRunTimedOut).
+func plan(i int) (string, []string, expectation) {
+	name := fmt.Sprintf("run-%03d", i)
+	switch {
+	case i%10 == 9:
+		return name, []string{fmt.Sprintf("registry.local/slow-%d:v1", i)}, expectation{reason: "CustomRunTimedOut", timeout: 40 * time.Second}
+	case i%2 == 1:
+		return name, []string{fmt.Sprintf("registry.local/flaky-%d:v1", i)}, expectation{reason: "ThresholdNotMet"}
+	case i%4 == 0:
+		return name, []string{fmt.Sprintf("registry.local/app-%d:v1", i), fmt.Sprintf("registry.local/side-%d:v1", i)}, expectation{reason: "Succeeded"}
+	}
+	return name, []string{fmt.Sprintf("registry.local/app-%d:v1", i)}, expectation{reason: "Succeeded"}
+}
+
+func createRun(ctx context.Context, c *cluster.Cluster, name string, images []string, timeout time.Duration) error {
+	if timeout == 0 {
+		timeout = 10 * time.Minute
+	}
+	run := &v1beta1.CustomRun{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns},
+		Spec: v1beta1.CustomRunSpec{
+			CustomRef: &v1beta1.TaskRef{APIVersion: "custom.kruise.dev/v1alpha1", Kind: "ImagePrePull"},
+			Timeout:   &metav1.Duration{Duration: timeout},
+			Params: v1beta1.Params{
+				{Name: "images", Value: v1beta1.ParamValue{Type: v1beta1.ParamTypeArray, ArrayVal: images}},
+				{Name: "pullTimeoutSeconds", Value: *v1beta1.NewStructuredValues("10")},
+			},
+		},
+	}
+	// The API server may be restarting: try for a while.
+	return wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := c.Tekton.TektonV1beta1().CustomRuns(ns).Create(ctx, run, metav1.CreateOptions{})
+		return err == nil || strings.Contains(err.Error(), "already exists"), nil
+	})
+}
+
+func waitDone(ctx context.Context, t *testing.T, c *cluster.Cluster, name string) *v1beta1.CustomRun {
+	t.Helper()
+	var run *v1beta1.CustomRun
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 8*time.Minute, true, func(ctx context.Context) (bool, error) {
+		r, err := c.Tekton.TektonV1beta1().CustomRuns(ns).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		run = r
+		return r.IsDone(), nil
+	})
+	if err != nil {
+		t.Fatalf("%s not done: %+v", name, run.Status.GetCondition(apis.ConditionSucceeded))
+	}
+	return run
+}
+
+func waitJobOf(ctx context.Context, t *testing.T, c *cluster.Cluster, run string) string {
+	t.Helper()
+	var job string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		l, err := c.Kruise.AppsV1alpha1().ImagePullJobs(ns).List(ctx, metav1.ListOptions{LabelSelector: "tekton.dev/customRun=" + run})
+		if err != nil || len(l.Items) == 0 {
+			return false, nil
+		}
+		job = l.Items[0].Name
+		return l.Items[0].Status.StartTime != nil, nil
+	})
+	if err != nil {
+		t.Fatalf("no started ImagePullJob for %s", run)
+	}
+	return job
+}
+
+// killLeader kills the replica holding the lease and returns it and how long
+// until the other one held it.
+func killLeader(ctx context.Context, t *testing.T, c *cluster.Cluster) (string, time.Duration) {
+	t.Helper()
+	var lease *coordinationv1.Lease
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		l, err := c.Kube.CoordinationV1().Leases(cluster.Namespace).List(ctx, metav1.ListOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for i := range l.Items {
+			if strings.Contains(l.Items[i].Name, "imageprepull") && l.Items[i].Spec.HolderIdentity != nil && *l.Items[i].Spec.HolderIdentity != "" {
+				lease = &l.Items[i]
+				return c.KillController(*lease.Spec.HolderIdentity + `" has started leading`), nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("no leader to kill: %v", err)
+	}
+	killed := *lease.Spec.HolderIdentity
+	start := time.Now()
+	err = wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		l, err := c.Kube.CoordinationV1().Leases(cluster.Namespace).Get(ctx, lease.Name, metav1.GetOptions{})
+		return err == nil && l.Spec.HolderIdentity != nil && *l.Spec.HolderIdentity != killed && *l.Spec.HolderIdentity != "", nil
+	})
+	if err != nil {
+		t.Fatalf("no replica took over from %s", killed)
+	}
+	return killed, time.Since(start)
+}
+
+// jobLedger counts the ImagePullJobs ever created, by run, image and attempt.
+type jobLedger struct {
+	mu   sync.Mutex
+	uids map[string]map[types.UID]bool
+}
+
+func watchJobs(ctx context.Context, t *testing.T, c *cluster.Cluster) *jobLedger {
+	t.Helper()
+	l := &jobLedger{uids: map[string]map[types.UID]bool{}}
+	go func() {
+		rv := ""
+		for ctx.Err() == nil {
+			w, err := c.Kruise.AppsV1alpha1().ImagePullJobs(ns).Watch(ctx, metav1.ListOptions{ResourceVersion: rv, AllowWatchBookmarks: true})
+			if err != nil {
+				time.Sleep(200 * time.Millisecond) // the API server restarts
+				continue
+			}
+			for ev := range w.ResultChan() {
+				job, ok := ev.Object.(*kruisev1alpha1.ImagePullJob)
+				if !ok {
+					continue
+				}
+				rv = job.ResourceVersion
+				if ev.Type != watch.Added {
+					continue
+				}
+				owner := metav1.GetControllerOf(job)
+				if owner == nil {
+					continue
+				}
+				key := fmt.Sprintf("%s %s attempt %s", owner.UID, job.Spec.Image, job.Labels["custom.kruise.dev/attempt"])
+				l.mu.Lock()
+				if l.uids[key] == nil {
+					l.uids[key] = map[types.UID]bool{}
+				}
+				l.uids[key][job.UID] = true
+				l.mu.Unlock()
+			}
+		}
+	}()
+	return l
+}
+
+func (l *jobLedger) duplicates() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var out []string
+	for k, uids := range l.uids {
+		if len(uids) > 1 {
+			out = append(out, fmt.Sprintf("%s (%d jobs)", k, len(uids)))
+		}
+	}
+	return out
+}
+
+func (l *jobLedger) count() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, uids := range l.uids {
+		n += len(uids)
+	}
+	return n
+}
