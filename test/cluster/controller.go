@@ -97,6 +97,16 @@ func (c *Cluster) KillController(logText string) bool {
 	return false
 }
 
+// ControllerAlive reports whether a live controller process's log holds the text.
+func (c *Cluster) ControllerAlive(logText string) bool {
+	for _, p := range c.controllers {
+		if !p.exited() && logContains(p, logText)(context.Background()) == nil {
+			return true
+		}
+	}
+	return false
+}
+
 // ControllerLog is the last lines of every controller process's log.
 func (c *Cluster) ControllerLog(lines int) string {
 	var b strings.Builder

@@ -8,6 +8,7 @@ package simulator
 import (
 	"context"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"regexp"
 	"strconv"
@@ -19,6 +20,7 @@ import (
 	kruiseinformers "github.com/openkruise/kruise-api/client/informers/externalversions"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -199,9 +201,12 @@ func (s *Simulator) plan(node *corev1.Node, image string) (time.Duration, string
 	return d, ""
 }
 
-// write sets one tag's status and recounts, as kruise-daemon's status sync does.
+// write sets one tag's status and recounts, as kruise-daemon's status sync
+// does. Like the daemon, it keeps trying until the write lands (the API
+// server may be restarting) or the simulator stops.
 func (s *Simulator) write(ctx context.Context, node, name string, st kruisev1alpha1.ImageTagStatus) {
-	_ = retry.RetryOnConflict(retry.DefaultBackoff, func() error {
+	backoff := wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Cap: 5 * time.Second, Steps: math.MaxInt32}
+	_ = retry.OnError(backoff, func(error) bool { return ctx.Err() == nil }, func() error {
 		ni, err := s.kruise.AppsV1alpha1().NodeImages().Get(ctx, node, metav1.GetOptions{})
 		if err != nil {
 			return err

@@ -1,6 +1,8 @@
 package imageprepull
 
 import (
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
@@ -95,6 +97,60 @@ func TestBadInputFailsAtOnce(t *testing.T) {
 			ReasonInvalidSpec, []string{"taskSpec.spec.podSelector", "empty pod selector"}},
 		{"embedded bad image", newRun("r", embedded(`{"images":["nginx:1","NGINX"]}`)),
 			ReasonInvalidSpec, []string{"taskSpec.spec.images[1]"}},
+		{"10,000-character image", newRun("r", str("image", strings.Repeat("a", 10000)+":v1")), ReasonInvalidParams,
+			[]string{"params.image", "not an image reference"}},
+		{"10,000-character node selector", newRun("r", str("image", app), str("nodeSelector", "k="+strings.Repeat("v", 10000))),
+			ReasonInvalidParams, []string{"params.nodeSelector"}},
+		{"unicode image", newRun("r", str("image", "nginx:✓")), ReasonInvalidParams, []string{"params.image"}},
+		{"unicode node name", newRun("r", str("image", app), arr("nodeNames", "nöde-1")), ReasonInvalidParams,
+			[]string{"params.nodeNames[0]", "not a node name"}},
+		{"JSON in the image", newRun("r", str("image", `{"image":"nginx:1"}`)), ReasonInvalidParams, []string{"params.image"}},
+		{"JSON in the node selector", newRun("r", str("image", app), str("nodeSelector", `{"a":"b"}`)), ReasonInvalidParams,
+			[]string{"params.nodeSelector"}},
+		{"empty image in images", newRun("r", arr("images", "nginx:1", "")), ReasonInvalidParams,
+			[]string{"params.images[1]", "missing field"}},
+		{"33 images", newRun("r", arr("images", manyImages(33)...)), ReasonInvalidParams, []string{"params.images", "expected 0 <= 33 <= 32"}},
+		{"duplicate node names", newRun("r", str("image", app), arr("nodeNames", "n1", "n1")), ReasonInvalidParams,
+			[]string{"params.nodeNames[1]", "duplicate"}},
+		{"17 pull secrets", newRun("r", str("image", app), arr("pullSecrets", manyNames(17)...)), ReasonInvalidParams,
+			[]string{"params.pullSecrets", "expected 0 <= 17 <= 16"}},
+		{"duplicate pull secrets", newRun("r", str("image", app), arr("pullSecrets", "a", "a")), ReasonInvalidParams,
+			[]string{"params.pullSecrets[1]", "duplicate"}},
+		{"fractional percentage", newRun("r", str("image", app), str("successThreshold", "50.5%")), ReasonInvalidParams,
+			[]string{"params.successThreshold"}},
+		{"threshold in exponent form", newRun("r", str("image", app), str("successThreshold", "1e3")), ReasonInvalidParams,
+			[]string{"params.successThreshold"}},
+		{"fractional parallelism", newRun("r", str("image", app), str("parallelism", "1.5")), ReasonInvalidParams,
+			[]string{"params.parallelism", "whole number"}},
+		{"hexadecimal parallelism", newRun("r", str("image", app), str("parallelism", "0x10")), ReasonInvalidParams,
+			[]string{"params.parallelism"}},
+		{"padded number", newRun("r", str("image", app), str("parallelism", " 5")), ReasonInvalidParams,
+			[]string{"params.parallelism"}},
+		{"zero pull timeout", newRun("r", str("image", app), str("pullTimeoutSeconds", "0")), ReasonInvalidParams,
+			[]string{"params.pullTimeoutSeconds"}},
+		{"backoff over the bound", newRun("r", str("image", app), str("backoffLimit", "101")), ReasonInvalidParams,
+			[]string{"params.backoffLimit", "expected 0 <= 101 <= 100"}},
+		{"wait in another case", newRun("r", str("image", app), str("wait", "True")), ReasonInvalidParams, []string{"params.wait"}},
+		{"pull policy in lower case", newRun("r", str("image", app), str("imagePullPolicy", "always")), ReasonInvalidParams,
+			[]string{"params.imagePullPolicy"}},
+		{"image with a space", newRun("r", str("image", "nginx 1.27")), ReasonInvalidParams, []string{"params.image"}},
+		{"image with a scheme", newRun("r", str("image", "https://registry.example.com/app:v1")), ReasonInvalidParams,
+			[]string{"params.image"}},
+		{"tag of 129 characters", newRun("r", str("image", "nginx:"+strings.Repeat("t", 129))), ReasonInvalidParams,
+			[]string{"params.image"}},
+		{"param name in another case", newRun("r", str("Image", app)), ReasonInvalidParams, []string{`unknown param "Image"`}},
+		{"embedded number as string", newRun("r", embedded(`{"images":["nginx:1"],"parallelism":"3"}`)), ReasonInvalidSpec,
+			[]string{"taskSpec.spec", "cannot unmarshal string"}},
+		{"embedded array as spec", newRun("r", embedded(`["nginx:1"]`)), ReasonInvalidSpec,
+			[]string{"taskSpec.spec", "cannot unmarshal array"}},
+		{"embedded threshold as bool", newRun("r", embedded(`{"images":["nginx:1"],"successThreshold":true}`)), ReasonInvalidSpec,
+			[]string{"taskSpec.spec"}},
+		{"embedded huge parallelism", newRun("r", embedded(`{"images":["nginx:1"],"parallelism":1000000000}`)), ReasonInvalidSpec,
+			[]string{"taskSpec.spec.parallelism"}},
+		{"embedded parallelism past int32", newRun("r", embedded(`{"images":["nginx:1"],"parallelism":99999999999}`)), ReasonInvalidSpec,
+			[]string{"taskSpec.spec", "cannot unmarshal number"}},
+		{"embedded negative ttl", newRun("r", embedded(`{"images":["nginx:1"],"ttlSecondsAfterFinished":-1}`)), ReasonInvalidSpec,
+			[]string{"taskSpec.spec.ttlSecondsAfterFinished"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, withPolicy(badPolicy))
@@ -116,4 +172,20 @@ func TestBadInputFailsAtOnce(t *testing.T) {
 			}
 		})
 	}
+}
+
+func manyImages(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("registry.example.com/app-%d:v1", i)
+	}
+	return out
+}
+
+func manyNames(n int) []string {
+	out := make([]string, n)
+	for i := range out {
+		out[i] = fmt.Sprintf("secret-%d", i)
+	}
+	return out
 }
