@@ -155,15 +155,7 @@ func TestBadInputFailsAtOnce(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t, withPolicy(badPolicy))
 			e.create(tc.run)
-			run, err := e.reconcile("r")
-			if err != nil {
-				t.Fatalf("reconcile: %v", err)
-			}
-			c := condition(run)
-			if !c.IsFalse() || c.Reason != tc.reason {
-				t.Fatalf("condition = %+v, want False/%s", c, tc.reason)
-			}
-			contains(t, "message", c.Message, tc.want...)
+			run := e.failsAtOnce("r", tc.reason, tc.want...)
 			if n := countActions(e.kruise.Actions(), "create", "imagepulljobs"); n != 0 {
 				t.Errorf("%d ImagePullJobs created for bad input", n)
 			}

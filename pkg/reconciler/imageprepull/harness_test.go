@@ -417,3 +417,19 @@ func contains(t *testing.T, what, s string, parts ...string) {
 }
 
 func isRequeue(err error) (bool, time.Duration) { return controller.IsRequeueKey(err) }
+
+// failsAtOnce reconciles a run once and checks that it ended Failed with the
+// reason and a message holding every part; it returns the stored run.
+func (e *env) failsAtOnce(name, reason string, parts ...string) *v1beta1.CustomRun {
+	e.t.Helper()
+	run, err := e.reconcile(name)
+	if err != nil {
+		e.t.Fatalf("reconcile: %v", err)
+	}
+	c := condition(run)
+	if !c.IsFalse() || c.Reason != reason {
+		e.t.Fatalf("condition = %+v, want False/%s", c, reason)
+	}
+	contains(e.t, "message", c.Message, parts...)
+	return run
+}

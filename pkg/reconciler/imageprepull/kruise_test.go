@@ -66,15 +66,7 @@ func TestKruiseRefusals(t *testing.T) {
 				return true, nil, tc.err
 			})
 			e.create(newRun("run", str("image", app)))
-			run, err := e.reconcile("run")
-			if err != nil {
-				t.Fatalf("reconcile: %v", err)
-			}
-			c := condition(run)
-			if !c.IsFalse() || c.Reason != tc.reason {
-				t.Fatalf("condition = %+v, want False/%s", c, tc.reason)
-			}
-			contains(t, "message", c.Message, tc.want...)
+			e.failsAtOnce("run", tc.reason, tc.want...)
 		})
 	}
 }
