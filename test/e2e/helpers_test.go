@@ -18,7 +18,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"knative.dev/pkg/apis"
-	"sigs.k8s.io/yaml"
 )
 
 // namespace makes a namespace of the test's own (namespaces are never
@@ -155,15 +154,6 @@ func annotateNode(ctx context.Context, node, key, value string) error {
 	return err
 }
 
-func mustYAML(t *testing.T, obj any) string {
-	t.Helper()
-	b, err := yaml.Marshal(obj)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func contains(t *testing.T, what, s string, parts ...string) {
 	t.Helper()
 	for _, p := range parts {
@@ -172,5 +162,3 @@ func contains(t *testing.T, what, s string, parts ...string) {
 		}
 	}
 }
-
-func metav1Patch() metav1.PatchOptions { return metav1.PatchOptions{} }

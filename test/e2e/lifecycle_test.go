@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 )
@@ -33,7 +34,7 @@ func TestPipelineRunCancelled(t *testing.T) {
 `))
 	waitJobs(t, ns, 1)
 	if _, err := c.Tekton.TektonV1().PipelineRuns(ns).Patch(context.Background(), "pr", types.MergePatchType,
-		[]byte(`{"spec":{"status":"Cancelled"}}`), metav1Patch()); err != nil {
+		[]byte(`{"spec":{"status":"Cancelled"}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	pr := waitPipelineRun(t, ns, "pr", prTimeout)

@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"sort"
 	"strings"
 	"testing"
 	"time"
@@ -241,5 +240,3 @@ func TestBadParamsFailAtOnce(t *testing.T) {
 		t.Errorf("%d ImagePullJobs for bad params", n)
 	}
 }
-
-func sorted(s []string) []string { sort.Strings(s); return s }
