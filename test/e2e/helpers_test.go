@@ -137,8 +137,13 @@ func result(run *v1beta1.CustomRun, name string) string {
 	return "<unset>"
 }
 
+// cond is the run's Succeeded condition, or an empty one before the
+// controller first reports: polls call it on runs Tekton has just created.
 func cond(run *v1beta1.CustomRun) *apis.Condition {
-	return run.Status.GetCondition(apis.ConditionSucceeded)
+	if c := run.Status.GetCondition(apis.ConditionSucceeded); c != nil {
+		return c
+	}
+	return &apis.Condition{}
 }
 
 func annotateNode(ctx context.Context, node, key, value string) error {
