@@ -27,7 +27,9 @@ e2e: tools
 
 ## chaos: 200 CustomRuns through faults (kill -9, failover, API server restart, Kruise down) on a fresh cluster
 chaos: tools
-	go test -tags chaos -count=1 -timeout 30m -v ./test/chaos/ 2>&1 | grep -E '^(=== RUN|--- |PASS|FAIL|ok)|fault [0-9]+:|chaos:|chaos_test.go:[0-9]+: [^c]'; exit $${PIPESTATUS[0]}
+	@mkdir -p .cache; go test -tags chaos -count=1 -timeout 30m -v ./test/chaos/ > .cache/chaos.log 2>&1; rc=$$?; \
+	  grep -E '^(=== RUN|--- |PASS|FAIL|ok)|fault [0-9]+:|chaos:|chaos_test.go:[0-9]+: [^c]' .cache/chaos.log; \
+	  if [ $$rc != 0 ]; then echo "--- the last 150 lines of .cache/chaos.log:"; tail -150 .cache/chaos.log; fi; exit $$rc
 
 ## vulncheck: govulncheck against a vulnerability database built offline from golang.org/x/vulndb
 vulncheck:
@@ -36,6 +38,8 @@ vulncheck:
 ## tools: build the local cluster's programs once (.cache/tools)
 tools:
 	./hack/build-tools.sh
+	./hack/install-containerd.sh
+	@if [ "$${REAL_NODE:-auto}" != off ] && command -v containerd >/dev/null && [ "$$(id -u)" = 0 ]; then ./hack/build-tools.sh kruise-daemon; fi
 
 ## demo: start the local cluster, run the seed pipeline's pre-pull, describe it with tkn, keep the cluster up
 demo: tools

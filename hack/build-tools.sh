@@ -48,14 +48,17 @@ tkn() {
 
 # OpenKruise's go.mod has replace directives, so it builds from its own module
 # directory (a writable copy of the module cache's).
-kruise() {
-  local v=${KRUISE_VERSION:-v1.8.0}
-  build kruise-manager "$v" bash -c '
+kruise_build() {
+  local name=$1 pkg=$2 v=${KRUISE_VERSION:-v1.8.0}
+  build "$name" "$v" bash -c '
     src=$(cd "'"$root"'" && go mod download -json github.com/openkruise/kruise@'"$v"' | sed -n "s/^\t\"Dir\": \"\(.*\)\",$/\1/p")
     tmp=$(mktemp -d); trap "chmod -R u+w $tmp; rm -rf $tmp" EXIT
     cp -r "$src/." "$tmp" && chmod -R u+w "$tmp"
-    cd "$tmp" && go build -trimpath -ldflags "-s -w" -o "$out" .'
+    cd "$tmp" && go build -trimpath -ldflags "-s -w" -o "$out" '"$pkg"
 }
+kruise() { kruise_build kruise-manager .; }
+# kruise-daemon, for the real node: the same release as the manager.
+kruise-daemon() { kruise_build kruise-daemon ./cmd/daemon; }
 
 ko() {
   local v=${KO_VERSION:-v0.19.1}

@@ -2,11 +2,13 @@
 package main
 
 import (
+	"flag"
 	"fmt"
 	"log"
 	"os"
 	"strconv"
 
+	"knative.dev/pkg/controller"
 	"knative.dev/pkg/injection"
 	"knative.dev/pkg/injection/sharedmain"
 	"knative.dev/pkg/signals"
@@ -14,7 +16,36 @@ import (
 	"github.com/openkruise/imageprepull/pkg/reconciler/imageprepull"
 )
 
+// Defaults sized for hundreds of runs in flight: Knative's (2 workers,
+// client-go's 5 requests per second) would take minutes to catch up after a
+// restart or a failover with a few hundred CustomRuns to look at. Each
+// reconcile makes at most a few requests, so threads and QPS grow together.
+const (
+	defaultThreads = 16
+	defaultQPS     = 50
+	defaultBurst   = 100
+)
+
 func main() {
+	threads := defaultThreads
+	if v, ok := os.LookupEnv("K_THREADS_PER_CONTROLLER"); ok { // Knative's knob, still honoured
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			log.Fatalf("K_THREADS_PER_CONTROLLER=%q is not a positive number", v)
+		}
+		threads = n
+	}
+	flag.IntVar(&controller.DefaultThreadsPerController, "threads-per-controller", threads,
+		"Workers reconciling CustomRuns at once (default K_THREADS_PER_CONTROLLER, else 16).")
+	// Parses the flags above and Knative's own (-kube-api-qps, -kube-api-burst, ...).
+	cfg := injection.ParseAndGetRESTConfigOrDie()
+	if cfg.QPS == 0 {
+		cfg.QPS = defaultQPS
+	}
+	if cfg.Burst == 0 {
+		cfg.Burst = defaultBurst
+	}
+
 	port, err := probesPort()
 	if err != nil {
 		log.Fatal(err)
@@ -28,7 +59,7 @@ func main() {
 			log.Fatalf("probes server on port %d: %v", port, err)
 		}
 	}()
-	sharedmain.MainWithContext(ctx, imageprepull.ControllerName, imageprepull.NewController)
+	sharedmain.MainWithConfig(ctx, imageprepull.ControllerName, cfg, imageprepull.NewController)
 }
 
 // probesPort reads PROBES_PORT; the Deployment's probes use the default.

@@ -38,6 +38,11 @@ type Options struct {
 	// instead of installing with ko and running the binary from the image ko
 	// pushed: quicker, but not the artifact users install.
 	PlainBuild bool
+	// RealNode is auto (the default: a real node where it can run), on or
+	// off; empty reads REAL_NODE from the environment.
+	RealNode string
+	// RealNodeLabels are added to the real node's labels.
+	RealNodeLabels map[string]string
 	// Log receives progress lines; nil discards them.
 	Log func(format string, args ...any)
 }
@@ -61,6 +66,12 @@ type Cluster struct {
 	// Registry is the local registry's host:port; BaseImage is ko's base there.
 	Registry  string
 	BaseImage string
+	// AuthRegistry is a second local registry that wants a user and
+	// password (AuthRegistryUser, AuthRegistryPassword) for every request.
+	AuthRegistry, AuthRegistryUser, AuthRegistryPassword string
+	// RealNode is the real node's name when it runs; RealNodeNotice says why
+	// it does not.
+	RealNode, RealNodeNotice string
 	// ControllerImage is the image ko pushed, by digest; KoApplyOutput is
 	// what `ko apply -f config/` printed on standard error (warnings included).
 	ControllerImage string
@@ -83,6 +94,8 @@ type Cluster struct {
 	sim                  *simulator.Simulator
 	stopSim              context.CancelFunc
 	stopRegistry         func()
+	registryLog          *accessLog
+	real                 *realNode
 }
 
 // Start brings the whole cluster up. On error it has already torn down what
@@ -90,6 +103,9 @@ type Cluster struct {
 func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if opts.Log == nil {
 		opts.Log = func(string, ...any) {}
+	}
+	if opts.RealNode == "" {
+		opts.RealNode = os.Getenv("REAL_NODE")
 	}
 	dir, err := os.MkdirTemp("", "imageprepull-cluster-")
 	if err != nil {
@@ -119,6 +135,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		{"Tekton controller", c.startTekton},
 		{"nodes", c.createNodes},
 		{"pull simulator", c.startSimulator},
+		{"real node", c.startRealNode},
 		{"imageprepull controller", c.installAndStartController},
 	}
 	for _, s := range steps {
@@ -142,6 +159,9 @@ func (c *Cluster) Stop() {
 	}
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		c.procs[i].stop(10 * time.Second)
+	}
+	if c.real != nil {
+		c.real.stop()
 	}
 	if os.Getenv("KEEP_CLUSTER_DIR") == "" {
 		_ = os.RemoveAll(c.Dir)
@@ -171,6 +191,9 @@ func (c *Cluster) connect(context.Context) error {
 // buildTools builds what is missing with hack/build-tools.sh.
 func (c *Cluster) buildTools(ctx context.Context) error {
 	cmd := exec.CommandContext(ctx, filepath.Join(c.opts.Root, "hack", "build-tools.sh"), "etcd", "k8s", "tekton", "kruise", "ko")
+	if RealNodeUnavailable() == "" {
+		cmd.Args = append(cmd.Args, "kruise-daemon")
+	}
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	return cmd.Run()
 }

@@ -78,6 +78,17 @@ func (c *Cluster) StartController(ctx context.Context) error {
 	return until(ctx, 2*time.Minute, "the imageprepull controller to start", p, logContains(p, "Starting controllers"))
 }
 
+// RestartController kills every controller process and starts one afresh,
+// as a new Pod would start: the dead leader's leases are deleted, or the new
+// process would wait out their duration before it leads.
+func (c *Cluster) RestartController(ctx context.Context) error {
+	c.KillControllers()
+	if err := c.Kube.CoordinationV1().Leases(Namespace).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+		return err
+	}
+	return c.StartController(ctx)
+}
+
 // KillControllers kills every controller process at once, as a crash would (kill -9).
 func (c *Cluster) KillControllers() {
 	for _, p := range c.controllers {

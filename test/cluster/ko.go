@@ -38,6 +38,21 @@ func (c *Cluster) Ko(ctx context.Context, args ...string) (stdout, stderr string
 	return out.String(), errb.String(), nil
 }
 
+// KoBuild builds the Go program at importPath with ko, as the image repo:tag
+// in a local registry (repo whole, as --bare has it), and returns the
+// reference by digest ko printed.
+func (c *Cluster) KoBuild(ctx context.Context, repo, tag, importPath string) (string, error) {
+	cmd := exec.CommandContext(ctx, c.tool("ko"), "build", "--bare", "--insecure-registry", "--tags", tag, importPath)
+	cmd.Dir = c.opts.Root
+	cmd.Env = append(c.koEnv(), "KO_DOCKER_REPO="+repo)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return "", fmt.Errorf("ko build %s: %w\n%s", importPath, err, errb.String())
+	}
+	return strings.TrimSpace(out.String()), nil
+}
+
 // koInstall installs config/ as users do, with `ko apply -f config/`, and
 // returns the controller binary from the image ko pushed, so that the tests
 // run the artifact users install.

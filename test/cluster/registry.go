@@ -10,9 +10,13 @@ import (
 	"net"
 	"net/http"
 	"runtime"
+	"sort"
+	"strconv"
 	"strings"
+	"sync"
 	"time"
 
+	"github.com/google/go-containerregistry/pkg/authn"
 	"github.com/google/go-containerregistry/pkg/name"
 	"github.com/google/go-containerregistry/pkg/registry"
 	v1 "github.com/google/go-containerregistry/pkg/v1"
@@ -25,36 +29,125 @@ import (
 // startRegistry serves an OCI registry on the loopback address, in this
 // process, and pushes the base image ko builds the controller on: the local
 // cluster has no internet, so ko's default base cannot be fetched.
+//
+// A second registry wants a user and password, for pull secrets; both keep
+// an access log, so that tests can tell whether a node pulled again.
 func (c *Cluster) startRegistry(ctx context.Context) error {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	c.registryLog = &accessLog{}
+	open, err := serveRegistry(c.registryLog, "", "")
 	if err != nil {
 		return err
 	}
-	srv := &http.Server{
-		Handler:           registry.New(registry.Logger(log.New(io.Discard, "", 0))),
-		ReadHeaderTimeout: time.Minute,
+	c.AuthRegistryUser, c.AuthRegistryPassword = "puller", "s3cret-"+strconv.FormatInt(time.Now().UnixNano(), 36)
+	auth, err := serveRegistry(c.registryLog, c.AuthRegistryUser, c.AuthRegistryPassword)
+	if err != nil {
+		open.close()
+		return err
 	}
-	go func() { _ = srv.Serve(l) }()
-	c.stopRegistry = func() { _ = srv.Close() }
-	c.Registry = l.Addr().String()
+	c.stopRegistry = func() { open.close(); auth.close() }
+	c.Registry, c.AuthRegistry = open.addr, auth.addr
 	c.BaseImage = c.Registry + "/base/static:nonroot"
 	return pushBaseImage(ctx, c.BaseImage)
 }
+
+type servedRegistry struct {
+	addr  string
+	close func()
+}
+
+// serveRegistry serves go-containerregistry's registry on a loopback port;
+// with a user, every request must carry it (HTTP basic auth, as an
+// htpasswd-protected distribution registry asks).
+func serveRegistry(accesses *accessLog, user, password string) (servedRegistry, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return servedRegistry{}, err
+	}
+	reg := registry.New(registry.Logger(log.New(io.Discard, "", 0)))
+	handler := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if user != "" {
+			if u, p, ok := r.BasicAuth(); !ok || u != user || p != password {
+				w.Header().Set("WWW-Authenticate", `Basic realm="imageprepull-local"`)
+				http.Error(w, `{"errors":[{"code":"UNAUTHORIZED","message":"authentication required"}]}`, http.StatusUnauthorized)
+				return
+			}
+		}
+		accesses.add(r.Method, l.Addr().String()+r.URL.Path)
+		reg.ServeHTTP(w, r)
+	})
+	srv := &http.Server{Handler: handler, ReadHeaderTimeout: time.Minute}
+	go func() { _ = srv.Serve(l) }()
+	return servedRegistry{addr: l.Addr().String(), close: func() { _ = srv.Close() }}, nil
+}
+
+// accessLog counts the requests the registries answered, by method and
+// host/path.
+type accessLog struct {
+	mu     sync.Mutex
+	counts map[string]int
+}
+
+func (a *accessLog) add(method, path string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.counts == nil {
+		a.counts = map[string]int{}
+	}
+	a.counts[method+" "+path]++
+}
+
+// ManifestRequests counts the manifest requests (GET and HEAD) the local
+// registries answered for image (host/repository:tag): each pull asks at
+// least once.
+func (c *Cluster) ManifestRequests(image string) int {
+	ref, err := name.NewTag(image, name.Insecure)
+	if err != nil {
+		return 0
+	}
+	path := ref.RegistryStr() + "/v2/" + ref.RepositoryStr() + "/manifests/" + ref.TagStr()
+	c.registryLog.mu.Lock()
+	defer c.registryLog.mu.Unlock()
+	return c.registryLog.counts["GET "+path] + c.registryLog.counts["HEAD "+path]
+}
+
+// registryHosts are the local registries' host:port, as image references name them.
+func (c *Cluster) registryHosts() []string { return []string{c.Registry, c.AuthRegistry} }
 
 // pushBaseImage makes a distroless-like base from scratch: only /etc/passwd
 // and /etc/group with a nonroot user (65532, as distroless has), for the
 // platform of this machine.
 func pushBaseImage(ctx context.Context, ref string) error {
+	err := pushImage(ctx, ref, map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
+		"etc/group":  "root:x:0:\nnonroot:x:65532:\n",
+	})
+	if err != nil {
+		return fmt.Errorf("pushing the base image %s: %w", ref, err)
+	}
+	return nil
+}
+
+// PushImage pushes a one-layer image holding files (path -> content) to ref
+// in one of the local registries, with the credentials the registry wants.
+func (c *Cluster) PushImage(ctx context.Context, ref string, files map[string]string) error {
+	return pushImage(ctx, ref, files, remote.WithAuth(&authn.Basic{Username: c.AuthRegistryUser, Password: c.AuthRegistryPassword}))
+}
+
+// pushImage pushes a linux image for this machine's architecture, running
+// as the nonroot user, with one layer of files.
+func pushImage(ctx context.Context, ref string, files map[string]string, opts ...remote.Option) error {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	for _, f := range []struct{ name, body string }{
-		{"etc/passwd", "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n"},
-		{"etc/group", "root:x:0:\nnonroot:x:65532:\n"},
-	} {
-		if err := tw.WriteHeader(&tar.Header{Name: f.name, Mode: 0o644, Size: int64(len(f.body)), Typeflag: tar.TypeReg}); err != nil {
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		if err := tw.WriteHeader(&tar.Header{Name: p, Mode: 0o644, Size: int64(len(files[p])), Typeflag: tar.TypeReg}); err != nil {
 			return err
 		}
-		if _, err := tw.Write([]byte(f.body)); err != nil {
+		if _, err := tw.Write([]byte(files[p])); err != nil {
 			return err
 		}
 	}
@@ -83,10 +176,7 @@ func pushBaseImage(ctx context.Context, ref string) error {
 	if err != nil {
 		return err
 	}
-	if err := remote.Write(r, img, remote.WithContext(ctx)); err != nil {
-		return fmt.Errorf("pushing the base image %s: %w", ref, err)
-	}
-	return nil
+	return remote.Write(r, img, append(opts, remote.WithContext(ctx))...)
 }
 
 // extractBinary writes the file at path inside the image ref to dest: the

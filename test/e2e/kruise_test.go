@@ -49,9 +49,10 @@ func TestKruiseFeatureGateOff(t *testing.T) {
 	}
 }
 
-// Kruise's ImagePullJob CRD goes away and comes back: runs fail with the
-// install hint meanwhile, the controller keeps running, and runs work again
-// once the CRD is back, without a restart.
+// Kruise's ImagePullJob CRD is absent when the controller starts, and is
+// installed later: runs fail with the install hint meanwhile, the
+// controller keeps running, and runs work once the CRD is there, without a
+// restart.
 func TestKruiseCRDAbsent(t *testing.T) {
 	ctx := context.Background()
 	crd := filepath.Join(kruiseDir(t), "config", "crd", "bases", "apps.kruise.io_imagepulljobs.yaml")
@@ -76,6 +77,9 @@ func TestKruiseCRDAbsent(t *testing.T) {
 		}
 	}
 	t.Cleanup(restore)
+	if err := c.RestartController(ctx); err != nil {
+		t.Fatal(err)
+	}
 
 	run := prepullOnce(t, namespace(t), "registry.local/app:nocrd")
 	if cond(run).Reason != "KruiseNotInstalled" {

@@ -49,7 +49,9 @@ func run(m *testing.M) int {
 			{Name: "batch-b1", Labels: map[string]string{"node-type": "batch", "zone": "b"}},
 		},
 		Simulator: cfg,
-		Log:       func(f string, a ...any) { fmt.Fprintf(os.Stderr, "cluster: "+f+"\n", a...) },
+		// TestRealNode starts it for its own cases only.
+		RealNode: "off",
+		Log:      func(f string, a ...any) { fmt.Fprintf(os.Stderr, "cluster: "+f+"\n", a...) },
 	})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "starting the local cluster:", err)

@@ -8,9 +8,9 @@ package simulator
 import (
 	"context"
 	"fmt"
-	"math"
 	"math/rand/v2"
 	"regexp"
+	"sort"
 	"strconv"
 	"sync"
 	"time"
@@ -18,14 +18,15 @@ import (
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
 	kruiseclient "github.com/openkruise/kruise-api/client/clientset/versioned"
 	kruiseinformers "github.com/openkruise/kruise-api/client/informers/externalversions"
+	kruiselisters "github.com/openkruise/kruise-api/client/listers/apps/v1alpha1"
+	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
 	"k8s.io/client-go/tools/cache"
-	"k8s.io/client-go/util/retry"
 )
 
 // Labels and annotations on Node objects.
@@ -62,10 +63,11 @@ func NotFoundMessage(image string) string {
 
 // Simulator answers for simulated nodes' NodeImages.
 type Simulator struct {
-	kruise kruiseclient.Interface
-	kube   kubernetes.Interface
-	cfg    Config
-	nodes  corelisters.NodeLister
+	kruise     kruiseclient.Interface
+	kube       kubernetes.Interface
+	cfg        Config
+	nodes      corelisters.NodeLister
+	nodeImages kruiselisters.NodeImageLister
 
 	mu  sync.Mutex
 	rnd *rand.Rand
@@ -73,11 +75,31 @@ type Simulator struct {
 	// an event that lags behind the pull's own writes must not pull again.
 	started map[string]bool
 	pulls   int
+	// daemons holds each simulated node's pull results and status writer.
+	daemons map[string]*daemon
+	writes  int
 }
+
+// daemon is one node's kruise-daemon: what its pulls reached, and a
+// writer that puts that into the NodeImage's status as the real daemon
+// does, one whole status at a time, at most statusUpdateQPS per second after
+// a burst of statusUpdateBurst (pkg/daemon/imagepuller/utils.go in Kruise).
+type daemon struct {
+	mu sync.Mutex
+	// tags is image name -> tag -> the latest pull's status.
+	tags map[string]map[string]kruisev1alpha1.ImageTagStatus
+	kick chan struct{}
+}
+
+// Kruise-daemon's status rate limit (v1.8.0, pkg/daemon/imagepuller/utils.go).
+const (
+	statusUpdateQPS   = 0.5
+	statusUpdateBurst = 5
+)
 
 // New makes a simulator; Start runs it.
 func New(kube kubernetes.Interface, kruise kruiseclient.Interface, cfg Config) *Simulator {
-	return &Simulator{kube: kube, kruise: kruise, cfg: cfg, started: map[string]bool{},
+	return &Simulator{kube: kube, kruise: kruise, cfg: cfg, started: map[string]bool{}, daemons: map[string]*daemon{},
 		rnd: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed+1))}
 }
 
@@ -86,6 +108,13 @@ func (s *Simulator) Pulls() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.pulls
+}
+
+// StatusWrites counts the NodeImage status writes that landed so far.
+func (s *Simulator) StatusWrites() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.writes
 }
 
 // Start watches until ctx ends; it returns once its caches are synced.
@@ -101,8 +130,9 @@ func (s *Simulator) Start(ctx context.Context) error {
 		}
 	}
 	nf := kruiseinformers.NewSharedInformerFactory(s.kruise, 0)
-	ni := nf.Apps().V1alpha1().NodeImages().Informer()
-	if _, err := ni.AddEventHandler(cache.ResourceEventHandlerFuncs{
+	ni := nf.Apps().V1alpha1().NodeImages()
+	s.nodeImages = ni.Lister()
+	if _, err := ni.Informer().AddEventHandler(cache.ResourceEventHandlerFuncs{
 		AddFunc:    func(obj any) { s.sync(ctx, obj.(*kruisev1alpha1.NodeImage)) },
 		UpdateFunc: func(_, obj any) { s.sync(ctx, obj.(*kruisev1alpha1.NodeImage)) },
 	}); err != nil {
@@ -117,30 +147,45 @@ func (s *Simulator) Start(ctx context.Context) error {
 	return nil
 }
 
-// sync starts a pull for every tag version the spec asks for and the status
-// does not have yet.
+// sync starts a pull for every tag version the spec asks for and no pull
+// has started for yet, and has the node's status written again: a spec
+// change (a tag added or dropped) changes the counters.
 func (s *Simulator) sync(ctx context.Context, ni *kruisev1alpha1.NodeImage) {
 	node, err := s.nodes.Get(ni.Name)
 	if err != nil || node.Labels[LabelSimulated] != "true" {
 		return
 	}
+	d := s.daemon(ctx, ni.Name)
 	for name, img := range ni.Spec.Images {
 		for _, tag := range img.Tags {
-			if done(ni, name, tag.Tag, tag.Version) {
-				continue
-			}
 			key := fmt.Sprintf("%s/%s/%s/%d", ni.Name, name, tag.Tag, tag.Version)
 			s.mu.Lock()
-			if s.started[key] {
+			if s.started[key] || done(ni, name, tag.Tag, tag.Version) {
 				s.mu.Unlock()
 				continue
 			}
 			s.started[key] = true
 			s.pulls++
 			s.mu.Unlock()
-			go s.pull(ctx, node, name, tag.Tag, tag.Version)
+			go s.pull(ctx, d, node, name, tag.Tag, tag.Version)
 		}
 	}
+	if !upToDate(ni, d) {
+		d.poke()
+	}
+}
+
+// daemon returns the node's daemon, starting its status writer the first time.
+func (s *Simulator) daemon(ctx context.Context, node string) *daemon {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	d := s.daemons[node]
+	if d == nil {
+		d = &daemon{tags: map[string]map[string]kruisev1alpha1.ImageTagStatus{}, kick: make(chan struct{}, 1)}
+		s.daemons[node] = d
+		go s.writeLoop(ctx, node, d)
+	}
+	return d
 }
 
 func done(ni *kruisev1alpha1.NodeImage, name, tag string, version int64) bool {
@@ -152,25 +197,136 @@ func done(ni *kruisev1alpha1.NodeImage, name, tag string, version int64) bool {
 	return false
 }
 
-func (s *Simulator) pull(ctx context.Context, node *corev1.Node, name, tag string, version int64) {
+func (d *daemon) poke() {
+	select {
+	case d.kick <- struct{}{}:
+	default:
+	}
+}
+
+func (d *daemon) set(name string, st kruisev1alpha1.ImageTagStatus) {
+	d.mu.Lock()
+	if d.tags[name] == nil {
+		d.tags[name] = map[string]kruisev1alpha1.ImageTagStatus{}
+	}
+	d.tags[name][st.Tag] = st
+	d.mu.Unlock()
+	d.poke()
+}
+
+func (s *Simulator) pull(ctx context.Context, d *daemon, node *corev1.Node, name, tag string, version int64) {
 	image := name + ":" + tag
-	start := metav1.Now()
-	d, failMsg := s.plan(node, image)
-	if d > 0 {
-		s.write(ctx, node.Name, name, kruisev1alpha1.ImageTagStatus{Tag: tag, Version: version, Phase: kruisev1alpha1.ImagePhasePulling, StartTime: &start})
+	// Times as the API server keeps them (whole seconds), so that a status
+	// read back compares equal to the one written.
+	start := metav1.Now().Rfc3339Copy()
+	dur, failMsg := s.plan(node, image)
+	if dur > 0 {
+		d.set(name, kruisev1alpha1.ImageTagStatus{Tag: tag, Version: version, Phase: kruisev1alpha1.ImagePhasePulling, StartTime: &start})
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(d):
+		case <-time.After(dur):
 		}
 	}
-	end := metav1.Now()
+	end := metav1.Now().Rfc3339Copy()
 	st := kruisev1alpha1.ImageTagStatus{Tag: tag, Version: version, StartTime: &start, CompletionTime: &end, Progress: 100,
 		Phase: kruisev1alpha1.ImagePhaseSucceeded, ImageID: "sha256:" + fmt.Sprintf("%064x", len(image)+int(version))}
 	if failMsg != "" {
 		st.Phase, st.Progress, st.ImageID, st.Message = kruisev1alpha1.ImagePhaseFailed, 0, "", failMsg
 	}
-	s.write(ctx, node.Name, name, st)
+	d.set(name, st)
+}
+
+// writeLoop writes the node's status whenever it changed, rate limited as
+// kruise-daemon's status updater is, and keeps trying a write that did not
+// land (a conflict with Kruise's own writes, an API server restarting)
+// until it does or the simulator stops.
+func (s *Simulator) writeLoop(ctx context.Context, node string, d *daemon) {
+	limiter := rate.NewLimiter(statusUpdateQPS, statusUpdateBurst)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-d.kick:
+		}
+		for {
+			if limiter.Wait(ctx) != nil {
+				return
+			}
+			err := s.writeStatus(ctx, node, d)
+			if err == nil {
+				break
+			}
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(500 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// writeStatus puts the daemon's pulls of the tags the spec asks for into the
+// status of the cached NodeImage, as kruise-daemon does from its lister.
+func (s *Simulator) writeStatus(ctx context.Context, node string, d *daemon) error {
+	ni, err := s.nodeImages.Get(node)
+	if err != nil {
+		return err
+	}
+	status := d.status(&ni.Spec)
+	if equality.Semantic.DeepEqual(status, ni.Status) {
+		return nil
+	}
+	ni = ni.DeepCopy()
+	ni.Status = status
+	if _, err := s.kruise.AppsV1alpha1().NodeImages().UpdateStatus(ctx, ni, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.writes++
+	s.mu.Unlock()
+	return nil
+}
+
+// upToDate says whether the NodeImage's status already says what the daemon knows.
+func upToDate(ni *kruisev1alpha1.NodeImage, d *daemon) bool {
+	return equality.Semantic.DeepEqual(d.status(&ni.Spec), ni.Status)
+}
+
+// status is the NodeImage status the daemon reports for spec: the tags the
+// spec asks for that a pull has started, and the counters over them
+// (pkg/daemon/imagepuller/imagepuller_controller.go, sync).
+func (d *daemon) status(spec *kruisev1alpha1.NodeImageSpec) kruisev1alpha1.NodeImageStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var st kruisev1alpha1.NodeImageStatus
+	for name, img := range spec.Images {
+		st.Desired += int32(len(img.Tags))
+		var tags []kruisev1alpha1.ImageTagStatus
+		for _, tag := range img.Tags {
+			ts, ok := d.tags[name][tag.Tag]
+			if !ok {
+				continue
+			}
+			tags = append(tags, ts)
+			switch ts.Phase {
+			case kruisev1alpha1.ImagePhaseSucceeded:
+				st.Succeeded++
+			case kruisev1alpha1.ImagePhaseFailed:
+				st.Failed++
+			case kruisev1alpha1.ImagePhasePulling:
+				st.Pulling++
+			}
+		}
+		if len(tags) > 0 {
+			if st.ImageStatuses == nil {
+				st.ImageStatuses = map[string]kruisev1alpha1.ImageStatus{}
+			}
+			sort.Slice(tags, func(i, j int) bool { return tags[i].Tag < tags[j].Tag })
+			st.ImageStatuses[name] = kruisev1alpha1.ImageStatus{Tags: tags}
+		}
+	}
+	return st
 }
 
 // plan decides this pull's time and outcome from the node's annotations and the config.
@@ -199,58 +355,4 @@ func (s *Simulator) plan(node *corev1.Node, image string) (time.Duration, string
 		return d, fmt.Sprintf("Failed to pull image reference %q: rpc error: code = Unavailable desc = connection reset by peer", image)
 	}
 	return d, ""
-}
-
-// write sets one tag's status and recounts, as kruise-daemon's status sync
-// does. Like the daemon, it keeps trying until the write lands (the API
-// server may be restarting) or the simulator stops.
-func (s *Simulator) write(ctx context.Context, node, name string, st kruisev1alpha1.ImageTagStatus) {
-	backoff := wait.Backoff{Duration: 100 * time.Millisecond, Factor: 2, Cap: 5 * time.Second, Steps: math.MaxInt32}
-	_ = retry.OnError(backoff, func(error) bool { return ctx.Err() == nil }, func() error {
-		ni, err := s.kruise.AppsV1alpha1().NodeImages().Get(ctx, node, metav1.GetOptions{})
-		if err != nil {
-			return err
-		}
-		if ni.Status.ImageStatuses == nil {
-			ni.Status.ImageStatuses = map[string]kruisev1alpha1.ImageStatus{}
-		}
-		img := ni.Status.ImageStatuses[name]
-		replaced := false
-		for i := range img.Tags {
-			if img.Tags[i].Tag == st.Tag {
-				img.Tags[i], replaced = st, true
-			}
-		}
-		if !replaced {
-			img.Tags = append(img.Tags, st)
-		}
-		ni.Status.ImageStatuses[name] = img
-		recount(ni)
-		_, err = s.kruise.AppsV1alpha1().NodeImages().UpdateStatus(ctx, ni, metav1.UpdateOptions{})
-		return err
-	})
-}
-
-// recount sets the counters over the tags the spec asks for.
-func recount(ni *kruisev1alpha1.NodeImage) {
-	var desired, succeeded, failed, pulling int32
-	for name, img := range ni.Spec.Images {
-		for _, tag := range img.Tags {
-			desired++
-			for _, st := range ni.Status.ImageStatuses[name].Tags {
-				if st.Tag != tag.Tag || st.Version != tag.Version {
-					continue
-				}
-				switch st.Phase {
-				case kruisev1alpha1.ImagePhaseSucceeded:
-					succeeded++
-				case kruisev1alpha1.ImagePhaseFailed:
-					failed++
-				default:
-					pulling++
-				}
-			}
-		}
-	}
-	ni.Status.Desired, ni.Status.Succeeded, ni.Status.Failed, ni.Status.Pulling = desired, succeeded, failed, pulling
 }

@@ -2,6 +2,8 @@ package simulator
 
 import (
 	"context"
+	"fmt"
+	"math"
 	"regexp"
 	"testing"
 	"time"
@@ -83,5 +85,36 @@ func TestSimulatorAnswersLikeKruiseDaemon(t *testing.T) {
 	}
 	if n := sim.Pulls(); n != 3 {
 		t.Errorf("%d pulls, want 3", n)
+	}
+}
+
+// Like kruise-daemon, the simulator writes a node's whole status at a time,
+// rate limited: forty pulls finishing together make a handful of writes,
+// not forty.
+func TestSimulatorCoalescesStatusWrites(t *testing.T) {
+	t.Setenv("KUBE_FEATURE_WatchListClient", "false")
+	var tags []kruisev1alpha1.ImageTagSpec
+	for i := range 40 {
+		tags = append(tags, kruisev1alpha1.ImageTagSpec{Tag: fmt.Sprintf("v%d", i)})
+	}
+	kube := kubefake.NewSimpleClientset(node("n", true, nil))
+	kruise := kruisefake.NewSimpleClientset(nodeImage("n", tags...))
+	sim := New(kube, kruise, Config{})
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	start := time.Now()
+	if err := sim.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		ni, err := kruise.AppsV1alpha1().NodeImages().Get(ctx, "n", metav1.GetOptions{})
+		return err == nil && ni.Status.Succeeded == 40 && ni.Status.Desired == 40, nil
+	})
+	if err != nil {
+		t.Fatal("the 40 pulls were not all reported")
+	}
+	allowed := statusUpdateBurst + int(math.Ceil(time.Since(start).Seconds()*statusUpdateQPS))
+	if w := sim.StatusWrites(); w < 1 || w > allowed {
+		t.Errorf("%d status writes for 40 pulls; kruise-daemon's limiter allows %d in that time", w, allowed)
 	}
 }

@@ -20,6 +20,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"knative.dev/pkg/apis"
+	"sigs.k8s.io/yaml"
 
 	"github.com/openkruise/imageprepull/test/cluster"
 )
@@ -51,7 +52,10 @@ func run(ctx context.Context, mode string) error {
 			{Name: "node-3", Labels: map[string]string{"node-type": "web"}},
 			{Name: "node-4", Labels: map[string]string{"node-type": "batch"}},
 		},
-		Log: logf,
+		// The real node (where it can run) is one of the web nodes the
+		// helloworld policy selects.
+		RealNodeLabels: map[string]string{"node-type": "web"},
+		Log:            logf,
 	})
 	if err != nil {
 		return err
@@ -83,17 +87,53 @@ func run(ctx context.Context, mode string) error {
 	return nil
 }
 
+// demo does what the seed's pipeline does, as far as this cluster can: its
+// build-test-push Task needs pods, so the demo builds and pushes the demo app
+// itself (ko, into the local registry, tagged <branch>-<short sha> as the
+// seed tags it), then runs the pipeline's pre-pull step for exactly that
+// reference, and shows the image in the real node's containerd.
 func demo(ctx context.Context, c *cluster.Cluster, root string) error {
-	if _, err := c.Kubectl(ctx, "apply", "-f", filepath.Join(root, "examples", "seed-pipeline", "20-imageprepull.yaml")); err != nil {
-		return err
-	}
-	out, err := c.Kubectl(ctx, "create", "-f", filepath.Join(root, "examples", "local-demo", "pipelinerun.yaml"), "-o", "name")
+	repo := c.Registry + "/demo/hello-world"
+	branch, sha := gitTag(root)
+	tag := branch + "-" + sha
+	fmt.Printf("\nBuilding examples/demo-app and pushing %s:%s (ko build)...\n", repo, tag)
+	ref, err := c.KoBuild(ctx, repo, tag, "./examples/demo-app")
 	if err != nil {
 		return err
 	}
-	name := strings.TrimPrefix(strings.TrimSpace(out), "pipelinerun.tekton.dev/")
-	fmt.Printf("\nPipelineRun %s: pre-pulling onto the node-type=web nodes...\n", name)
-	var pr *pipelinev1.PipelineRun
+	fmt.Printf("pushed %s\n", ref)
+
+	if _, err := c.Kubectl(ctx, "apply", "-f", filepath.Join(root, "examples", "seed-pipeline", "20-imageprepull.yaml")); err != nil {
+		return err
+	}
+	data, err := os.ReadFile(filepath.Join(root, "examples", "local-demo", "pipelinerun.yaml"))
+	if err != nil {
+		return err
+	}
+	pr := &pipelinev1.PipelineRun{}
+	if err := yaml.UnmarshalStrict(data, pr); err != nil {
+		return fmt.Errorf("examples/local-demo/pipelinerun.yaml: %w", err)
+	}
+	pr.Namespace = "default"
+	for i, p := range pr.Spec.Params {
+		switch p.Name {
+		case "docker_repo":
+			pr.Spec.Params[i].Value = *pipelinev1.NewStructuredValues(repo)
+		case "branch":
+			pr.Spec.Params[i].Value = *pipelinev1.NewStructuredValues(branch)
+		case "short_sha":
+			pr.Spec.Params[i].Value = *pipelinev1.NewStructuredValues(sha)
+		}
+	}
+	if pr, err = c.Tekton.TektonV1().PipelineRuns("default").Create(ctx, pr, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	name := pr.Name
+	nodes := "the node-type=web nodes"
+	if c.RealNode != "" {
+		nodes += " (the real node " + c.RealNode + " among them)"
+	}
+	fmt.Printf("\nPipelineRun %s: pre-pulling %s:%s onto %s...\n", name, repo, tag, nodes)
 	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
 		pr, err = c.Tekton.TektonV1().PipelineRuns("default").Get(ctx, name, metav1.GetOptions{})
 		return err == nil && !pr.Status.GetCondition(apis.ConditionSucceeded).IsUnknown(), nil
@@ -124,5 +164,40 @@ func demo(ctx context.Context, c *cluster.Cluster, root string) error {
 	if c := pr.Status.GetCondition(apis.ConditionSucceeded); !c.IsTrue() {
 		return fmt.Errorf("PipelineRun %s: %s: %s", name, c.Reason, c.Message)
 	}
+	if c.RealNode == "" {
+		fmt.Printf("\n(%s)\n", c.RealNodeNotice)
+		return nil
+	}
+	fmt.Printf("\n$ ctr --namespace k8s.io images ls name==%s:%s   # on %s\n", repo, tag, c.RealNode)
+	out, err := c.Ctr(ctx, "images", "ls", "name=="+repo+":"+tag)
+	fmt.Print(out)
+	if err != nil {
+		return err
+	}
+	if has, err := c.RealNodeHas(ctx, repo+":"+tag); err != nil || !has {
+		return fmt.Errorf("the real node's containerd does not have %s:%s (%v)", repo, tag, err)
+	}
 	return nil
+}
+
+// gitTag is the seed's <branch> and <short sha> for the repository at root;
+// outside a git checkout, "local" and "0000000".
+func gitTag(root string) (branch, sha string) {
+	branch, sha = "local", "0000000"
+	if out, err := exec.Command("git", "-C", root, "rev-parse", "--abbrev-ref", "HEAD").Output(); err == nil {
+		// A tag may hold [A-Za-z0-9_.-] only.
+		b := strings.Map(func(r rune) rune {
+			if r == '_' || r == '.' || r == '-' || ('a' <= r && r <= 'z') || ('A' <= r && r <= 'Z') || ('0' <= r && r <= '9') {
+				return r
+			}
+			return '-'
+		}, strings.TrimSpace(string(out)))
+		if b != "" && b != "HEAD" {
+			branch = b
+		}
+	}
+	if out, err := exec.Command("git", "-C", root, "rev-parse", "--short=9", "HEAD").Output(); err == nil {
+		sha = strings.TrimSpace(string(out))
+	}
+	return branch, sha
 }

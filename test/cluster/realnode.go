@@ -1,0 +1,322 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+)
+
+// RealNodeName is the Node whose pulls a real kruise-daemon makes, through a
+// real containerd, from the local registries.
+const RealNodeName = "real-node"
+
+// hostVarRun is where kruise-daemon looks for the CRI socket: a constant in
+// its source (pkg/daemon/daemon.go, varRunMountPath), not a flag.
+const hostVarRun = "/hostvarrun"
+
+// realNode is what the cluster started for the real node.
+type realNode struct {
+	dir string
+	// hostVarRun is where the link is: hostVarRun, but for tests.
+	hostVarRun string
+	socket     string
+	containerd *process
+	daemon     *process
+	// linked says the cluster made /hostvarrun and must remove it.
+	linked bool
+}
+
+// RealNodeUnavailable says why this machine cannot run the real node, or "".
+func RealNodeUnavailable() string {
+	if runtime.GOOS != "linux" {
+		return "it needs Linux"
+	}
+	if os.Geteuid() != 0 {
+		return "containerd needs root"
+	}
+	if _, err := exec.LookPath("containerd"); err != nil {
+		return "containerd is not installed (hack/install-containerd.sh installs it)"
+	}
+	if _, err := exec.LookPath("ctr"); err != nil {
+		return "ctr (containerd's client) is not installed"
+	}
+	return ""
+}
+
+// startRealNode is the start-up step: the real node runs where it can
+// (auto, the default), must run (on), or does not (off).
+func (c *Cluster) startRealNode(ctx context.Context) error {
+	switch mode := c.opts.RealNode; mode {
+	case "", "auto":
+		if why := RealNodeUnavailable(); why != "" {
+			c.RealNodeNotice = "no real node: " + why + "; simulated nodes only"
+			c.opts.Log("%s", c.RealNodeNotice)
+			return nil
+		}
+	case "on":
+	case "off":
+		c.RealNodeNotice = "no real node: REAL_NODE=off; simulated nodes only"
+		return nil
+	default:
+		return fmt.Errorf("REAL_NODE=%q: want auto, on or off", mode)
+	}
+	return c.StartRealNode(ctx)
+}
+
+// StartRealNode runs containerd with the cluster's own config and state,
+// links /hostvarrun to its socket's directory, creates the Node and starts
+// kruise-daemon for it. Stop (or StopRealNode) undoes what it made, also
+// when it fails half-way.
+func (c *Cluster) StartRealNode(ctx context.Context) error {
+	if c.real != nil {
+		return errors.New("the real node is already running")
+	}
+	if why := RealNodeUnavailable(); why != "" {
+		return fmt.Errorf("no real node here: %s", why)
+	}
+	rn := &realNode{dir: filepath.Join(c.Dir, "real-node"), hostVarRun: hostVarRun}
+	c.real = rn
+	run := filepath.Join(rn.dir, "hostvarrun")
+	rn.socket = filepath.Join(run, "containerd.sock")
+	if err := os.MkdirAll(filepath.Join(rn.dir, "certs.d"), 0o755); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(run, 0o755); err != nil {
+		return err
+	}
+	if err := rn.link(run, c.opts.Log); err != nil {
+		return err
+	}
+	if err := c.writeContainerdConfig(rn); err != nil {
+		return err
+	}
+	p, err := c.start("containerd", nil, "containerd", "--config", filepath.Join(rn.dir, "config.toml"))
+	if err != nil {
+		return err
+	}
+	rn.containerd = p
+	if err := until(ctx, time.Minute, "containerd", p, func(ctx context.Context) error {
+		_, err := c.Ctr(ctx, "version")
+		return err
+	}); err != nil {
+		return err
+	}
+	if err := c.createRealNode(ctx); err != nil {
+		return err
+	}
+	port, err := freePorts(1)
+	if err != nil {
+		return err
+	}
+	p, err = c.start("kruise-daemon", []string{"NODE_NAME=" + RealNodeName, "KUBECONFIG=" + c.Kubeconfig},
+		c.tool("kruise-daemon"), "--socket-file=containerd.sock", "--addr=127.0.0.1:"+strconv.Itoa(port[0]),
+		"--enable-pprof=false")
+	if err != nil {
+		return err
+	}
+	rn.daemon = p
+	if err := until(ctx, time.Minute, "kruise-daemon's health", p, httpOK(http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/healthz", port[0]), "")); err != nil {
+		return err
+	}
+	c.RealNode = RealNodeName
+	c.opts.Log("real node %s: containerd %s, kruise-daemon %s", RealNodeName, rn.socket, KruiseVersion)
+	return nil
+}
+
+// StopRealNode stops the real node and deletes its Node, and waits until
+// Kruise has deleted its NodeImage: ImagePullJobs that select every node
+// would count it otherwise.
+func (c *Cluster) StopRealNode(ctx context.Context) error {
+	if c.real == nil {
+		return nil
+	}
+	c.real.stop()
+	c.real, c.RealNode = nil, ""
+	err := c.Kube.CoreV1().Nodes().Delete(ctx, RealNodeName, metav1.DeleteOptions{})
+	if err != nil && !apierrors.IsNotFound(err) {
+		return err
+	}
+	return until(ctx, time.Minute, "Kruise to delete the NodeImage of "+RealNodeName, c.kruise, func(ctx context.Context) error {
+		_, err := c.Kruise.AppsV1alpha1().NodeImages().Get(ctx, RealNodeName, metav1.GetOptions{})
+		if apierrors.IsNotFound(err) {
+			return nil
+		}
+		return fmt.Errorf("still there (%v)", err)
+	})
+}
+
+// link makes /hostvarrun point at run. An existing link into a cluster
+// directory that no longer exists (one left by a killed run) is replaced;
+// anything else there is refused, never touched.
+func (rn *realNode) link(run string, log func(string, ...any)) error {
+	target, err := os.Readlink(rn.hostVarRun)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+	case err == nil && strings.HasPrefix(filepath.Base(filepath.Dir(filepath.Dir(target))), "imageprepull-cluster-") && !exists(target):
+		log("replacing %s -> %s, left by a cluster that is gone", rn.hostVarRun, target)
+		if err := os.Remove(rn.hostVarRun); err != nil {
+			return err
+		}
+	case err == nil:
+		return fmt.Errorf("%s already links to %s: another kruise-daemon or local cluster uses it; stop it, or set REAL_NODE=off", rn.hostVarRun, target)
+	default:
+		return fmt.Errorf("%s exists and is not a link: kruise-daemon looks for the CRI socket there only, so the real node cannot run here; set REAL_NODE=off", rn.hostVarRun)
+	}
+	if err := os.Symlink(run, rn.hostVarRun); err != nil {
+		return fmt.Errorf("linking %s to %s: %w", rn.hostVarRun, run, err)
+	}
+	rn.linked = true
+	return nil
+}
+
+func exists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
+// stop stops the daemon and containerd, unmounts anything containerd left
+// mounted under the node's directory, and removes /hostvarrun if this
+// cluster made it and it still points here.
+func (rn *realNode) stop() {
+	for _, p := range []*process{rn.daemon, rn.containerd} {
+		if p != nil {
+			p.stop(10 * time.Second)
+		}
+	}
+	for _, m := range mountsUnder(rn.dir) {
+		_ = exec.Command("umount", "-l", m).Run()
+	}
+	if rn.linked {
+		if target, err := os.Readlink(rn.hostVarRun); err == nil && strings.HasPrefix(target, rn.dir+"/") {
+			_ = os.Remove(rn.hostVarRun)
+		}
+		rn.linked = false
+	}
+}
+
+// mountsUnder lists the mount points under dir, deepest first.
+func mountsUnder(dir string) []string {
+	data, err := os.ReadFile("/proc/self/mountinfo")
+	if err != nil {
+		return nil
+	}
+	var out []string
+	for _, line := range strings.Split(string(data), "\n") {
+		f := strings.Fields(line)
+		if len(f) > 4 && strings.HasPrefix(f[4], dir+"/") {
+			out = append([]string{f[4]}, out...)
+		}
+	}
+	return out
+}
+
+// writeContainerdConfig keeps containerd's state, socket and registry
+// configuration under the cluster's directory, and tells its CRI plugin to
+// reach the loopback registries over plain HTTP.
+func (c *Cluster) writeContainerdConfig(rn *realNode) error {
+	cfg := fmt.Sprintf(`version = 2
+root = %q
+state = %q
+[grpc]
+  address = %q
+[ttrpc]
+  address = %q
+[debug]
+  address = ""
+[metrics]
+  address = ""
+[plugins."io.containerd.grpc.v1.cri"]
+  disable_tcp_service = true
+  stream_server_address = "127.0.0.1"
+  stream_server_port = "0"
+  [plugins."io.containerd.grpc.v1.cri".containerd]
+    snapshotter = "overlayfs"
+  [plugins."io.containerd.grpc.v1.cri".registry]
+    config_path = %q
+`, filepath.Join(rn.dir, "root"), filepath.Join(rn.dir, "state"), rn.socket, rn.socket+".ttrpc", filepath.Join(rn.dir, "certs.d"))
+	if err := os.WriteFile(filepath.Join(rn.dir, "config.toml"), []byte(cfg), 0o644); err != nil {
+		return err
+	}
+	for _, host := range c.registryHosts() {
+		hosts := fmt.Sprintf("server = \"http://%s\"\n\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", host, host)
+		d := filepath.Join(rn.dir, "certs.d", host)
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			return err
+		}
+		if err := os.WriteFile(filepath.Join(d, "hosts.toml"), []byte(hosts), 0o644); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// createRealNode creates the real node's Node, Ready, without the
+// simulator's label: the simulator leaves it to kruise-daemon.
+func (c *Cluster) createRealNode(ctx context.Context) error {
+	labels := map[string]string{corev1.LabelHostname: RealNodeName, "node.custom.kruise.dev/real": "true"}
+	for k, v := range c.opts.RealNodeLabels {
+		labels[k] = v
+	}
+	node, err := c.Kube.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: RealNodeName, Labels: labels}}, metav1.CreateOptions{})
+	if err != nil {
+		return fmt.Errorf("creating node %s: %w", RealNodeName, err)
+	}
+	now := metav1.NewTime(time.Now().Add(-time.Minute))
+	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue,
+		Reason: "KubeletReady", LastHeartbeatTime: now, LastTransitionTime: now}}
+	if _, err := c.Kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+		return err
+	}
+	return until(ctx, time.Minute, "the NodeImage of "+RealNodeName, c.kruise, func(ctx context.Context) error {
+		_, err := c.Kruise.AppsV1alpha1().NodeImages().Get(ctx, RealNodeName, metav1.GetOptions{})
+		return err
+	})
+}
+
+// Ctr runs containerd's ctr against the real node's containerd, in the
+// namespace the CRI plugin keeps images in.
+func (c *Cluster) Ctr(ctx context.Context, args ...string) (string, error) {
+	if c.real == nil {
+		return "", errors.New("the cluster has no real node")
+	}
+	out, err := exec.CommandContext(ctx, "ctr", append([]string{"--address", c.real.socket, "--namespace", "k8s.io"}, args...)...).CombinedOutput()
+	if err != nil {
+		return string(out), fmt.Errorf("ctr %s: %w: %s", strings.Join(args, " "), err, out)
+	}
+	return string(out), nil
+}
+
+// RealNodeHas says whether the real node's containerd has image (a full reference).
+func (c *Cluster) RealNodeHas(ctx context.Context, image string) (bool, error) {
+	out, err := c.Ctr(ctx, "images", "ls", "-q")
+	if err != nil {
+		return false, err
+	}
+	for _, l := range strings.Split(out, "\n") {
+		if strings.TrimSpace(l) == image {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// RemoveFromRealNode deletes image from the real node's containerd.
+func (c *Cluster) RemoveFromRealNode(ctx context.Context, image string) error {
+	_, err := c.Ctr(ctx, "images", "rm", "--sync", image)
+	if err != nil && strings.Contains(err.Error(), "not found") {
+		return nil
+	}
+	return err
+}

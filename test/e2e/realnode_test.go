@@ -1,0 +1,129 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/openkruise/imageprepull/test/cluster"
+)
+
+// The whole chain on one real node: PipelineRun -> CustomRun ->
+// ImagePullJob -> NodeImage -> kruise-daemon -> CRI -> containerd -> the
+// local registry -> the image in containerd -> status back to the run.
+// The real node runs only for these tests: ImagePullJobs of the other
+// tests select every node and pull images no registry here has.
+func TestRealNode(t *testing.T) {
+	ctx := context.Background()
+	if why := cluster.RealNodeUnavailable(); why != "" && os.Getenv("REAL_NODE") != "on" {
+		t.Skipf("no real node on this machine: %s (CI sets REAL_NODE=on, which makes this a failure)", why)
+	}
+	if err := c.StartRealNode(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := c.StopRealNode(ctx); err != nil {
+			t.Error(err)
+		}
+	})
+	// One run on the real node alone; params are YAML flow items.
+	prepull := func(t *testing.T, ns string, params ...string) *v1beta1.CustomRun {
+		t.Helper()
+		create(t, ns, pipelineRun("pr", fmt.Sprintf(`
+      - name: prepull
+        taskRef: {apiVersion: custom.kruise.dev/v1alpha1, kind: ImagePrePull}
+        params: [{name: nodeNames, value: [%s]}, %s]
+`, cluster.RealNodeName, strings.Join(params, ", "))))
+		waitPipelineRun(t, ns, "pr", prTimeout)
+		return customRuns(t, ns, "pr")["prepull"]
+	}
+	image := func(repo string) string {
+		return fmt.Sprintf("%s/e2e/%s:v-%d", c.Registry, repo, time.Now().UnixNano())
+	}
+
+	t.Run("a real pull puts the image in containerd", func(t *testing.T) {
+		img := image("app")
+		if err := c.PushImage(ctx, img, map[string]string{"hello.txt": "hello from " + img}); err != nil {
+			t.Fatal(err)
+		}
+		run := prepull(t, namespace(t), `{name: image, value: "`+img+`"}`)
+		if !cond(run).IsTrue() || result(run, "succeeded") != "1" || result(run, "desired") != "1" {
+			t.Fatalf("CustomRun %+v, results %+v", cond(run), run.Status.Results)
+		}
+		contains(t, "message", cond(run).Message, "1/1 nodes have "+img)
+		if has, err := c.RealNodeHas(ctx, img); err != nil || !has {
+			out, _ := c.Ctr(ctx, "images", "ls", "-q")
+			t.Fatalf("containerd on %s does not list %s (%v):\n%s", cluster.RealNodeName, img, err, out)
+		}
+
+		// IfNotPresent: present, so containerd is not asked again; Always: it pulls again.
+		before := c.ManifestRequests(img)
+		if before == 0 {
+			t.Fatalf("the registry saw no manifest request for %s", img)
+		}
+		run = prepull(t, namespace(t), `{name: image, value: "`+img+`"}`, `{name: imagePullPolicy, value: IfNotPresent}`)
+		if !cond(run).IsTrue() || c.ManifestRequests(img) != before {
+			t.Fatalf("IfNotPresent on a node that has the image: %+v, manifest requests %d -> %d", cond(run), before, c.ManifestRequests(img))
+		}
+		run = prepull(t, namespace(t), `{name: image, value: "`+img+`"}`, `{name: imagePullPolicy, value: Always}`)
+		if !cond(run).IsTrue() || c.ManifestRequests(img) <= before {
+			t.Fatalf("Always: %+v, manifest requests %d -> %d", cond(run), before, c.ManifestRequests(img))
+		}
+	})
+
+	t.Run("a missing tag fails with containerd not found", func(t *testing.T) {
+		img := image("app") + "-missing"
+		run := prepull(t, namespace(t), `{name: image, value: "`+img+`"}`, `{name: backoffLimit, value: "0"}`)
+		if cond(run).IsTrue() || cond(run).Reason != "ThresholdNotMet" || result(run, "failedNodes") != `["`+cluster.RealNodeName+`"]` {
+			t.Fatalf("CustomRun %+v, results %+v", cond(run), run.Status.Results)
+		}
+		t.Logf("message: %s", cond(run).Message)
+		contains(t, "message", cond(run).Message, "0/1 nodes have "+img, cluster.RealNodeName+" ("+img+")", "not found")
+		if has, _ := c.RealNodeHas(ctx, img); has {
+			t.Fatalf("containerd lists %s, which the registry does not have", img)
+		}
+	})
+
+	t.Run("pull secrets reach a registry that wants a password", func(t *testing.T) {
+		img := fmt.Sprintf("%s/e2e/private:v-%d", c.AuthRegistry, time.Now().UnixNano())
+		if err := c.PushImage(ctx, img, map[string]string{"secret.txt": "private"}); err != nil {
+			t.Fatal(err)
+		}
+		ns := namespace(t)
+		run := prepull(t, ns, `{name: image, value: "`+img+`"}`, `{name: backoffLimit, value: "0"}`)
+		if cond(run).IsTrue() {
+			t.Fatalf("pulled %s without credentials: %+v", img, cond(run))
+		}
+		t.Logf("message without the secret: %s", cond(run).Message)
+		contains(t, "message without the secret", cond(run).Message, cluster.RealNodeName, "401 Unauthorized")
+
+		ns = namespace(t)
+		auth := base64.StdEncoding.EncodeToString([]byte(c.AuthRegistryUser + ":" + c.AuthRegistryPassword))
+		cfg, _ := json.Marshal(map[string]any{"auths": map[string]any{c.AuthRegistry: map[string]string{"auth": auth}}})
+		if _, err := c.Kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
+			ObjectMeta: metav1.ObjectMeta{Name: "registry-creds"},
+			Type:       corev1.SecretTypeDockerConfigJson,
+			Data:       map[string][]byte{corev1.DockerConfigJsonKey: cfg},
+		}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		run = prepull(t, ns, `{name: image, value: "`+img+`"}`, `{name: pullSecrets, value: [registry-creds]}`)
+		if !cond(run).IsTrue() {
+			t.Fatalf("with the secret: %+v", cond(run))
+		}
+		if has, err := c.RealNodeHas(ctx, img); err != nil || !has {
+			t.Fatalf("containerd does not list %s after the pull with the secret (%v)", img, err)
+		}
+	})
+}
