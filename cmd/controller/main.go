@@ -37,6 +37,8 @@ func main() {
 	}
 	flag.IntVar(&controller.DefaultThreadsPerController, "threads-per-controller", threads,
 		"Workers reconciling CustomRuns at once (default K_THREADS_PER_CONTROLLER, else 16).")
+	flag.DurationVar(&imageprepull.ProgressInterval, "progress-interval", imageprepull.ProgressInterval,
+		"Least time between two progress writes of a running CustomRun's status; 0 writes every change.")
 	// Parses the flags above and Knative's own (-kube-api-qps, -kube-api-burst, ...).
 	cfg := injection.ParseAndGetRESTConfigOrDie()
 	if cfg.QPS == 0 {

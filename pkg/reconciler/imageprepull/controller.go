@@ -25,14 +25,21 @@ const ControllerName = "imageprepull-controller"
 // first sync is looked at again.
 const startingRetry = time.Second
 
+// ProgressInterval is the least time between two progress writes of a
+// running run's status (cmd/controller's -progress-interval): with hundreds
+// of nodes reporting, each report would otherwise be a status write. The
+// end of a run is written at once.
+var ProgressInterval = 5 * time.Second
+
 // NewController wires the reconciler to CustomRuns of kind ImagePrePull and
 // to the ImagePullJobs they own.
 func NewController(ctx context.Context, _ configmap.Watcher) *controller.Impl {
 	customRuns := customruninformer.Get(ctx)
 	r := &Reconciler{
-		kruise:   kruiseclient.Get(ctx),
-		policies: imageprepullinformer.Get(ctx).Lister(),
-		clock:    clock.RealClock{},
+		kruise:        kruiseclient.Get(ctx),
+		policies:      imageprepullinformer.Get(ctx).Lister(),
+		clock:         clock.RealClock{},
+		progressEvery: ProgressInterval,
 	}
 	impl := customrunreconciler.NewImpl(ctx, r, func(*controller.Impl) controller.Options {
 		return controller.Options{AgentName: ControllerName}

@@ -102,12 +102,16 @@ func (e *env) fixFakeKruise() {
 type envOption func(*envConfig)
 
 type envConfig struct {
-	kruiseAbsent bool
-	policies     []*v1alpha1.ImagePrePull
-	kruiseObjs   []*kruisev1alpha1.NodeImage
+	kruiseAbsent  bool
+	progressEvery time.Duration
+	policies      []*v1alpha1.ImagePrePull
+	kruiseObjs    []*kruisev1alpha1.NodeImage
 }
 
 func withoutKruise() envOption { return func(c *envConfig) { c.kruiseAbsent = true } }
+func withProgressEvery(d time.Duration) envOption {
+	return func(c *envConfig) { c.progressEvery = d }
+}
 func withPolicy(p *v1alpha1.ImagePrePull) envOption {
 	return func(c *envConfig) { c.policies = append(c.policies, p) }
 }
@@ -158,6 +162,9 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		kruise:   e.kruise,
 		policies: imageprepullinformer.Get(ctx).Lister(),
 		clock:    e.clock,
+		// Zero unless a test is about it: the other tests follow every
+		// report's message.
+		progressEvery: cfg.progressEvery,
 	}
 	r.jobs = kruise.NewJobInformer(ctx, e.kruise, ManagedBySelector, cache.ResourceEventHandlerFuncs{})
 	e.jobs = r.jobs

@@ -435,3 +435,38 @@ func TestDeletedRunLosesItsJobs(t *testing.T) {
 		t.Errorf("jobs left: %v, want only the other run's", jobs)
 	}
 }
+
+// Progress writes are coalesced: a node's report within the interval waits
+// (the run is requeued for the rest of it), one after it is written, and
+// the end of the run is never held.
+func TestProgressWritesAreCoalesced(t *testing.T) {
+	e := newEnv(t, withProgressEvery(10*time.Minute))
+	e.create(newRun("run", str("image", app), arr("nodeNames", "node-1", "node-2", "node-3")))
+	first := condition(e.mustReconcile("run")).Message
+	contains(t, "first message", first, "waiting for OpenKruise")
+	job := e.jobList()[0]
+
+	e.setJobStatus(job.Name, pulling(3, 1, 0))
+	run, err := e.reconcile("run")
+	if ok, after := isRequeue(err); !ok || after <= 9*time.Minute || after > 10*time.Minute {
+		t.Fatalf("reconcile = %v, want a requeue for the rest of the 10m interval", err)
+	}
+	if got := condition(run).Message; got != first {
+		t.Fatalf("message written within the interval: %q", got)
+	}
+
+	// The last progress write is older than the interval: write.
+	run.Status.Conditions[0].LastTransitionTime = apis.VolatileTime{Inner: metav1.NewTime(time.Now().Add(-11 * time.Minute))}
+	if _, err := e.tekton.TektonV1beta1().CustomRuns(ns).UpdateStatus(e.ctx, run, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if got := condition(e.mustReconcile("run")).Message; got != "1/3 nodes have "+app {
+		t.Fatalf("message after the interval = %q", got)
+	}
+
+	// Done at once, however recent the last write.
+	e.setJobStatus(job.Name, completed(3, 3))
+	if c := condition(e.mustReconcile("run")); !c.IsTrue() || c.Message != "3/3 nodes have "+app {
+		t.Fatalf("condition = %+v, want True at once", c)
+	}
+}

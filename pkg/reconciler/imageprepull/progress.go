@@ -6,11 +6,13 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"knative.dev/pkg/apis"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/openkruise/imageprepull/pkg/kruise"
@@ -136,4 +138,20 @@ func describeTargets(spec *v1alpha1.ImagePrePullSpec) string {
 		return "node selector " + metav1.FormatLabelSelector(&spec.NodeSelector.LabelSelector)
 	}
 	return "any node: the cluster has no Ready node with a NodeImage"
+}
+
+// holdProgress says how long to wait before writing msg as a running run's
+// progress: every node's report changes the message, and hundreds of nodes
+// reporting must not make hundreds of status writes. Zero means write now.
+// The last progress write is the Running condition's last transition, which
+// Knative stamps with the wall clock.
+func (r *Reconciler) holdProgress(run *v1beta1.CustomRun, msg string) time.Duration {
+	c := run.Status.GetCondition(apis.ConditionSucceeded)
+	if r.progressEvery <= 0 || c == nil || c.Reason != v1beta1.CustomRunReasonRunning.String() || c.Message == msg {
+		return 0
+	}
+	if wait := r.progressEvery - time.Since(c.LastTransitionTime.Inner.Time); wait > 0 {
+		return wait
+	}
+	return 0
 }

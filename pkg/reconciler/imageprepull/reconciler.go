@@ -6,6 +6,7 @@ package imageprepull
 import (
 	"context"
 	"errors"
+	"time"
 
 	kruiseclient "github.com/openkruise/kruise-api/client/clientset/versioned"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
@@ -28,6 +29,9 @@ type Reconciler struct {
 	policies listers.ImagePrePullLister
 	jobs     *kruise.JobInformer
 	clock    clock.PassiveClock
+	// progressEvery is the least time between two progress writes of a
+	// running run's status; zero writes every change.
+	progressEvery time.Duration
 }
 
 // extraFields is kept in the run's status.extraFields.
@@ -99,8 +103,14 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		return kreconciler.NewEvent(corev1.EventTypeNormal, v1beta1.CustomRunReasonSuccessful.String(), "ImagePullJobs created")
 	}
 	if !p.complete {
-		run.Status.MarkCustomRunRunning(v1beta1.CustomRunReasonRunning.String(), "%s", p.message())
-		if d := r.requeueBefore(run); d > 0 {
+		hold := r.holdProgress(run, p.message())
+		if hold == 0 {
+			run.Status.MarkCustomRunRunning(v1beta1.CustomRunReasonRunning.String(), "%s", p.message())
+		}
+		if d := r.requeueBefore(run); d > 0 || hold > 0 {
+			if hold > 0 && (d == 0 || hold < d) {
+				d = hold
+			}
 			return controller.NewRequeueAfter(d)
 		}
 		return nil
