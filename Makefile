@@ -6,7 +6,7 @@ SHELL := /bin/bash
 export GOTOOLCHAIN := auto
 GO_TEST_FLAGS ?=
 
-.PHONY: all build test unit e2e chaos vulncheck verify codegen install release fuzz clean tools demo cluster-up cluster-down
+.PHONY: all build test unit e2e chaos bench vulncheck verify codegen install release fuzz clean tools demo cluster-up cluster-down
 
 all: build
 
@@ -30,6 +30,10 @@ chaos: tools
 	@mkdir -p .cache; go test -tags chaos -count=1 -timeout 30m -v ./test/chaos/ > .cache/chaos.log 2>&1; rc=$$?; \
 	  grep -E '^(=== RUN|--- |PASS|FAIL|ok)|fault [0-9]+:|chaos:|chaos_test.go:[0-9]+: [^c]' .cache/chaos.log; \
 	  if [ $$rc != 0 ]; then echo "--- the last 150 lines of .cache/chaos.log:"; tail -150 .cache/chaos.log; fi; exit $$rc
+
+## bench: latency, API cost and footprint at 10/100/1000 runs on 200 simulated nodes, and one run on 2000 (BENCH_FLAGS=-levels=10,100)
+bench: tools
+	go run ./test/cmd/bench $(BENCH_FLAGS)
 
 ## vulncheck: govulncheck against a vulnerability database built offline from golang.org/x/vulndb
 vulncheck:

@@ -62,6 +62,9 @@ type Cluster struct {
 	Server     string
 	Kubeconfig string
 	adminToken string
+	// AuditLog is kube-apiserver's audit log (JSON lines) of the
+	// controller's requests.
+	AuditLog string
 
 	// Registry is the local registry's host:port; BaseImage is ko's base there.
 	Registry  string

@@ -127,6 +127,16 @@ func (c *Cluster) ControllerLog(lines int) string {
 	return b.String()
 }
 
+// ControllerPID is the process ID of the first live controller process, or 0.
+func (c *Cluster) ControllerPID() int {
+	for _, p := range c.controllers {
+		if !p.exited() {
+			return p.cmd.Process.Pid
+		}
+	}
+	return 0
+}
+
 // ControllerRunning reports whether a controller process is alive.
 func (c *Cluster) ControllerRunning() bool {
 	for _, p := range c.controllers {

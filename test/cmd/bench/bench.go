@@ -1,0 +1,483 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
+	kruiseinformers "github.com/openkruise/kruise-api/client/informers/externalversions"
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	tektoninformers "github.com/tektoncd/pipeline/pkg/client/informers/externalversions"
+	corev1 "k8s.io/api/core/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/client-go/informers"
+	"k8s.io/client-go/tools/cache"
+	"knative.dev/pkg/apis"
+
+	"github.com/openkruise/imageprepull/test/cluster"
+)
+
+// bench holds the cluster and what its watches saw, with when.
+type bench struct {
+	c     *cluster.Cluster
+	pools int
+
+	mu         sync.Mutex
+	runSeen    map[string]time.Time // ns/name: the CustomRun first seen
+	runDone    map[string]time.Time
+	runReason  map[string]string
+	prCreated  map[string]time.Time // ns/name: the create call returned
+	prDone     map[string]time.Time
+	jobCreated map[string]time.Time // ns/job
+	jobDone    map[string]time.Time
+	jobRun     map[string]string // ns/job -> ns/run
+	cmSeen     map[string]time.Time
+}
+
+func newBench(ctx context.Context, c *cluster.Cluster, pools int) (*bench, error) {
+	b := &bench{c: c, pools: pools,
+		runSeen: map[string]time.Time{}, runDone: map[string]time.Time{}, runReason: map[string]string{},
+		prCreated: map[string]time.Time{}, prDone: map[string]time.Time{},
+		jobCreated: map[string]time.Time{}, jobDone: map[string]time.Time{}, jobRun: map[string]string{},
+		cmSeen: map[string]time.Time{}}
+	tf := tektoninformers.NewSharedInformerFactory(c.Tekton, 0)
+	kf := kruiseinformers.NewSharedInformerFactory(c.Kruise, 0)
+	cf := informers.NewSharedInformerFactoryWithOptions(c.Kube, 0, informers.WithNamespace("bench-floor"))
+	handlers := []struct {
+		inf cache.SharedIndexInformer
+		see func(obj any, now time.Time)
+	}{
+		{tf.Tekton().V1beta1().CustomRuns().Informer(), b.seeRun},
+		{tf.Tekton().V1().PipelineRuns().Informer(), b.seePipelineRun},
+		{kf.Apps().V1alpha1().ImagePullJobs().Informer(), b.seeJob},
+		{cf.Core().V1().ConfigMaps().Informer(), b.seeConfigMap},
+	}
+	for _, h := range handlers {
+		see := h.see
+		if _, err := h.inf.AddEventHandler(cache.ResourceEventHandlerFuncs{
+			AddFunc:    func(obj any) { see(obj, time.Now()) },
+			UpdateFunc: func(_, obj any) { see(obj, time.Now()) },
+		}); err != nil {
+			return nil, err
+		}
+	}
+	tf.Start(ctx.Done())
+	kf.Start(ctx.Done())
+	cf.Start(ctx.Done())
+	for _, synced := range []map[string]bool{typed(tf.WaitForCacheSync(ctx.Done())), typed(kf.WaitForCacheSync(ctx.Done())), typed(cf.WaitForCacheSync(ctx.Done()))} {
+		for what, ok := range synced {
+			if !ok {
+				return nil, fmt.Errorf("syncing the %s watch", what)
+			}
+		}
+	}
+	return b, nil
+}
+
+func typed[K comparable](m map[K]bool) map[string]bool {
+	out := map[string]bool{}
+	for k, v := range m {
+		out[fmt.Sprint(k)] = v
+	}
+	return out
+}
+
+func key(m metav1.Object) string { return m.GetNamespace() + "/" + m.GetName() }
+
+func (b *bench) seeRun(obj any, now time.Time) {
+	run := obj.(*v1beta1.CustomRun)
+	k := key(run)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.runSeen[k]; !ok {
+		b.runSeen[k] = now
+	}
+	if _, ok := b.runDone[k]; !ok && run.IsDone() {
+		b.runDone[k] = now
+		b.runReason[k] = run.Status.GetCondition(apis.ConditionSucceeded).Reason
+	}
+}
+
+func (b *bench) seePipelineRun(obj any, now time.Time) {
+	pr := obj.(*pipelinev1.PipelineRun)
+	k := key(pr)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.prDone[k]; !ok && pr.IsDone() {
+		b.prDone[k] = now
+	}
+}
+
+func (b *bench) seeJob(obj any, now time.Time) {
+	job := obj.(*kruisev1alpha1.ImagePullJob)
+	k := key(job)
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.jobCreated[k]; !ok {
+		b.jobCreated[k] = now
+		b.jobRun[k] = job.Namespace + "/" + job.Labels["tekton.dev/customRun"]
+	}
+	if _, ok := b.jobDone[k]; !ok && job.Status.CompletionTime != nil {
+		b.jobDone[k] = now
+	}
+}
+
+func (b *bench) seeConfigMap(obj any, now time.Time) {
+	cm := obj.(*corev1.ConfigMap)
+	v := cm.Data["v"]
+	if v == "" {
+		return
+	}
+	b.mu.Lock()
+	k := cm.Name + "=" + v
+	_, seen := b.cmSeen[k]
+	if !seen {
+		b.cmSeen[k] = now
+	}
+	b.mu.Unlock()
+	if cm.Name == "a" && !seen {
+		// The probe's reconcile: one write to another object.
+		go func() {
+			_, _ = b.c.Kube.CoreV1().ConfigMaps(cm.Namespace).Update(context.Background(),
+				&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "b", Namespace: cm.Namespace}, Data: map[string]string{"v": v}},
+				metav1.UpdateOptions{})
+		}()
+	}
+}
+
+// floor measures n times how long after a watch sees one object change it
+// sees another that a client wrote in answer: the least any watch-driven
+// controller adds, on this API server, under this load.
+func (b *bench) floor(ctx context.Context, n int) (stats, error) {
+	ns := "bench-floor"
+	if _, err := b.c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return stats{}, err
+	}
+	for _, name := range []string{"a", "b"} {
+		if _, err := b.c.Kube.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+			return stats{}, err
+		}
+	}
+	var samples []time.Duration
+	for i := 1; i <= n; i++ {
+		v := strconv.Itoa(i)
+		if _, err := b.c.Kube.CoreV1().ConfigMaps(ns).Update(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: ns}, Data: map[string]string{"v": v}}, metav1.UpdateOptions{}); err != nil {
+			return stats{}, err
+		}
+		var d time.Duration
+		err := wait.PollUntilContextTimeout(ctx, time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			b.mu.Lock()
+			defer b.mu.Unlock()
+			ta, okA := b.cmSeen["a="+v]
+			tb, okB := b.cmSeen["b="+v]
+			d = tb.Sub(ta)
+			return okA && okB, nil
+		})
+		if err != nil {
+			return stats{}, fmt.Errorf("floor sample %d: %w", i, err)
+		}
+		samples = append(samples, d)
+		time.Sleep(20 * time.Millisecond)
+	}
+	return summarize(samples), nil
+}
+
+// level creates n PipelineRuns at once, each pre-pulling images onto one
+// pool of nodes (or every node, with selector "all"), waits for them all,
+// and measures.
+func (b *bench) level(ctx context.Context, name string, n, images int, selector string) (level, error) {
+	ns := "bench-" + name
+	if _, err := b.c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return level{}, err
+	}
+	pid := b.c.ControllerPID()
+	cpu0 := cpuSeconds(pid)
+	auditFrom := fileSize(b.c.AuditLog)
+	start := time.Now()
+
+	var wg sync.WaitGroup
+	errs := make(chan error, n)
+	work := make(chan int)
+	for w := 0; w < 20; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				pr := pipelineRun(ns, name, i, images, selector, b.pools)
+				if _, err := b.c.Tekton.TektonV1().PipelineRuns(ns).Create(ctx, pr, metav1.CreateOptions{}); err != nil {
+					errs <- err
+					continue
+				}
+				b.mu.Lock()
+				b.prCreated[ns+"/"+pr.Name] = time.Now()
+				b.mu.Unlock()
+			}
+		}()
+	}
+	for i := 0; i < n; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return level{}, fmt.Errorf("creating PipelineRuns: %w", err)
+	}
+
+	var peakRSS int64
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 15*time.Minute, true, func(context.Context) (bool, error) {
+		peakRSS = max(peakRSS, rssBytes(pid))
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		done := 0
+		for k := range b.prCreated {
+			if _, ok := b.prDone[k]; ok && strings.HasPrefix(k, ns+"/") {
+				done++
+			}
+		}
+		return done == n, nil
+	})
+	if err != nil {
+		return level{}, fmt.Errorf("%s: not every PipelineRun finished: %w", name, err)
+	}
+	wall := time.Since(start)
+	cpu := cpuSeconds(pid) - cpu0
+	time.Sleep(2500 * time.Millisecond) // the audit log's batch wait
+	requests, err := countRequests(b.c.AuditLog, auditFrom)
+	if err != nil {
+		return level{}, err
+	}
+
+	l := level{Name: name, Runs: n, ImagesPerRun: images, Wall: wall.Round(10 * time.Millisecond).String(),
+		ControllerCPUSeconds: round(cpu, 2), ControllerCPUSecondsPer100Runs: round(cpu/float64(n)*100, 2),
+		ControllerPeakRSSMiB: round(float64(max(peakRSS, hwmBytes(pid)))/(1<<20), 1),
+		RequestsPerRun:       map[string]float64{}, Outcomes: map[string]int{}}
+	var ours, kruise, tekton []time.Duration
+	b.mu.Lock()
+	for k := range b.prCreated {
+		if !strings.HasPrefix(k, ns+"/") {
+			continue
+		}
+		runKey := k + "-prepull"
+		l.Outcomes[b.runReason[runKey]]++
+		var first, last time.Time
+		for job, run := range b.jobRun {
+			if run != runKey {
+				continue
+			}
+			if c := b.jobCreated[job]; first.IsZero() || c.Before(first) {
+				first = c
+			}
+			if d := b.jobDone[job]; d.After(last) {
+				last = d
+			}
+		}
+		if last.IsZero() {
+			continue // wait: false, or no job: nothing to split
+		}
+		ours = append(ours, b.runDone[runKey].Sub(last))
+		kruise = append(kruise, last.Sub(first))
+		tekton = append(tekton, b.runSeen[runKey].Sub(b.prCreated[k])+b.prDone[k].Sub(b.runDone[runKey]))
+	}
+	b.mu.Unlock()
+	l.Ours, l.Kruise, l.Tekton = summarize(ours), summarize(kruise), summarize(tekton)
+	total := 0
+	for k, v := range requests {
+		l.RequestsPerRun[k] = round(float64(v)/float64(n), 2)
+		total += v
+	}
+	l.RequestsPerRunTotal = round(float64(total)/float64(n), 2)
+	l.StatusWritesPerRun = round(float64(requests["update customruns/status"]+requests["patch customruns/status"])/float64(n), 2)
+	l.JobCreatesPerImage = round(float64(requests["create imagepulljobs"])/float64(n*images), 2)
+	return l, nil
+}
+
+func pipelineRun(ns, level string, i, images int, selector string, pools int) *pipelinev1.PipelineRun {
+	var refs []string
+	for k := 0; k < images; k++ {
+		refs = append(refs, fmt.Sprintf("registry.local/bench/%s-%d-%d:v1", level, i, k))
+	}
+	params := pipelinev1.Params{{Name: "images", Value: pipelinev1.ParamValue{Type: pipelinev1.ParamTypeArray, ArrayVal: refs}}}
+	if selector == "all" {
+		params = append(params, pipelinev1.Param{Name: "parallelism", Value: *pipelinev1.NewStructuredValues("1000")})
+	} else {
+		params = append(params, pipelinev1.Param{Name: "nodeSelector", Value: *pipelinev1.NewStructuredValues("pool=" + poolName(i%pools))})
+	}
+	return &pipelinev1.PipelineRun{
+		ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("pr-%04d", i), Namespace: ns},
+		Spec: pipelinev1.PipelineRunSpec{
+			Timeouts: &pipelinev1.TimeoutFields{Pipeline: &metav1.Duration{Duration: 15 * time.Minute}},
+			PipelineSpec: &pipelinev1.PipelineSpec{Tasks: []pipelinev1.PipelineTask{{
+				Name:    "prepull",
+				TaskRef: &pipelinev1.TaskRef{APIVersion: "custom.kruise.dev/v1alpha1", Kind: "ImagePrePull"},
+				Params:  params,
+			}}},
+		},
+	}
+}
+
+// addNodes adds simulated nodes until there are total, many at a time.
+func (b *bench) addNodes(ctx context.Context, have, total int) error {
+	work := make(chan int)
+	errs := make(chan error, total)
+	var wg sync.WaitGroup
+	for w := 0; w < 50; w++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range work {
+				if err := b.c.AddNode(ctx, cluster.Node{Name: fmt.Sprintf("node-%04d", i), Labels: map[string]string{"pool": "large"}}); err != nil {
+					errs <- err
+				}
+			}
+		}()
+	}
+	for i := have; i < total; i++ {
+		work <- i
+	}
+	close(work)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		return err
+	}
+	return nil
+}
+
+// pods counts the Pods in the cluster: runs of this custom task make none.
+func (b *bench) pods(ctx context.Context) (int, error) {
+	l, err := b.c.Kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return 0, err
+	}
+	return len(l.Items), nil
+}
+
+// countRequests counts the controller's requests in the audit log from
+// offset on, by verb and resource[/subresource].
+func countRequests(path string, offset int64) (map[string]int, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		return nil, err
+	}
+	out := map[string]int{}
+	sc := bufio.NewScanner(f)
+	sc.Buffer(make([]byte, 1<<20), 1<<24)
+	for sc.Scan() {
+		var ev struct {
+			Stage     string `json:"stage"`
+			Verb      string `json:"verb"`
+			ObjectRef struct {
+				Resource    string `json:"resource"`
+				Subresource string `json:"subresource"`
+			} `json:"objectRef"`
+		}
+		if json.Unmarshal(sc.Bytes(), &ev) != nil {
+			continue
+		}
+		// A request counts once: when answered, or for a watch when it starts.
+		if ev.Stage != "ResponseComplete" && !(ev.Verb == "watch" && ev.Stage == "ResponseStarted") {
+			continue
+		}
+		res := ev.ObjectRef.Resource
+		if ev.ObjectRef.Subresource != "" {
+			res += "/" + ev.ObjectRef.Subresource
+		}
+		if res == "" {
+			res = "(non-resource)"
+		}
+		out[ev.Verb+" "+res]++
+	}
+	return out, sc.Err()
+}
+
+func fileSize(path string) int64 {
+	st, err := os.Stat(path)
+	if err != nil {
+		return 0
+	}
+	return st.Size()
+}
+
+// cpuSeconds is the process's user and system CPU time (/proc/PID/stat).
+func cpuSeconds(pid int) float64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name, which is in parentheses and may hold spaces.
+	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100 // USER_HZ
+}
+
+func statusField(pid int, field string) int64 {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(data), "\n") {
+		if strings.HasPrefix(l, field+":") {
+			f := strings.Fields(l)
+			if len(f) >= 2 {
+				kb, _ := strconv.ParseInt(f[1], 10, 64)
+				return kb << 10
+			}
+		}
+	}
+	return 0
+}
+
+func rssBytes(pid int) int64 { return statusField(pid, "VmRSS") }
+func hwmBytes(pid int) int64 { return statusField(pid, "VmHWM") }
+
+func numCPU() int { return runtime.NumCPU() }
+
+func round(v float64, places int) float64 {
+	p := 1.0
+	for range places {
+		p *= 10
+	}
+	return float64(int64(v*p+0.5)) / p
+}
+
+// stats are percentiles of durations, in milliseconds.
+type stats struct {
+	N   int     `json:"n"`
+	P50 float64 `json:"p50Ms"`
+	P95 float64 `json:"p95Ms"`
+	P99 float64 `json:"p99Ms"`
+	Max float64 `json:"maxMs"`
+}
+
+func summarize(d []time.Duration) stats {
+	if len(d) == 0 {
+		return stats{}
+	}
+	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
+	p := func(q float64) float64 {
+		i := int(q*float64(len(d))+0.999999) - 1
+		return round(float64(d[max(i, 0)])/float64(time.Millisecond), 1)
+	}
+	return stats{N: len(d), P50: p(0.50), P95: p(0.95), P99: p(0.99), Max: p(1)}
+}

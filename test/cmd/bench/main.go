@@ -1,0 +1,149 @@
+// Command bench measures the controller on the local cluster with simulated
+// nodes whose pulls finish at once, side by side with the floor any
+// watch-driven controller pays on the same API server: latency (ours,
+// Kruise's and Tekton's shares), API requests, status writes and jobs per
+// run, controller CPU and memory, and pods created. `make bench` runs it;
+// it prints a table and writes JSON and an SVG plot under bench/results.
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/openkruise/imageprepull/test/cluster"
+)
+
+func main() {
+	levels := flag.String("levels", "10,100,1000", "CustomRuns created at once, one load level each")
+	nodes := flag.Int("nodes", 200, "simulated nodes")
+	pool := flag.Int("pool", 10, "nodes each run pre-pulls onto (a label selector over a pool)")
+	large := flag.Int("large", 2000, "nodes for the one-run large-cluster case (0 skips it)")
+	out := flag.String("out", filepath.Join("bench", "results"), "where the JSON and the plot go")
+	flag.Parse()
+	var ns []int
+	for _, s := range strings.Split(*levels, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(s))
+		if err != nil || n < 1 {
+			fmt.Fprintf(os.Stderr, "-levels: %q is not a positive number\n", s)
+			os.Exit(2)
+		}
+		ns = append(ns, n)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, ns, *nodes, *pool, *large, *out); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, levels []int, nodes, pool, large int, out string) error {
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	logf := func(format string, args ...any) { fmt.Fprintf(os.Stderr, "bench: "+format+"\n", args...) }
+	var ns []cluster.Node
+	for i := 0; i < nodes; i++ {
+		ns = append(ns, cluster.Node{Name: fmt.Sprintf("node-%04d", i), Labels: map[string]string{"pool": poolName(i / pool)}})
+	}
+	start := time.Now()
+	c, err := cluster.Start(ctx, cluster.Options{Root: root, Nodes: ns, RealNode: "off",
+		Log: func(f string, a ...any) { logf("cluster: "+f, a...) }})
+	if err != nil {
+		return err
+	}
+	defer c.Stop()
+	b, err := newBench(ctx, c, nodes/pool)
+	if err != nil {
+		return err
+	}
+	res := results{Machine: machine(), Command: "make bench", Started: start.UTC(), Nodes: nodes, NodesPerRun: pool}
+
+	logf("floor: a watch sees one object change and writes another, 100 times")
+	if res.Floor, err = b.floor(ctx, 100); err != nil {
+		return err
+	}
+	for _, n := range levels {
+		logf("load: %d runs at once, one image each", n)
+		l, err := b.level(ctx, fmt.Sprintf("l%d", n), n, 1, "")
+		if err != nil {
+			return err
+		}
+		res.Levels = append(res.Levels, l)
+	}
+	logf("load: 100 runs at once, three images each")
+	l, err := b.level(ctx, "l100x3", 100, 3, "")
+	if err != nil {
+		return err
+	}
+	res.Levels = append(res.Levels, l)
+	if large > 0 {
+		logf("large cluster: %d nodes, one run across all of them", large)
+		if err := b.addNodes(ctx, nodes, large); err != nil {
+			return err
+		}
+		l, err := b.level(ctx, "large", 1, 1, "all")
+		if err != nil {
+			return err
+		}
+		res.Large = &l
+	}
+	if res.Pods, err = b.pods(ctx); err != nil {
+		return err
+	}
+	res.Wall = time.Since(start).Round(time.Second).String()
+
+	res.print(os.Stdout)
+	if err := os.MkdirAll(out, 0o755); err != nil {
+		return err
+	}
+	stamp := start.UTC().Format("20060102-150405")
+	data, err := json.MarshalIndent(res, "", "  ")
+	if err != nil {
+		return err
+	}
+	jsonPath := filepath.Join(out, stamp+".json")
+	if err := os.WriteFile(jsonPath, append(data, '\n'), 0o644); err != nil {
+		return err
+	}
+	svgPath := filepath.Join(out, stamp+"-latency.svg")
+	if err := os.WriteFile(svgPath, res.plot(), 0o644); err != nil {
+		return err
+	}
+	fmt.Printf("\nwrote %s and %s\n", jsonPath, svgPath)
+	return nil
+}
+
+func poolName(i int) string { return fmt.Sprintf("p%03d", i) }
+
+// machine describes where the numbers came from.
+func machine() string {
+	model := "unknown CPU"
+	if data, err := os.ReadFile("/proc/cpuinfo"); err == nil {
+		for _, l := range strings.Split(string(data), "\n") {
+			if strings.HasPrefix(l, "model name") {
+				model = strings.TrimSpace(strings.SplitN(l, ":", 2)[1])
+				break
+			}
+		}
+	}
+	var mem string
+	if data, err := os.ReadFile("/proc/meminfo"); err == nil {
+		if f := strings.Fields(strings.SplitN(string(data), "\n", 2)[0]); len(f) >= 2 {
+			if kb, err := strconv.Atoi(f[1]); err == nil {
+				mem = fmt.Sprintf(", %d GiB", (kb+512*1024)/1024/1024)
+			}
+		}
+	}
+	return fmt.Sprintf("%d cores (%s)%s", numCPU(), model, mem)
+}

@@ -1,0 +1,139 @@
+package main
+
+import (
+	"fmt"
+	"io"
+	"sort"
+	"strings"
+	"text/tabwriter"
+	"time"
+)
+
+// results is what one `make bench` measured; bench/results/*.json holds it.
+type results struct {
+	Machine     string    `json:"machine"`
+	Command     string    `json:"command"`
+	Started     time.Time `json:"started"`
+	Wall        string    `json:"wall"`
+	Nodes       int       `json:"nodes"`
+	NodesPerRun int       `json:"nodesPerRun"`
+	Floor       stats     `json:"floor"`
+	Levels      []level   `json:"levels"`
+	Large       *level    `json:"largeCluster,omitempty"`
+	Pods        int       `json:"podsInCluster"`
+}
+
+// level is one load level: runs created at once.
+type level struct {
+	Name         string `json:"name"`
+	Runs         int    `json:"runs"`
+	ImagesPerRun int    `json:"imagesPerRun"`
+	Wall         string `json:"wall"`
+	// Ours is from the last ImagePullJob of a run seen complete to the run
+	// seen done; Kruise's from its first job seen to its last seen complete;
+	// Tekton's from the PipelineRun created to the CustomRun seen, plus from
+	// the CustomRun seen done to the PipelineRun seen done.
+	Ours                           stats              `json:"oursMs"`
+	Kruise                         stats              `json:"kruiseMs"`
+	Tekton                         stats              `json:"tektonMs"`
+	Outcomes                       map[string]int     `json:"outcomes"`
+	ControllerCPUSeconds           float64            `json:"controllerCpuSeconds"`
+	ControllerCPUSecondsPer100Runs float64            `json:"controllerCpuSecondsPer100Runs"`
+	ControllerPeakRSSMiB           float64            `json:"controllerPeakRssMiB"`
+	RequestsPerRunTotal            float64            `json:"requestsPerRun"`
+	RequestsPerRun                 map[string]float64 `json:"requestsPerRunByVerbAndResource"`
+	StatusWritesPerRun             float64            `json:"statusWritesPerRun"`
+	JobCreatesPerImage             float64            `json:"imagePullJobCreatesPerImage"`
+}
+
+func (r results) print(w io.Writer) {
+	fmt.Fprintf(w, "\nmachine: %s; %d simulated nodes, %d per run; whole bench %s\n", r.Machine, r.Nodes, r.NodesPerRun, r.Wall)
+	fmt.Fprintf(w, "floor (watch sees A, writes B, watch sees B): p50 %.1f ms, p95 %.1f ms, p99 %.1f ms (n=%d)\n\n",
+		r.Floor.P50, r.Floor.P95, r.Floor.P99, r.Floor.N)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "level\truns\timages\twall\tours p50\tp95\tp99\tp99/floor\tkruise p50\ttekton p50\treq/run\tstatus writes/run\tjobs/image\tcpu s/100 runs\tpeak RSS MiB\toutcomes\t")
+	all := r.Levels
+	if r.Large != nil {
+		all = append(all[:len(all):len(all)], *r.Large)
+	}
+	for _, l := range all {
+		ratio := 0.0
+		if r.Floor.P99 > 0 {
+			ratio = l.Ours.P99 / r.Floor.P99
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.0f\t%.0f\t%.1fx\t%.0f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f\t%s\t\n",
+			l.Name, l.Runs, l.ImagesPerRun, l.Wall, l.Ours.P50, l.Ours.P95, l.Ours.P99, ratio, l.Kruise.P50, l.Tekton.P50,
+			l.RequestsPerRunTotal, l.StatusWritesPerRun, l.JobCreatesPerImage, l.ControllerCPUSecondsPer100Runs,
+			l.ControllerPeakRSSMiB, outcomes(l.Outcomes))
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "\nPods in the cluster after every run: %d\n", r.Pods)
+	for _, l := range all {
+		fmt.Fprintf(w, "\nrequests per run, %s:", l.Name)
+		keys := make([]string, 0, len(l.RequestsPerRun))
+		for k := range l.RequestsPerRun {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Fprintf(w, " %s %.2f;", k, l.RequestsPerRun[k])
+		}
+		fmt.Fprintln(w)
+	}
+}
+
+func outcomes(m map[string]int) string {
+	var parts []string
+	for k, v := range m {
+		parts = append(parts, fmt.Sprintf("%s %d", k, v))
+	}
+	sort.Strings(parts)
+	return strings.Join(parts, ", ")
+}
+
+// plot draws our share's p50/p95/p99 per load level, with the floor's p99
+// as a line, as SVG.
+func (r results) plot() []byte {
+	const w, h, left, bottom, top = 760, 360, 70, 50, 40
+	levels := r.Levels
+	if r.Large != nil {
+		levels = append(levels[:len(levels):len(levels)], *r.Large)
+	}
+	maxMs := r.Floor.P99
+	for _, l := range levels {
+		maxMs = max(maxMs, l.Ours.P99)
+	}
+	maxMs *= 1.15
+	if maxMs == 0 {
+		maxMs = 1
+	}
+	y := func(ms float64) float64 { return float64(h-bottom) - ms/maxMs*float64(h-bottom-top) }
+	var b strings.Builder
+	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" font-size="12">`+"\n", w, h)
+	fmt.Fprintf(&b, `<rect width="%d" height="%d" fill="white"/>`+"\n", w, h)
+	fmt.Fprintf(&b, `<text x="%d" y="20" font-size="14">Our share of a pre-pull's latency by load (ms; last job complete to CustomRun done)</text>`+"\n", left)
+	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", left, h-bottom, w-10, h-bottom)
+	fmt.Fprintf(&b, `<line x1="%d" y1="%d" x2="%d" y2="%d" stroke="black"/>`+"\n", left, top, left, h-bottom)
+	for i := 0; i <= 4; i++ {
+		ms := maxMs * float64(i) / 4
+		fmt.Fprintf(&b, `<text x="%d" y="%.0f" text-anchor="end">%.0f</text><line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#ddd"/>`+"\n",
+			left-6, y(ms)+4, ms, left, y(ms), w-10, y(ms))
+	}
+	slot := float64(w-left-20) / float64(max(len(levels), 1))
+	colors := []string{"#9ecae1", "#4292c6", "#08519c"}
+	for i, l := range levels {
+		x0 := float64(left) + 10 + slot*float64(i)
+		bw := (slot - 20) / 3
+		for j, v := range []float64{l.Ours.P50, l.Ours.P95, l.Ours.P99} {
+			fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" fill="%s"/>`+"\n", x0+bw*float64(j), y(v), bw-2, y(0)-y(v), colors[j])
+		}
+		fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle">%s (%d runs)</text>`+"\n", x0+bw*1.5, h-bottom+18, l.Name, l.Runs)
+	}
+	fmt.Fprintf(&b, `<line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#d62728" stroke-dasharray="6 4"/>`+"\n", left, y(r.Floor.P99), w-10, y(r.Floor.P99))
+	fmt.Fprintf(&b, `<text x="%d" y="%.0f" fill="#d62728" text-anchor="end">floor p99 %.0f ms</text>`+"\n", w-12, y(r.Floor.P99)-4, r.Floor.P99)
+	for j, name := range []string{"p50", "p95", "p99"} {
+		fmt.Fprintf(&b, `<rect x="%d" y="%d" width="10" height="10" fill="%s"/><text x="%d" y="%d">%s</text>`+"\n", left+10+j*60, h-18, colors[j], left+24+j*60, h-9, name)
+	}
+	b.WriteString("</svg>\n")
+	return []byte(b.String())
+}
