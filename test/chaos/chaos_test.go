@@ -63,7 +63,7 @@ func TestChaos(t *testing.T) {
 	for i := 1; i <= 12; i++ {
 		nodes = append(nodes, cluster.Node{Name: fmt.Sprintf("node-%d", i), Labels: map[string]string{"pool": fmt.Sprintf("pool-%d", (i-1)/6)}})
 	}
-	c, err := cluster.Start(ctx, cluster.Options{Root: root, Nodes: nodes, Simulator: cfg,
+	c, err := cluster.Start(ctx, cluster.Options{Root: root, Nodes: nodes, Simulator: cfg, RealNode: "off",
 		Log: func(f string, a ...any) { t.Logf("cluster: "+f, a...) }})
 	if err != nil {
 		t.Fatal(err)

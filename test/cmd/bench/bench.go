@@ -44,6 +44,8 @@ type bench struct {
 	jobDone    map[string]time.Time
 	jobRun     map[string]string // ns/job -> ns/run
 	cmSeen     map[string]time.Time
+	floorReady bool
+	probes     int
 }
 
 func newBench(ctx context.Context, c *cluster.Cluster, pools int) (*bench, error) {
@@ -161,37 +163,78 @@ func (b *bench) seeConfigMap(obj any, now time.Time) {
 // sees another that a client wrote in answer: the least any watch-driven
 // controller adds, on this API server, under this load.
 func (b *bench) floor(ctx context.Context, n int) (stats, error) {
-	ns := "bench-floor"
-	if _, err := b.c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
-		return stats{}, err
-	}
-	for _, name := range []string{"a", "b"} {
-		if _, err := b.c.Kube.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
-			return stats{}, err
-		}
-	}
 	var samples []time.Duration
-	for i := 1; i <= n; i++ {
-		v := strconv.Itoa(i)
-		if _, err := b.c.Kube.CoreV1().ConfigMaps(ns).Update(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: ns}, Data: map[string]string{"v": v}}, metav1.UpdateOptions{}); err != nil {
-			return stats{}, err
-		}
-		var d time.Duration
-		err := wait.PollUntilContextTimeout(ctx, time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
-			b.mu.Lock()
-			defer b.mu.Unlock()
-			ta, okA := b.cmSeen["a="+v]
-			tb, okB := b.cmSeen["b="+v]
-			d = tb.Sub(ta)
-			return okA && okB, nil
-		})
+	for i := 0; i < n; i++ {
+		d, err := b.probe(ctx)
 		if err != nil {
-			return stats{}, fmt.Errorf("floor sample %d: %w", i, err)
+			return stats{}, err
 		}
 		samples = append(samples, d)
 		time.Sleep(20 * time.Millisecond)
 	}
 	return summarize(samples), nil
+}
+
+// probe writes object a once and returns how long after the watch saw that
+// write it saw the answering write to b.
+func (b *bench) probe(ctx context.Context) (time.Duration, error) {
+	ns := "bench-floor"
+	b.mu.Lock()
+	if !b.floorReady {
+		b.mu.Unlock()
+		if _, err := b.c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+			return 0, err
+		}
+		for _, name := range []string{"a", "b"} {
+			if _, err := b.c.Kube.CoreV1().ConfigMaps(ns).Create(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{}); err != nil {
+				return 0, err
+			}
+		}
+		b.mu.Lock()
+		b.floorReady = true
+	}
+	b.probes++
+	v := strconv.Itoa(b.probes)
+	b.mu.Unlock()
+	if _, err := b.c.Kube.CoreV1().ConfigMaps(ns).Update(ctx, &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: "a", Namespace: ns}, Data: map[string]string{"v": v}}, metav1.UpdateOptions{}); err != nil {
+		return 0, err
+	}
+	var d time.Duration
+	err := wait.PollUntilContextTimeout(ctx, time.Millisecond, 30*time.Second, true, func(context.Context) (bool, error) {
+		b.mu.Lock()
+		defer b.mu.Unlock()
+		ta, okA := b.cmSeen["a="+v]
+		tb, okB := b.cmSeen["b="+v]
+		d = tb.Sub(ta)
+		return okA && okB, nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("floor probe %s: %w", v, err)
+	}
+	return d, nil
+}
+
+// floorDuring probes the floor until stop is closed, so that a load level's
+// latency is set beside the floor under the same load.
+func (b *bench) floorDuring(ctx context.Context, stop <-chan struct{}) <-chan []time.Duration {
+	out := make(chan []time.Duration, 1)
+	go func() {
+		var samples []time.Duration
+		defer func() { out <- samples }()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+			if d, err := b.probe(ctx); err == nil {
+				samples = append(samples, d)
+			}
+		}
+	}()
+	return out
 }
 
 // level creates n PipelineRuns at once, each pre-pulling images onto one
@@ -206,6 +249,8 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 	cpu0 := cpuSeconds(pid)
 	auditFrom := fileSize(b.c.AuditLog)
 	start := time.Now()
+	stopFloor := make(chan struct{})
+	floorSamples := b.floorDuring(ctx, stopFloor)
 
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -254,13 +299,15 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 	}
 	wall := time.Since(start)
 	cpu := cpuSeconds(pid) - cpu0
+	close(stopFloor)
+	floor := summarize(<-floorSamples)
 	time.Sleep(2500 * time.Millisecond) // the audit log's batch wait
 	requests, err := countRequests(b.c.AuditLog, auditFrom)
 	if err != nil {
 		return level{}, err
 	}
 
-	l := level{Name: name, Runs: n, ImagesPerRun: images, Wall: wall.Round(10 * time.Millisecond).String(),
+	l := level{Name: name, Runs: n, ImagesPerRun: images, Wall: wall.Round(10 * time.Millisecond).String(), Floor: floor,
 		ControllerCPUSeconds: round(cpu, 2), ControllerCPUSecondsPer100Runs: round(cpu/float64(n)*100, 2),
 		ControllerPeakRSSMiB: round(float64(max(peakRSS, hwmBytes(pid)))/(1<<20), 1),
 		RequestsPerRun:       map[string]float64{}, Outcomes: map[string]int{}}

@@ -25,7 +25,7 @@ import (
 func main() {
 	levels := flag.String("levels", "10,100,1000", "CustomRuns created at once, one load level each")
 	nodes := flag.Int("nodes", 200, "simulated nodes")
-	pool := flag.Int("pool", 10, "nodes each run pre-pulls onto (a label selector over a pool)")
+	pool := flag.Int("pool", 2, "nodes each run pre-pulls onto (a label selector over a pool of that many)")
 	large := flag.Int("large", 2000, "nodes for the one-run large-cluster case (0 skips it)")
 	out := flag.String("out", filepath.Join("bench", "results"), "where the JSON and the plot go")
 	flag.Parse()
