@@ -164,7 +164,9 @@ func (c *Cluster) Stop() {
 		c.procs[i].stop(10 * time.Second)
 	}
 	if c.real != nil {
-		c.real.stop()
+		if err := c.real.stop(); err != nil {
+			c.opts.Log("%v", err)
+		}
 	}
 	if os.Getenv("KEEP_CLUSTER_DIR") == "" {
 		_ = os.RemoveAll(c.Dir)

@@ -142,8 +142,11 @@ func (c *Cluster) StopRealNode(ctx context.Context) error {
 	if c.real == nil {
 		return nil
 	}
-	c.real.stop()
+	stopErr := c.real.stop()
 	c.real, c.RealNode = nil, ""
+	if stopErr != nil {
+		return stopErr
+	}
 	err := c.Kube.CoreV1().Nodes().Delete(ctx, RealNodeName, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return err
@@ -189,21 +192,37 @@ func exists(path string) bool {
 // stop stops the daemon and containerd, unmounts anything containerd left
 // mounted under the node's directory, and removes /hostvarrun if this
 // cluster made it and it still points here.
-func (rn *realNode) stop() {
+//
+// It returns what it could not clean up: a process still running, a mount,
+// or its link.
+func (rn *realNode) stop() error {
+	var left []string
 	for _, p := range []*process{rn.daemon, rn.containerd} {
 		if p != nil {
 			p.stop(10 * time.Second)
+			if !p.exited() {
+				left = append(left, p.name+" still runs")
+			}
 		}
 	}
 	for _, m := range mountsUnder(rn.dir) {
 		_ = exec.Command("umount", "-l", m).Run()
 	}
+	for _, m := range mountsUnder(rn.dir) {
+		left = append(left, "mount "+m)
+	}
 	if rn.linked {
 		if target, err := os.Readlink(rn.hostVarRun); err == nil && strings.HasPrefix(target, rn.dir+"/") {
-			_ = os.Remove(rn.hostVarRun)
+			if err := os.Remove(rn.hostVarRun); err != nil {
+				left = append(left, err.Error())
+			}
 		}
 		rn.linked = false
 	}
+	if len(left) > 0 {
+		return fmt.Errorf("the real node left behind: %s", strings.Join(left, "; "))
+	}
+	return nil
 }
 
 // mountsUnder lists the mount points under dir, deepest first.

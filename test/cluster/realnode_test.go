@@ -27,7 +27,9 @@ func TestRealNodeLink(t *testing.T) {
 		if target, err := os.Readlink(rn.hostVarRun); err != nil || target != run {
 			t.Fatalf("link -> %q (%v), want %q", target, err, run)
 		}
-		rn.stop()
+		if err := rn.stop(); err != nil {
+			t.Fatal(err)
+		}
 		if _, err := os.Lstat(rn.hostVarRun); !os.IsNotExist(err) {
 			t.Fatalf("the link is still there after stop (%v)", err)
 		}
@@ -70,7 +72,9 @@ func TestRealNodeLink(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), "REAL_NODE=off") || !strings.Contains(err.Error(), path) {
 				t.Fatalf("error %v, want one naming %s and REAL_NODE=off", err, path)
 			}
-			rn.stop()
+			if err := rn.stop(); err != nil {
+				t.Fatal(err)
+			}
 			after, err := os.Lstat(path)
 			if err != nil || after.Mode() != before.Mode() {
 				t.Fatalf("%s was touched: %v", path, err)

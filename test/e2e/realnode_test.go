@@ -33,8 +33,12 @@ func TestRealNode(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
+		// Teardown leaves no process, mount or /hostvarrun link behind.
 		if err := c.StopRealNode(ctx); err != nil {
 			t.Error(err)
+		}
+		if _, err := os.Lstat("/hostvarrun"); !os.IsNotExist(err) {
+			t.Errorf("/hostvarrun is still there after the real node stopped (%v)", err)
 		}
 	})
 	// One run on the real node alone; params are YAML flow items.

@@ -3,11 +3,12 @@ package imageprepull
 import (
 	"bytes"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	kjson "sigs.k8s.io/json"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 )
@@ -65,20 +66,21 @@ func (r *Reconciler) baseSpec(run *v1beta1.CustomRun) (*v1alpha1.ImagePrePullSpe
 	return &v1alpha1.ImagePrePullSpec{}, nil
 }
 
-// decodeEmbedded reads a taskSpec's spec strictly: a misspelt field is an
-// error, not a silently ignored setting.
+// decodeEmbedded reads a taskSpec's spec strictly, as the API server reads
+// an ImagePrePull: field names match exactly (encoding/json would take
+// "imAges" for "images"), and an unknown or repeated field is an error, not
+// a silently ignored setting.
 func decodeEmbedded(raw []byte) (*v1alpha1.ImagePrePullSpec, error) {
 	spec := &v1alpha1.ImagePrePullSpec{}
 	if len(bytes.TrimSpace(raw)) == 0 {
 		return spec, nil
 	}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	if err := dec.Decode(spec); err != nil {
+	strict, err := kjson.UnmarshalStrict(raw, spec)
+	if err != nil {
 		return nil, err
 	}
-	if dec.More() {
-		return nil, fmt.Errorf("unexpected data after the spec object")
+	if len(strict) > 0 {
+		return nil, errors.Join(strict...)
 	}
 	return spec, nil
 }
