@@ -66,7 +66,7 @@ cluster-down:
 	  pid=$$(cat .local/pid); kill $$pid; while kill -0 $$pid 2>/dev/null; do sleep 0.2; done; echo "stopped"; \
 	else echo "no cluster is running"; fi; rm -f .local/pid .local/ready .local/kubeconfig-path
 
-## fuzz: run each fuzz target for FUZZTIME (their seed corpora run in every `make test`)
+## fuzz: run each fuzz target for FUZZTIME, a duration or Nx executions (their corpora run in every `make test`)
 FUZZTIME ?= 30s
 fuzz:
 	go test ./pkg/apis/custom/v1alpha1/ -run '^$$' -fuzz '^FuzzApplyParams$$' -fuzztime $(FUZZTIME)
