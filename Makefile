@@ -43,7 +43,6 @@ vulncheck:
 tools:
 	./hack/build-tools.sh
 	./hack/install-containerd.sh
-	@if [ "$${REAL_NODE:-auto}" != off ] && command -v containerd >/dev/null && [ "$$(id -u)" = 0 ]; then ./hack/build-tools.sh kruise-daemon; fi
 
 ## demo: start the local cluster, run the seed pipeline's pre-pull, describe it with tkn, keep the cluster up
 demo: tools

@@ -27,30 +27,29 @@ func (c *Cluster) koEnv() []string {
 // Ko runs the built ko in the repository root, against the local registry
 // and cluster, and returns its standard output and error separately.
 func (c *Cluster) Ko(ctx context.Context, args ...string) (stdout, stderr string, err error) {
-	cmd := exec.CommandContext(ctx, c.tool("ko"), args...)
-	cmd.Dir = c.opts.Root
-	cmd.Env = c.koEnv()
-	var out, errb strings.Builder
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return out.String(), errb.String(), fmt.Errorf("ko %s: %w\n%s", strings.Join(args, " "), err, errb.String())
-	}
-	return out.String(), errb.String(), nil
+	return c.runKo(ctx, nil, args...)
 }
 
 // KoBuild builds the Go program at importPath with ko, as the image repo:tag
 // in a local registry (repo whole, as --bare has it), and returns the
 // reference by digest ko printed.
 func (c *Cluster) KoBuild(ctx context.Context, repo, tag, importPath string) (string, error) {
-	cmd := exec.CommandContext(ctx, c.tool("ko"), "build", "--bare", "--insecure-registry", "--tags", tag, importPath)
+	out, _, err := c.runKo(ctx, []string{"KO_DOCKER_REPO=" + repo}, "build", "--bare", "--insecure-registry", "--tags", tag, importPath)
+	return strings.TrimSpace(out), err
+}
+
+// runKo runs ko with the local cluster's environment, plus env (later
+// entries win).
+func (c *Cluster) runKo(ctx context.Context, env []string, args ...string) (stdout, stderr string, err error) {
+	cmd := exec.CommandContext(ctx, c.tool("ko"), args...)
 	cmd.Dir = c.opts.Root
-	cmd.Env = append(c.koEnv(), "KO_DOCKER_REPO="+repo)
+	cmd.Env = append(c.koEnv(), env...)
 	var out, errb strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	if err := cmd.Run(); err != nil {
-		return "", fmt.Errorf("ko build %s: %w\n%s", importPath, err, errb.String())
+		return out.String(), errb.String(), fmt.Errorf("ko %s: %w\n%s", strings.Join(args, " "), err, errb.String())
 	}
-	return strings.TrimSpace(out.String()), nil
+	return out.String(), errb.String(), nil
 }
 
 // koInstall installs config/ as users do, with `ko apply -f config/`, and

@@ -330,12 +330,3 @@ func (c *Cluster) RealNodeHas(ctx context.Context, image string) (bool, error) {
 	}
 	return false, nil
 }
-
-// RemoveFromRealNode deletes image from the real node's containerd.
-func (c *Cluster) RemoveFromRealNode(ctx context.Context, image string) error {
-	_, err := c.Ctr(ctx, "images", "rm", "--sync", image)
-	if err != nil && strings.Contains(err.Error(), "not found") {
-		return nil
-	}
-	return err
-}

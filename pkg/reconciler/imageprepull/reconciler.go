@@ -107,10 +107,11 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		if hold == 0 {
 			run.Status.MarkCustomRunRunning(v1beta1.CustomRunReasonRunning.String(), "%s", p.message())
 		}
-		if d := r.requeueBefore(run); d > 0 || hold > 0 {
-			if hold > 0 && (d == 0 || hold < d) {
-				d = hold
-			}
+		d := r.requeueBefore(run)
+		if hold > 0 && (d == 0 || hold < d) {
+			d = hold
+		}
+		if d > 0 {
 			return controller.NewRequeueAfter(d)
 		}
 		return nil

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
 	"sort"
 	"strconv"
 	"strings"
@@ -497,8 +496,6 @@ func statusField(pid int, field string) int64 {
 
 func rssBytes(pid int) int64 { return statusField(pid, "VmRSS") }
 func hwmBytes(pid int) int64 { return statusField(pid, "VmHWM") }
-
-func numCPU() int { return runtime.NumCPU() }
 
 func round(v float64, places int) float64 {
 	p := 1.0

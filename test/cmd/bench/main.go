@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -145,5 +146,5 @@ func machine() string {
 			}
 		}
 	}
-	return fmt.Sprintf("%d cores (%s)%s", numCPU(), model, mem)
+	return fmt.Sprintf("%d cores (%s)%s", runtime.NumCPU(), model, mem)
 }
