@@ -41,17 +41,25 @@ func NewController(ctx context.Context, _ configmap.Watcher) *controller.Impl {
 		clock:         clock.RealClock{},
 		progressEvery: ProgressInterval,
 	}
+	ours := tkncontroller.FilterCustomRunRef(v1alpha1.APIVersion, v1alpha1.Kind)
 	impl := customrunreconciler.NewImpl(ctx, r, func(*controller.Impl) controller.Options {
-		return controller.Options{AgentName: ControllerName}
+		return controller.Options{
+			AgentName: ControllerName,
+			// On becoming leader the generated reconciler enqueues every
+			// CustomRun in the informer, whatever its kind: without this,
+			// each start or failover would reconcile, and fail, the runs of
+			// every other custom task in the cluster.
+			PromoteFilterFunc: ours,
+		}
 	})
 
 	customRuns.Informer().AddEventHandler(cache.FilteringResourceEventHandler{
-		FilterFunc: tkncontroller.FilterCustomRunRef(v1alpha1.APIVersion, v1alpha1.Kind),
+		FilterFunc: ours,
 		Handler:    controller.HandleAll(impl.Enqueue),
 	})
 	r.jobs = kruise.NewJobInformer(ctx, r.kruise, ManagedBySelector, cache.FilteringResourceEventHandler{
 		FilterFunc: tkncontroller.FilterOwnerCustomRunRef(customRuns.Lister(), v1alpha1.APIVersion, v1alpha1.Kind),
-		Handler:    controller.HandleAll(impl.EnqueueControllerOf),
+		Handler:    jobEvents(impl.EnqueueControllerOf),
 	})
 	r.jobs.Start(ctx)
 	return impl
