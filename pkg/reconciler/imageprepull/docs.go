@@ -40,7 +40,6 @@ var ReasonDocs = []Doc{
 
 // EventDocs documents the Events on the CustomRun.
 var EventDocs = []Doc{
-	{"Normal " + v1beta1.CustomRunReasonStarted.String(), "the run started"},
 	{"Normal " + v1beta1.CustomRunReasonSuccessful.String(), "the run succeeded; the message is the run's"},
 	{"Warning <reason>", "the run failed, with the reason and message of its Succeeded condition"},
 }

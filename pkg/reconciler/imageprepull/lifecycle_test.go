@@ -85,7 +85,7 @@ func TestParamsOnlyRunCreatesOneJobAndSucceeds(t *testing.T) {
 		t.Error("completionTime not set")
 	}
 	events := e.events()
-	if len(events) != 2 || events[0] != "Normal Started Pre-pull started" || events[1] != "Normal Succeeded 2/2 nodes have "+app {
+	if len(events) != 1 || events[0] != "Normal Succeeded 2/2 nodes have "+app {
 		t.Errorf("events = %q", events)
 	}
 }

@@ -48,9 +48,11 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		return nil
 	}
 	if !run.HasStarted() {
+		// No Event for the start: startTime and the Running condition tell
+		// it, and at a thousand runs an Event each is a thousand requests.
+		// The run's one Event is its end.
 		run.Status.InitializeConditions()
 		run.Status.StartTime = &metav1.Time{Time: r.clock.Now()}
-		controller.GetEventRecorder(ctx).Event(run, corev1.EventTypeNormal, v1beta1.CustomRunReasonStarted.String(), "Pre-pull started")
 	}
 
 	if run.IsCancelled() {
