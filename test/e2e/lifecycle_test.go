@@ -89,3 +89,36 @@ func TestCustomRunTimeoutRetries(t *testing.T) {
 	}
 	waitJobs(t, ns, 0)
 }
+
+// The CustomRuns of every custom task come through one informer: a start or
+// a failover of this controller must leave the other tasks' runs alone.
+func TestOtherCustomTasksRunsAreLeftAlone(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	other := &v1beta1.CustomRun{
+		ObjectMeta: metav1.ObjectMeta{Name: "wait", Namespace: ns},
+		Spec: v1beta1.CustomRunSpec{
+			CustomRef: &v1beta1.TaskRef{APIVersion: "wait.testing.tekton.dev/v1beta1", Kind: "Wait"},
+			Params:    v1beta1.Params{{Name: "duration", Value: *v1beta1.NewStructuredValues("1s")}},
+		},
+	}
+	if _, err := c.Tekton.TektonV1beta1().CustomRuns(ns).Create(ctx, other, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A new process leads every key at once, and a leader takes up what it
+	// leads before it can finish any run: by the time this one succeeded,
+	// the other run was taken up too, or left out.
+	if err := c.RestartController(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if run := prepullOnce(t, ns, "registry.local/app:neighbour"); !run.IsSuccessful() {
+		t.Fatalf("our run: %+v", cond(run))
+	}
+	got, err := c.Tekton.TektonV1beta1().CustomRuns(ns).Get(ctx, "wait", metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got.Status.Conditions) > 0 || got.Status.StartTime != nil {
+		t.Errorf("the Wait task's run was changed by this controller: %+v", got.Status)
+	}
+}
