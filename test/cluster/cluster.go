@@ -43,6 +43,10 @@ type Options struct {
 	RealNode string
 	// RealNodeLabels are added to the real node's labels.
 	RealNodeLabels map[string]string
+	// TektonArgs are added to the Tekton controller's flags (its
+	// -threads-per-controller, -kube-api-qps, -kube-api-burst, say); none
+	// runs it with its defaults.
+	TektonArgs []string
 	// Log receives progress lines; nil discards them.
 	Log func(format string, args ...any)
 }
@@ -91,6 +95,8 @@ type Cluster struct {
 	apiserverArgs []string
 	kruise        *process
 	controllers   []*process
+	// profilingPorts[i] is controllers[i]'s PROFILING_PORT.
+	profilingPorts []int
 
 	controllerBinary     string
 	controllerKubeconfig string

@@ -2,7 +2,10 @@ package cluster
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -12,6 +15,7 @@ import (
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 )
 
@@ -75,6 +79,7 @@ func (c *Cluster) StartController(ctx context.Context) error {
 		return err
 	}
 	c.controllers = append(c.controllers, p)
+	c.profilingPorts = append(c.profilingPorts, ports[1])
 	return until(ctx, 2*time.Minute, "the imageprepull controller to start", p, logContains(p, "Starting controllers"))
 }
 
@@ -159,4 +164,52 @@ func (c *Cluster) ControllerLogs() (string, error) {
 		b.Write(data)
 	}
 	return b.String(), nil
+}
+
+// ControllerCPUProfile turns Knative's runtime profiling on in
+// config-observability and returns a pprof CPU profile of the first live
+// controller process over the given time.
+func (c *Cluster) ControllerCPUProfile(ctx context.Context, d time.Duration) ([]byte, error) {
+	if _, err := c.Kubectl(ctx, "-n", Namespace, "patch", "configmap", "config-observability",
+		"--type=merge", "-p", `{"data":{"runtime-profiling":"enabled"}}`); err != nil {
+		return nil, err
+	}
+	port := 0
+	for i, p := range c.controllers {
+		if !p.exited() {
+			port = c.profilingPorts[i]
+			break
+		}
+	}
+	if port == 0 {
+		return nil, errors.New("no controller process is running")
+	}
+	base := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/", port)
+	// The controller sees the ConfigMap change through its watch: until then it answers 404.
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		_, status, err := httpGet(ctx, base)
+		return status == http.StatusOK, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("turning profiling on: %w", err)
+	}
+	profile, status, err := httpGet(ctx, fmt.Sprintf("%sprofile?seconds=%d", base, int(d.Seconds())))
+	if err == nil && status != http.StatusOK {
+		err = fmt.Errorf("the CPU profile: HTTP %d", status)
+	}
+	return profile, err
+}
+
+func httpGet(ctx context.Context, url string) ([]byte, int, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, 0, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, 0, err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	return body, resp.StatusCode, err
 }

@@ -42,11 +42,11 @@ func (c *Cluster) startTekton(ctx context.Context) error {
 		"CONFIG_LEADERELECTION_NAME=config-leader-election-controller",
 		"PROBES_PORT=" + strconv.Itoa(ports[0]), "PROFILING_PORT=" + strconv.Itoa(ports[1]),
 		"METRICS_PROMETHEUS_PORT=" + strconv.Itoa(ports[2]),
-	}, c.tool("tekton-controller"),
+	}, c.tool("tekton-controller"), append([]string{
 		"-kubeconfig", c.Kubeconfig, "-disable-ha",
 		// No pod ever runs here: the images of Tekton's helper containers are never pulled.
 		"-entrypoint-image", "x", "-nop-image", "x", "-sidecarlogresults-image", "x",
-		"-workingdirinit-image", "x", "-shell-image", "x", "-shell-image-win", "x")
+		"-workingdirinit-image", "x", "-shell-image", "x", "-shell-image-win", "x"}, c.opts.TektonArgs...)...)
 	if err != nil {
 		return err
 	}

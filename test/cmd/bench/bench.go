@@ -32,6 +32,7 @@ import (
 type bench struct {
 	c     *cluster.Cluster
 	pools int
+	prof  profile
 
 	mu         sync.Mutex
 	runSeen    map[string]time.Time // ns/name: the CustomRun first seen
@@ -43,16 +44,20 @@ type bench struct {
 	jobDone    map[string]time.Time
 	jobRun     map[string]string // ns/job -> ns/run
 	cmSeen     map[string]time.Time
-	floorReady bool
-	probes     int
+	// watchEvents counts, per namespace and resource, the CustomRun and
+	// ImagePullJob watch events the bench saw: the controller's informers
+	// receive and decode the same ones.
+	watchEvents map[string]int
+	floorReady  bool
+	probes      int
 }
 
-func newBench(ctx context.Context, c *cluster.Cluster, pools int) (*bench, error) {
-	b := &bench{c: c, pools: pools,
+func newBench(ctx context.Context, c *cluster.Cluster, pools int, prof profile) (*bench, error) {
+	b := &bench{c: c, pools: pools, prof: prof,
 		runSeen: map[string]time.Time{}, runDone: map[string]time.Time{}, runReason: map[string]string{},
 		prCreated: map[string]time.Time{}, prDone: map[string]time.Time{},
 		jobCreated: map[string]time.Time{}, jobDone: map[string]time.Time{}, jobRun: map[string]string{},
-		cmSeen: map[string]time.Time{}}
+		cmSeen: map[string]time.Time{}, watchEvents: map[string]int{}}
 	tf := tektoninformers.NewSharedInformerFactory(c.Tekton, 0)
 	kf := kruiseinformers.NewSharedInformerFactory(c.Kruise, 0)
 	cf := informers.NewSharedInformerFactoryWithOptions(c.Kube, 0, informers.WithNamespace("bench-floor"))
@@ -102,6 +107,7 @@ func (b *bench) seeRun(obj any, now time.Time) {
 	k := key(run)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.watchEvents[run.Namespace+" customruns"]++
 	if _, ok := b.runSeen[k]; !ok {
 		b.runSeen[k] = now
 	}
@@ -126,6 +132,7 @@ func (b *bench) seeJob(obj any, now time.Time) {
 	k := key(job)
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	b.watchEvents[job.Namespace+" imagepulljobs"]++
 	if _, ok := b.jobCreated[k]; !ok {
 		b.jobCreated[k] = now
 		b.jobRun[k] = job.Namespace + "/" + job.Labels["tekton.dev/customRun"]
@@ -250,6 +257,7 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 	start := time.Now()
 	stopFloor := make(chan struct{})
 	floorSamples := b.floorDuring(ctx, stopFloor)
+	profiled := b.profileDuring(ctx, name)
 
 	var wg sync.WaitGroup
 	errs := make(chan error, n)
@@ -298,6 +306,9 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 	}
 	wall := time.Since(start)
 	cpu := cpuSeconds(pid) - cpu0
+	if err := <-profiled; err != nil {
+		return level{}, fmt.Errorf("profiling the controller: %w", err)
+	}
 	close(stopFloor)
 	floor := summarize(<-floorSamples)
 	time.Sleep(2500 * time.Millisecond) // the audit log's batch wait
@@ -337,6 +348,10 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 		kruise = append(kruise, last.Sub(first))
 		tekton = append(tekton, b.runSeen[runKey].Sub(b.prCreated[k])+b.prDone[k].Sub(b.runDone[runKey]))
 	}
+	l.WatchEventsPerRun = map[string]float64{
+		"customruns":    round(float64(b.watchEvents[ns+" customruns"])/float64(n), 2),
+		"imagepulljobs": round(float64(b.watchEvents[ns+" imagepulljobs"])/float64(n), 2),
+	}
 	b.mu.Unlock()
 	l.Ours, l.Kruise, l.Tekton = summarize(ours), summarize(kruise), summarize(tekton)
 	total := 0
@@ -348,6 +363,24 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 	l.StatusWritesPerRun = round(float64(requests["update customruns/status"]+requests["patch customruns/status"])/float64(n), 2)
 	l.JobCreatesPerImage = round(float64(requests["create imagepulljobs"])/float64(n*images), 2)
 	return l, nil
+}
+
+// profileDuring writes the controller's CPU profile if this level is the one
+// to profile; the channel tells when it is written, or why not.
+func (b *bench) profileDuring(ctx context.Context, level string) <-chan error {
+	done := make(chan error, 1)
+	if b.prof.path == "" || level != b.prof.level {
+		done <- nil
+		return done
+	}
+	go func() {
+		data, err := b.c.ControllerCPUProfile(ctx, b.prof.d)
+		if err == nil {
+			err = os.WriteFile(b.prof.path, data, 0o644)
+		}
+		done <- err
+	}()
+	return done
 }
 
 func pipelineRun(ns, level string, i, images int, selector string, pools int) *pipelinev1.PipelineRun {

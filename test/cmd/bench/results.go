@@ -45,7 +45,10 @@ type level struct {
 	RequestsPerRunTotal            float64            `json:"requestsPerRun"`
 	RequestsPerRun                 map[string]float64 `json:"requestsPerRunByVerbAndResource"`
 	StatusWritesPerRun             float64            `json:"statusWritesPerRun"`
-	JobCreatesPerImage             float64            `json:"imagePullJobCreatesPerImage"`
+	// WatchEventsPerRun are the events, by resource, that the controller's
+	// informers decode per run (counted by the bench's own watches).
+	WatchEventsPerRun  map[string]float64 `json:"watchEventsPerRun"`
+	JobCreatesPerImage float64            `json:"imagePullJobCreatesPerImage"`
 }
 
 func (r results) print(w io.Writer) {
@@ -81,7 +84,8 @@ func (r results) print(w io.Writer) {
 		for _, k := range keys {
 			fmt.Fprintf(w, " %s %.2f;", k, l.RequestsPerRun[k])
 		}
-		fmt.Fprintln(w)
+		fmt.Fprintf(w, "\nwatch events per run, %s: customruns %.2f; imagepulljobs %.2f\n", l.Name,
+			l.WatchEventsPerRun["customruns"], l.WatchEventsPerRun["imagepulljobs"])
 	}
 }
 
@@ -95,7 +99,8 @@ func outcomes(m map[string]int) string {
 }
 
 // plot draws our share's p50/p95/p99 per load level, with the floor's p99
-// as a line, as SVG.
+// at rest as a line and its p99 under each level's load as a mark over the
+// level, as SVG.
 func (r results) plot() []byte {
 	const w, h, left, bottom, top = 760, 360, 70, 50, 40
 	levels := r.Levels
@@ -104,7 +109,7 @@ func (r results) plot() []byte {
 	}
 	maxMs := r.Floor.P99
 	for _, l := range levels {
-		maxMs = max(maxMs, l.Ours.P99)
+		maxMs = max(maxMs, l.Ours.P99, l.Floor.P99)
 	}
 	maxMs *= 1.15
 	if maxMs == 0 {
@@ -131,6 +136,11 @@ func (r results) plot() []byte {
 			fmt.Fprintf(&b, `<rect x="%.0f" y="%.0f" width="%.0f" height="%.0f" fill="%s"/>`+"\n", x0+bw*float64(j), y(v), bw-2, y(0)-y(v), colors[j])
 		}
 		fmt.Fprintf(&b, `<text x="%.0f" y="%d" text-anchor="middle">%s (%d runs)</text>`+"\n", x0+bw*1.5, h-bottom+18, l.Name, l.Runs)
+		if l.Floor.N > 0 {
+			fy := y(l.Floor.P99)
+			fmt.Fprintf(&b, `<line x1="%.0f" y1="%.0f" x2="%.0f" y2="%.0f" stroke="#d62728" stroke-width="3"/>`+"\n", x0-4, fy, x0+bw*3+2, fy)
+			fmt.Fprintf(&b, `<text x="%.0f" y="%.0f" fill="#d62728" text-anchor="middle">floor p99 under load %.0f</text>`+"\n", x0+bw*1.5, fy-5, l.Floor.P99)
+		}
 	}
 	fmt.Fprintf(&b, `<line x1="%d" y1="%.0f" x2="%d" y2="%.0f" stroke="#d62728" stroke-dasharray="6 4"/>`+"\n", left, y(r.Floor.P99), w-10, y(r.Floor.P99))
 	fmt.Fprintf(&b, `<text x="%d" y="%.0f" fill="#d62728" text-anchor="end">floor p99 %.0f ms</text>`+"\n", w-12, y(r.Floor.P99)-4, r.Floor.P99)
