@@ -321,7 +321,8 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 		ControllerCPUSeconds: round(cpu, 2), ControllerCPUSecondsPer100Runs: round(cpu/float64(n)*100, 2),
 		ControllerPeakRSSMiB: round(float64(max(peakRSS, hwmBytes(pid)))/(1<<20), 1),
 		RequestsPerRun:       map[string]float64{}, Outcomes: map[string]int{}}
-	var ours, kruise, tekton []time.Duration
+	var ours, oursStart, kruise, tekton []time.Duration
+	var slowest []slowRun
 	b.mu.Lock()
 	for k := range b.prCreated {
 		if !strings.HasPrefix(k, ns+"/") {
@@ -329,13 +330,17 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 		}
 		runKey := k + "-prepull"
 		l.Outcomes[b.runReason[runKey]]++
-		var first, last time.Time
+		var first, lastCreated, last time.Time
 		for job, run := range b.jobRun {
 			if run != runKey {
 				continue
 			}
-			if c := b.jobCreated[job]; first.IsZero() || c.Before(first) {
+			c := b.jobCreated[job]
+			if first.IsZero() || c.Before(first) {
 				first = c
+			}
+			if c.After(lastCreated) {
+				lastCreated = c
 			}
 			if d := b.jobDone[job]; d.After(last) {
 				last = d
@@ -345,6 +350,8 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 			continue // wait: false, or no job: nothing to split
 		}
 		ours = append(ours, b.runDone[runKey].Sub(last))
+		oursStart = append(oursStart, lastCreated.Sub(b.runSeen[runKey]))
+		slowest = append(slowest, slowRun{Run: runKey, LastJobDone: last, RunDone: b.runDone[runKey], OursMs: ms(b.runDone[runKey].Sub(last))})
 		kruise = append(kruise, last.Sub(first))
 		tekton = append(tekton, b.runSeen[runKey].Sub(b.prCreated[k])+b.prDone[k].Sub(b.runDone[runKey]))
 	}
@@ -353,7 +360,9 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 		"imagepulljobs": round(float64(b.watchEvents[ns+" imagepulljobs"])/float64(n), 2),
 	}
 	b.mu.Unlock()
-	l.Ours, l.Kruise, l.Tekton = summarize(ours), summarize(kruise), summarize(tekton)
+	l.Ours, l.OursStart, l.Kruise, l.Tekton = summarize(ours), summarize(oursStart), summarize(kruise), summarize(tekton)
+	sort.Slice(slowest, func(i, j int) bool { return slowest[i].OursMs > slowest[j].OursMs })
+	l.SlowestOurs = slowest[:min(len(slowest), 5)]
 	total := 0
 	for k, v := range requests {
 		l.RequestsPerRun[k] = round(float64(v)/float64(n), 2)
@@ -547,6 +556,8 @@ type stats struct {
 	Max float64 `json:"maxMs"`
 }
 
+func ms(d time.Duration) float64 { return round(float64(d)/float64(time.Millisecond), 1) }
+
 func summarize(d []time.Duration) stats {
 	if len(d) == 0 {
 		return stats{}
@@ -554,7 +565,7 @@ func summarize(d []time.Duration) stats {
 	sort.Slice(d, func(i, j int) bool { return d[i] < d[j] })
 	p := func(q float64) float64 {
 		i := int(q*float64(len(d))+0.999999) - 1
-		return round(float64(d[max(i, 0)])/float64(time.Millisecond), 1)
+		return ms(d[max(i, 0)])
 	}
 	return stats{N: len(d), P50: p(0.50), P95: p(0.95), P99: p(0.99), Max: p(1)}
 }

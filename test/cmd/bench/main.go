@@ -26,6 +26,7 @@ import (
 
 func main() {
 	levels := flag.String("levels", "10,100,1000", "CustomRuns created at once, one load level each")
+	levels3 := flag.String("levels3", "100", "CustomRuns created at once with three images each, one load level each (empty: none)")
 	nodes := flag.Int("nodes", 200, "simulated nodes")
 	pool := flag.Int("pool", 2, "nodes each run pre-pulls onto (a label selector over a pool of that many)")
 	large := flag.Int("large", 2000, "nodes for the one-run large-cluster case (0 skips it)")
@@ -34,19 +35,26 @@ func main() {
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the controller, taken from the start of the largest level, to this file")
 	profileFor := flag.Duration("profile-for", time.Minute, "how long -cpuprofile profiles")
 	flag.Parse()
-	var ns []int
-	for _, s := range strings.Split(*levels, ",") {
-		n, err := strconv.Atoi(strings.TrimSpace(s))
-		if err != nil || n < 1 {
-			fmt.Fprintf(os.Stderr, "-levels: %q is not a positive number\n", s)
-			os.Exit(2)
-		}
-		ns = append(ns, n)
+	ns, err := counts("levels", *levels)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
+	}
+	ns3, err := counts("levels3", *levels3)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(2)
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	prof := profile{path: *cpuProfile, d: *profileFor, level: fmt.Sprintf("l%d", slices.Max(ns))}
-	if err := run(ctx, ns, *nodes, *pool, *large, *out, prof, !*tektonDefaults); err != nil {
+	prof := profile{path: *cpuProfile, d: *profileFor}
+	switch {
+	case len(ns) > 0:
+		prof.level = fmt.Sprintf("l%d", slices.Max(ns))
+	case len(ns3) > 0:
+		prof.level = fmt.Sprintf("l%dx3", slices.Max(ns3))
+	}
+	if err := run(ctx, ns, ns3, *nodes, *pool, *large, *out, prof, !*tektonDefaults); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -59,7 +67,23 @@ type profile struct {
 	level string
 }
 
-func run(ctx context.Context, levels []int, nodes, pool, large int, out string, prof profile, tuneTekton bool) error {
+// counts parses a flag's comma-separated list of positive numbers.
+func counts(name, list string) ([]int, error) {
+	var ns []int
+	for _, s := range strings.Split(list, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 {
+			return nil, fmt.Errorf("-%s: %q is not a positive number", name, s)
+		}
+		ns = append(ns, n)
+	}
+	return ns, nil
+}
+
+func run(ctx context.Context, levels, levels3 []int, nodes, pool, large int, out string, prof profile, tuneTekton bool) error {
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -98,12 +122,14 @@ func run(ctx context.Context, levels []int, nodes, pool, large int, out string, 
 		}
 		res.Levels = append(res.Levels, l)
 	}
-	logf("load: 100 runs at once, three images each")
-	l, err := b.level(ctx, "l100x3", 100, 3, "")
-	if err != nil {
-		return err
+	for _, n := range levels3 {
+		logf("load: %d runs at once, three images each", n)
+		l, err := b.level(ctx, fmt.Sprintf("l%dx3", n), n, 3, "")
+		if err != nil {
+			return err
+		}
+		res.Levels = append(res.Levels, l)
 	}
-	res.Levels = append(res.Levels, l)
 	if large > 0 {
 		logf("large cluster: %d nodes, one run across all of them", large)
 		if err := b.addNodes(ctx, nodes, large); err != nil {

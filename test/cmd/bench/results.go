@@ -34,6 +34,9 @@ type level struct {
 	// Tekton's from the PipelineRun created to the CustomRun seen, plus from
 	// the CustomRun seen done to the PipelineRun seen done.
 	Ours stats `json:"oursMs"`
+	// OursStart is from the run seen to its last ImagePullJob seen: the
+	// start of a run is ours too, before Kruise can begin.
+	OursStart stats `json:"oursStartMs"`
 	// Floor is the floor probe's latency while this level ran.
 	Floor                          stats              `json:"floorUnderLoadMs"`
 	Kruise                         stats              `json:"kruiseMs"`
@@ -45,6 +48,10 @@ type level struct {
 	RequestsPerRunTotal            float64            `json:"requestsPerRun"`
 	RequestsPerRun                 map[string]float64 `json:"requestsPerRunByVerbAndResource"`
 	StatusWritesPerRun             float64            `json:"statusWritesPerRun"`
+	// SlowestOurs are the runs with the largest share of ours, with when the
+	// bench saw their last job complete and the run done, to look up in the
+	// controller's log and the audit log (KEEP_CLUSTER_DIR=1 keeps them).
+	SlowestOurs []slowRun `json:"slowestOurs"`
 	// WatchEventsPerRun are the events, by resource, that the controller's
 	// informers decode per run (counted by the bench's own watches).
 	WatchEventsPerRun  map[string]float64 `json:"watchEventsPerRun"`
@@ -55,9 +62,9 @@ func (r results) print(w io.Writer) {
 	fmt.Fprintf(w, "\nmachine: %s; %d simulated nodes, %d per run; whole bench %s\n", r.Machine, r.Nodes, r.NodesPerRun, r.Wall)
 	fmt.Fprintf(w, "floor at rest (a watch sees A, a client writes B, the watch sees B): p50 %.1f ms, p95 %.1f ms, p99 %.1f ms (n=%d)\n",
 		r.Floor.P50, r.Floor.P95, r.Floor.P99, r.Floor.N)
-	fmt.Fprintf(w, "ours: from the run's last ImagePullJob seen complete to the CustomRun seen done; floor: the same probe during the level\n\n")
+	fmt.Fprintf(w, "ours: from the run's last ImagePullJob seen complete to the CustomRun seen done; start: from the CustomRun seen to its last ImagePullJob seen;\nfloor: the same probe during the level\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "level\truns\timages\twall\tours p50\tp95\tp99\tfloor p50\tp99\tours/floor p99\tkruise p50\ttekton p50\treq/run\tstatus writes/run\tjobs/image\tcpu s/100 runs\tpeak RSS MiB\toutcomes\t")
+	fmt.Fprintln(tw, "level\truns\timages\twall\tours p50\tp95\tp99\tfloor p50\tp99\tours/floor p99\tstart p50\tp99\tkruise p50\ttekton p50\treq/run\tstatus writes/run\tjobs/image\tcpu s/100 runs\tpeak RSS MiB\toutcomes\t")
 	all := r.Levels
 	if r.Large != nil {
 		all = append(all[:len(all):len(all)], *r.Large)
@@ -67,8 +74,8 @@ func (r results) print(w io.Writer) {
 		if l.Floor.P99 > 0 {
 			ratio = l.Ours.P99 / l.Floor.P99
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1fx\t%.0f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f\t%s\t\n",
-			l.Name, l.Runs, l.ImagesPerRun, l.Wall, l.Ours.P50, l.Ours.P95, l.Ours.P99, l.Floor.P50, l.Floor.P99, ratio, l.Kruise.P50, l.Tekton.P50,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1fx\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f\t%s\t\n",
+			l.Name, l.Runs, l.ImagesPerRun, l.Wall, l.Ours.P50, l.Ours.P95, l.Ours.P99, l.Floor.P50, l.Floor.P99, ratio, l.OursStart.P50, l.OursStart.P99, l.Kruise.P50, l.Tekton.P50,
 			l.RequestsPerRunTotal, l.StatusWritesPerRun, l.JobCreatesPerImage, l.ControllerCPUSecondsPer100Runs,
 			l.ControllerPeakRSSMiB, outcomes(l.Outcomes))
 	}
@@ -86,7 +93,20 @@ func (r results) print(w io.Writer) {
 		}
 		fmt.Fprintf(w, "\nwatch events per run, %s: customruns %.2f; imagepulljobs %.2f\n", l.Name,
 			l.WatchEventsPerRun["customruns"], l.WatchEventsPerRun["imagepulljobs"])
+		fmt.Fprintf(w, "slowest of ours, %s:", l.Name)
+		for _, s := range l.SlowestOurs {
+			fmt.Fprintf(w, " %s %.0f ms (last job seen complete %s);", s.Run, s.OursMs, s.LastJobDone.UTC().Format("15:04:05.000"))
+		}
+		fmt.Fprintln(w)
 	}
+}
+
+// slowRun is one run's share of ours, with its ends.
+type slowRun struct {
+	Run         string    `json:"run"`
+	LastJobDone time.Time `json:"lastJobSeenComplete"`
+	RunDone     time.Time `json:"runSeenDone"`
+	OursMs      float64   `json:"oursMs"`
 }
 
 func outcomes(m map[string]int) string {
