@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -238,5 +239,31 @@ func TestBadParamsFailAtOnce(t *testing.T) {
 	contains(t, "message", cond(run).Message, "params.image", "digests are not supported", "params.parallelism")
 	if n := len(jobs(t, ns)); n != 0 {
 		t.Errorf("%d ImagePullJobs for bad params", n)
+	}
+}
+
+// A megabyte of bad input ends the run with a short message: a message that
+// repeated it would make a status the API server refuses to store, and the
+// run would never end.
+func TestHugeBadParamEnds(t *testing.T) {
+	ns := namespace(t)
+	run := &v1beta1.CustomRun{
+		ObjectMeta: metav1.ObjectMeta{Name: "huge", Namespace: ns},
+		Spec: v1beta1.CustomRunSpec{
+			CustomRef: &v1beta1.TaskRef{APIVersion: "custom.kruise.dev/v1alpha1", Kind: "ImagePrePull"},
+			Params: v1beta1.Params{{Name: "image",
+				Value: *v1beta1.NewStructuredValues("Registry/" + strings.Repeat("x", 1<<20))}},
+		},
+	}
+	if _, err := c.Tekton.TektonV1beta1().CustomRuns(ns).Create(context.Background(), run, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	got := waitCustomRun(t, ns, "huge", time.Minute, "done", func(r *v1beta1.CustomRun) bool { return r.IsDone() })
+	if cond(got).Reason != "InvalidParams" {
+		t.Fatalf("CustomRun %.500v", cond(got))
+	}
+	contains(t, "message", cond(got).Message, "params.image", "not an image reference")
+	if n := len(cond(got).Message); n > 4096 {
+		t.Errorf("the message is %d bytes long", n)
 	}
 }

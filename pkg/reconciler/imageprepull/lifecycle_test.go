@@ -257,6 +257,19 @@ func TestCancelBeforeStart(t *testing.T) {
 	}
 }
 
+// The cancelling side's message is kept as written, even with a % in it.
+func TestCancelMessageIsKeptAsWritten(t *testing.T) {
+	e := newEnv(t)
+	const msg = "stopped by release-bot at 50% rollout"
+	e.create(newRun("run", str("image", app), func(r *v1beta1.CustomRun) {
+		r.Spec.Status = v1beta1.CustomRunSpecStatusCancelled
+		r.Spec.StatusMessage = msg
+	}))
+	if c := condition(e.mustReconcile("run")); c.Message != msg {
+		t.Errorf("message = %q, want %q", c.Message, msg)
+	}
+}
+
 func TestTimeoutDeletesJobsAndFails(t *testing.T) {
 	e := newEnv(t)
 	e.create(newRun("run", str("image", app), timeout(10*time.Minute), str("pullTimeoutSeconds", "60")))

@@ -6,6 +6,7 @@ package imageprepull
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	kruiseclient "github.com/openkruise/kruise-api/client/clientset/versioned"
@@ -63,7 +64,7 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		if msg == "" {
 			msg = "CustomRun cancelled"
 		}
-		return r.fail(run, v1beta1.CustomRunReasonCancelled.String(), msg)
+		return r.fail(run, v1beta1.CustomRunReasonCancelled.String(), "%s", msg)
 	}
 	if run.HasTimedOut(r.clock) {
 		if err := r.deleteJobs(ctx, run, attempt(run)); err != nil {
@@ -80,7 +81,7 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 	lister, err := r.jobs.Lister(ctx)
 	switch {
 	case errors.Is(err, kruise.ErrNotInstalled):
-		return r.fail(run, kruise.ReasonNotInstalled, err.Error())
+		return r.fail(run, kruise.ReasonNotInstalled, "%s", err.Error())
 	case kruise.IsStarting(err):
 		return controller.NewRequeueAfter(startingRetry)
 	case err != nil:
@@ -160,7 +161,7 @@ func (r *Reconciler) failAttempt(ctx context.Context, run *v1beta1.CustomRun, re
 	}
 	ended := run.Status.DeepCopy()
 	ended.RetriesStatus = nil
-	ended.MarkCustomRunFailed(reason, format, args...)
+	ended.MarkCustomRunFailed(reason, "%s", bounded(fmt.Sprintf(format, args...)))
 	run.Status.RetriesStatus = append(run.Status.RetriesStatus, *ended)
 
 	run.Status.StartTime = &metav1.Time{Time: r.clock.Now()}
@@ -175,6 +176,6 @@ func (r *Reconciler) failAttempt(ctx context.Context, run *v1beta1.CustomRun, re
 
 // fail ends the run, and the returned event tells the same on the CustomRun.
 func (r *Reconciler) fail(run *v1beta1.CustomRun, reason, format string, args ...any) kreconciler.Event {
-	run.Status.MarkCustomRunFailed(reason, format, args...)
+	run.Status.MarkCustomRunFailed(reason, "%s", bounded(fmt.Sprintf(format, args...)))
 	return kreconciler.NewEvent(corev1.EventTypeWarning, reason, "%s", run.Status.GetCondition(apis.ConditionSucceeded).Message)
 }

@@ -114,10 +114,10 @@ func ValidateImage(image string) *apis.FieldError {
 	}
 	ref, err := reference.ParseNormalizedNamed(image)
 	if err != nil {
-		return apis.ErrInvalidValue(image, apis.CurrentField, "not an image reference: "+err.Error())
+		return apis.ErrInvalidValue(shown(image), apis.CurrentField, "not an image reference: "+shown(err.Error()))
 	}
 	if _, ok := ref.(reference.Digested); ok {
-		return apis.ErrInvalidValue(image, apis.CurrentField,
+		return apis.ErrInvalidValue(shown(image), apis.CurrentField,
 			"digests are not supported, kruise-daemon pulls by tag: use repository:tag")
 	}
 	return nil
@@ -126,7 +126,7 @@ func ValidateImage(image string) *apis.FieldError {
 // ValidateLabelSelector checks what metav1 checks when a selector is used.
 func ValidateLabelSelector(sel *metav1.LabelSelector) *apis.FieldError {
 	if _, err := metav1.LabelSelectorAsSelector(sel); err != nil {
-		return apis.ErrInvalidValue(metav1.FormatLabelSelector(sel), apis.CurrentField, err.Error())
+		return apis.ErrInvalidValue(shown(metav1.FormatLabelSelector(sel)), apis.CurrentField, shown(err.Error()))
 	}
 	return nil
 }
@@ -165,7 +165,7 @@ func ValidatePullPolicy(policy string) *apis.FieldError {
 	case "", PullAlways, PullIfNotPresent:
 		return nil
 	}
-	return apis.ErrInvalidValue(policy, apis.CurrentField, "must be Always or IfNotPresent")
+	return apis.ErrInvalidValue(shown(policy), apis.CurrentField, "must be Always or IfNotPresent")
 }
 
 // ValidateThreshold accepts a node count of 0 or more, or a whole percentage from 0% to 100%.
@@ -177,7 +177,7 @@ func ValidateThreshold(t intstr.IntOrString) *apis.FieldError {
 		return nil
 	}
 	if !percentRE.MatchString(t.StrVal) {
-		return apis.ErrInvalidValue(t.StrVal, apis.CurrentField, `must be a node count such as 3 or a percentage from "0%" to "100%"`)
+		return apis.ErrInvalidValue(shown(t.StrVal), apis.CurrentField, `must be a node count such as 3 or a percentage from "0%" to "100%"`)
 	}
 	return nil
 }
@@ -191,7 +191,7 @@ func ValidateInt32Range(v *int32, lo, hi int32, field string) *apis.FieldError {
 }
 
 func invalidItem(value, field string, index int, details string) *apis.FieldError {
-	fe := apis.ErrInvalidArrayValue(value, field, index)
+	fe := apis.ErrInvalidArrayValue(shown(value), field, index)
 	fe.Details = details
 	return fe
 }
@@ -200,7 +200,7 @@ func validateDistinct(values []string) (errs *apis.FieldError) {
 	seen := make(map[string]bool, len(values))
 	for i, v := range values {
 		if seen[v] {
-			errs = errs.Also(&apis.FieldError{Message: "duplicate value " + fmt.Sprintf("%q", v), Paths: []string{fmt.Sprintf("[%d]", i)}})
+			errs = errs.Also(&apis.FieldError{Message: "duplicate value " + fmt.Sprintf("%q", shown(v)), Paths: []string{fmt.Sprintf("[%d]", i)}})
 		}
 		seen[v] = true
 	}

@@ -112,7 +112,7 @@ var Params = []ParamSpec{{
 	Description: `"false" finishes the run once the ImagePullJobs exist, without waiting for the pulls (default "true").`,
 	apply: func(s *ImagePrePullSpec, v pipelinev1beta1.ParamValue) *apis.FieldError {
 		if v.StringVal != "true" && v.StringVal != "false" {
-			return apis.ErrInvalidValue(v.StringVal, apis.CurrentField, `must be "true" or "false"`)
+			return apis.ErrInvalidValue(shown(v.StringVal), apis.CurrentField, `must be "true" or "false"`)
 		}
 		s.Wait = ptr.To(v.StringVal == "true")
 		return nil
@@ -125,15 +125,15 @@ func ApplyParams(s *ImagePrePullSpec, params pipelinev1beta1.Params) (errs *apis
 	given := map[string]pipelinev1beta1.ParamValue{}
 	for _, p := range params {
 		spec := paramSpec(p.Name)
-		field := "params." + p.Name
+		field := "params." + shown(p.Name)
 		switch {
 		case spec == nil:
 			errs = errs.Also(&apis.FieldError{
-				Message: fmt.Sprintf("unknown param %q", p.Name), Paths: []string{field},
+				Message: fmt.Sprintf("unknown param %q", shown(p.Name)), Paths: []string{field},
 				Details: "known params: " + knownParams(),
 			})
 		case given[p.Name].Type != "":
-			errs = errs.Also(&apis.FieldError{Message: fmt.Sprintf("param %q is given twice", p.Name), Paths: []string{field}})
+			errs = errs.Also(&apis.FieldError{Message: fmt.Sprintf("param %q is given twice", shown(p.Name)), Paths: []string{field}})
 		case p.Value.Type != spec.Type:
 			errs = errs.Also(&apis.FieldError{
 				Message: fmt.Sprintf("param %q must be of type %s, not %s", p.Name, spec.Type, p.Value.Type), Paths: []string{field},
@@ -182,7 +182,7 @@ func ApplyParams(s *ImagePrePullSpec, params pipelinev1beta1.Params) (errs *apis
 func parseSelector(s string) (*metav1.LabelSelector, *apis.FieldError) {
 	sel, err := metav1.ParseToLabelSelector(s)
 	if err != nil {
-		return nil, apis.ErrInvalidValue(s, apis.CurrentField, "not a label selector: "+err.Error())
+		return nil, apis.ErrInvalidValue(shown(s), apis.CurrentField, "not a label selector: "+shown(err.Error()))
 	}
 	return sel, ValidateLabelSelector(sel)
 }
@@ -191,7 +191,7 @@ func int32Param(lo, hi int32, field func(*ImagePrePullSpec) **int32) func(*Image
 	return func(s *ImagePrePullSpec, v pipelinev1beta1.ParamValue) *apis.FieldError {
 		n, err := strconv.ParseInt(v.StringVal, 10, 32)
 		if err != nil {
-			return apis.ErrInvalidValue(v.StringVal, apis.CurrentField, fmt.Sprintf("must be a whole number from %d to %d", lo, hi))
+			return apis.ErrInvalidValue(shown(v.StringVal), apis.CurrentField, fmt.Sprintf("must be a whole number from %d to %d", lo, hi))
 		}
 		*field(s) = ptr.To(int32(n))
 		return ValidateInt32Range(ptr.To(int32(n)), lo, hi, apis.CurrentField)

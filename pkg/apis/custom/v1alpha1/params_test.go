@@ -158,3 +158,40 @@ func FuzzValidateImage(f *testing.F) {
 		}
 	})
 }
+
+// An error repeats a bad value only in part: the message must stay small
+// enough for the run's status, and still name the field and the fault.
+func TestLongBadValuesAreShownInPart(t *testing.T) {
+	mib := strings.Repeat("x", 1<<20)
+	for _, tc := range []struct {
+		param pipelinev1beta1.Param
+		want  []string
+	}{
+		{sp("image", "Registry/"+mib), []string{"params.image", "not an image reference", "bytes in all"}},
+		{sp("image", "app@sha256:"+mib), []string{"params.image", "bytes in all"}},
+		{ap("images", "a:1", "UPPER/"+mib), []string{"params.images[1]", "bytes in all"}},
+		{ap("images", mib, mib), []string{"params.images[1]", "duplicate value", "bytes in all"}},
+		{sp("nodeSelector", "zone in ("+mib), []string{"params.nodeSelector", "not a label selector", "bytes in all"}},
+		{sp("wait", mib), []string{"params.wait", `must be "true" or "false"`}},
+		{sp("parallelism", mib), []string{"params.parallelism", "whole number"}},
+		{sp("imagePullPolicy", mib), []string{"params.imagePullPolicy", "Always or IfNotPresent"}},
+		{sp("successThreshold", mib), []string{"params.successThreshold", "percentage"}},
+		{sp(mib, "v"), []string{"params.xxxx", "unknown param", "known params"}},
+	} {
+		var s ImagePrePullSpec
+		fe := ApplyParams(&s, pipelinev1beta1.Params{tc.param})
+		if fe == nil {
+			t.Errorf("%.20s: no error", tc.param.Name)
+			continue
+		}
+		msg := fe.Error()
+		if len(msg) > 2048 {
+			t.Errorf("%.20s: the error is %d bytes long", tc.param.Name, len(msg))
+		}
+		for _, part := range tc.want {
+			if !strings.Contains(msg, part) {
+				t.Errorf("%.20s: %q is not in %.300q", tc.param.Name, part, msg)
+			}
+		}
+	}
+}
