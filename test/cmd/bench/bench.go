@@ -369,7 +369,8 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 		total += v
 	}
 	l.RequestsPerRunTotal = round(float64(total)/float64(n), 2)
-	l.StatusWritesPerRun = round(float64(requests["update customruns/status"]+requests["patch customruns/status"])/float64(n), 2)
+	l.StatusWritesPerRun = round(float64(requests["update customruns/status"]+requests["patch customruns/status"]+
+		requests["update customruns/status (409)"])/float64(n), 2)
 	l.JobCreatesPerImage = round(float64(requests["create imagepulljobs"])/float64(n*images), 2)
 	return l, nil
 }
@@ -475,6 +476,9 @@ func countRequests(path string, offset int64) (map[string]int, error) {
 				Resource    string `json:"resource"`
 				Subresource string `json:"subresource"`
 			} `json:"objectRef"`
+			ResponseStatus struct {
+				Code int `json:"code"`
+			} `json:"responseStatus"`
 		}
 		if json.Unmarshal(sc.Bytes(), &ev) != nil {
 			continue
@@ -490,7 +494,13 @@ func countRequests(path string, offset int64) (map[string]int, error) {
 		if res == "" {
 			res = "(non-resource)"
 		}
-		out[ev.Verb+" "+res]++
+		// Refusals (409 conflicts, say) are counted apart: they are requests,
+		// and they say something went stale.
+		k := ev.Verb + " " + res
+		if c := ev.ResponseStatus.Code; c >= 400 {
+			k += fmt.Sprintf(" (%d)", c)
+		}
+		out[k]++
 	}
 	return out, sc.Err()
 }

@@ -114,21 +114,19 @@ func run(ctx context.Context, levels, levels3 []int, nodes, pool, large int, out
 	if res.Floor, err = b.floor(ctx, 100); err != nil {
 		return err
 	}
-	for _, n := range levels {
-		logf("load: %d runs at once, one image each", n)
-		l, err := b.level(ctx, fmt.Sprintf("l%d", n), n, 1, "")
-		if err != nil {
-			return err
+	for _, set := range []struct {
+		counts       []int
+		images       int
+		suffix, what string
+	}{{levels, 1, "", "one image"}, {levels3, 3, "x3", "three images"}} {
+		for _, n := range set.counts {
+			logf("load: %d runs at once, %s each", n, set.what)
+			l, err := b.level(ctx, fmt.Sprintf("l%d%s", n, set.suffix), n, set.images, "")
+			if err != nil {
+				return err
+			}
+			res.Levels = append(res.Levels, l)
 		}
-		res.Levels = append(res.Levels, l)
-	}
-	for _, n := range levels3 {
-		logf("load: %d runs at once, three images each", n)
-		l, err := b.level(ctx, fmt.Sprintf("l%dx3", n), n, 3, "")
-		if err != nil {
-			return err
-		}
-		res.Levels = append(res.Levels, l)
 	}
 	if large > 0 {
 		logf("large cluster: %d nodes, one run across all of them", large)

@@ -54,8 +54,11 @@ type level struct {
 	SlowestOurs []slowRun `json:"slowestOurs"`
 	// WatchEventsPerRun are the events, by resource, that the controller's
 	// informers decode per run (counted by the bench's own watches).
-	WatchEventsPerRun  map[string]float64 `json:"watchEventsPerRun"`
-	JobCreatesPerImage float64            `json:"imagePullJobCreatesPerImage"`
+	WatchEventsPerRun map[string]float64 `json:"watchEventsPerRun"`
+	// JobCreatesPerImage counts the creates that made a job; a create
+	// refused because the job exists is in RequestsPerRun, as
+	// "create imagepulljobs (409)".
+	JobCreatesPerImage float64 `json:"imagePullJobCreatesPerImage"`
 }
 
 func (r results) print(w io.Writer) {
