@@ -207,7 +207,7 @@ func TestHugeBadInputGetsASmallMessage(t *testing.T) {
 			e := newEnv(t)
 			e.create(tc.run)
 			run := e.failsAtOnce("r", tc.reason, tc.want...)
-			if n := len(condition(run).Message); n > maxMessage+100 {
+			if n := len(condition(run).Message); n > maxMessage {
 				t.Errorf("the message is %d bytes long", n)
 			}
 		})

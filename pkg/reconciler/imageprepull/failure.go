@@ -29,7 +29,8 @@ func bounded(msg string) string {
 	if len(msg) <= maxMessage {
 		return msg
 	}
-	head, tail := maxMessage*3/4, maxMessage/4
+	// 64 bytes are left for the marker between them.
+	head, tail := maxMessage*3/4-64, maxMessage/4
 	for head > 0 && !utf8.RuneStart(msg[head]) {
 		head--
 	}

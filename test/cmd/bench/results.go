@@ -47,7 +47,8 @@ type level struct {
 	ControllerPeakRSSMiB           float64            `json:"controllerPeakRssMiB"`
 	RequestsPerRunTotal            float64            `json:"requestsPerRun"`
 	RequestsPerRun                 map[string]float64 `json:"requestsPerRunByVerbAndResource"`
-	StatusWritesPerRun             float64            `json:"statusWritesPerRun"`
+	// StatusWritesPerRun counts every status write, those refused with 409 too.
+	StatusWritesPerRun float64 `json:"statusWritesPerRun"`
 	// SlowestOurs are the runs with the largest share of ours, with when the
 	// bench saw their last job complete and the run done, to look up in the
 	// controller's log and the audit log (KEEP_CLUSTER_DIR=1 keeps them).
