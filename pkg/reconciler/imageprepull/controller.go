@@ -6,6 +6,7 @@ import (
 
 	customruninformer "github.com/tektoncd/pipeline/pkg/client/injection/informers/pipeline/v1beta1/customrun"
 	customrunreconciler "github.com/tektoncd/pipeline/pkg/client/injection/reconciler/pipeline/v1beta1/customrun"
+	tektonlisters "github.com/tektoncd/pipeline/pkg/client/listers/pipeline/v1beta1"
 	tkncontroller "github.com/tektoncd/pipeline/pkg/controller"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
@@ -53,14 +54,39 @@ func NewController(ctx context.Context, _ configmap.Watcher) *controller.Impl {
 		}
 	})
 
-	customRuns.Informer().AddEventHandler(cache.FilteringResourceEventHandler{
-		FilterFunc: ours,
-		Handler:    controller.HandleAll(impl.Enqueue),
-	})
-	r.jobs = kruise.NewJobInformer(ctx, r.kruise, ManagedBySelector, cache.FilteringResourceEventHandler{
-		FilterFunc: tkncontroller.FilterOwnerCustomRunRef(customRuns.Lister(), v1alpha1.APIVersion, v1alpha1.Kind),
-		Handler:    jobEvents(impl.EnqueueControllerOf),
-	})
+	customRuns.Informer().AddEventHandler(runEventHandler(impl))
+	r.jobs = kruise.NewJobInformer(ctx, r.kruise, ManagedBySelector, jobEventHandler(impl, customRuns.Lister()))
 	r.jobs.Start(ctx)
 	return impl
+}
+
+// runEventHandler enqueues the CustomRuns of kind ImagePrePull, deletions
+// included: a deletion is what makes ObserveDeletion delete the run's jobs.
+func runEventHandler(impl *controller.Impl) cache.ResourceEventHandler {
+	return cache.FilteringResourceEventHandler{
+		FilterFunc: withTombstones(tkncontroller.FilterCustomRunRef(v1alpha1.APIVersion, v1alpha1.Kind)),
+		Handler:    controller.HandleAll(impl.Enqueue),
+	}
+}
+
+// jobEventHandler enqueues the CustomRun that controls an ImagePullJob when
+// the job has news (jobEvents).
+func jobEventHandler(impl *controller.Impl, runs tektonlisters.CustomRunLister) cache.ResourceEventHandler {
+	return cache.FilteringResourceEventHandler{
+		FilterFunc: withTombstones(tkncontroller.FilterOwnerCustomRunRef(runs, v1alpha1.APIVersion, v1alpha1.Kind)),
+		Handler:    jobEvents(impl.EnqueueControllerOf),
+	}
+}
+
+// withTombstones lets filter judge a deletion the watch missed by the
+// object's last known state: an informer hands such a deletion over as a
+// cache.DeletedFinalStateUnknown, which Tekton's filters, asserting the
+// object's type, would drop (Knative's Enqueue unwraps it itself).
+func withTombstones(filter func(any) bool) func(any) bool {
+	return func(obj any) bool {
+		if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+			obj = tombstone.Obj
+		}
+		return filter(obj)
+	}
 }

@@ -5,12 +5,15 @@ import (
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	customruninformer "github.com/tektoncd/pipeline/pkg/client/injection/informers/pipeline/v1beta1/customrun/fake"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
 	"knative.dev/pkg/configmap"
+	"knative.dev/pkg/kmeta"
 	kreconciler "knative.dev/pkg/reconciler"
 	rtesting "knative.dev/pkg/reconciler/testing"
 
@@ -50,5 +53,52 @@ func TestNewLeaderTakesUpOnlyItsRuns(t *testing.T) {
 	sort.Strings(got)
 	if diff := cmp.Diff([]string{"by-ref", "embedded"}, got); diff != "" {
 		t.Errorf("runs enqueued on promotion (-want +got):\n%s", diff)
+	}
+}
+
+// A deletion the watch missed reaches the handlers as a tombstone
+// (cache.DeletedFinalStateUnknown). It must still enqueue the run: for a
+// deleted run that is what calls ObserveDeletion, which deletes its jobs; for
+// a deleted job, what fails the run that lost it.
+func TestTombstonesAreEnqueued(t *testing.T) {
+	ctx, _ := rtesting.SetupFakeContext(t)
+	impl := NewController(ctx, configmap.NewStaticWatcher())
+	run := &v1beta1.CustomRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "run", UID: "uid-run"},
+		Spec: v1beta1.CustomRunSpec{CustomRef: &v1beta1.TaskRef{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind}}}
+	other := &v1beta1.CustomRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "a-wait-task"},
+		Spec: v1beta1.CustomRunSpec{CustomRef: &v1beta1.TaskRef{APIVersion: "wait.testing.tekton.dev/v1beta1", Kind: "Wait"}}}
+	job := &kruisev1alpha1.ImagePullJob{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "run-0123abcd-0",
+		OwnerReferences: []metav1.OwnerReference{*kmeta.NewControllerRef(run)}}}
+	if err := customruninformer.Get(ctx).Informer().GetIndexer().Add(run); err != nil {
+		t.Fatal(err)
+	}
+	tombstone := func(obj metav1.Object) cache.DeletedFinalStateUnknown {
+		return cache.DeletedFinalStateUnknown{Key: obj.GetNamespace() + "/" + obj.GetName(), Obj: obj}
+	}
+
+	for _, tc := range []struct {
+		name    string
+		handler cache.ResourceEventHandler
+		deleted any
+		want    int
+	}{
+		{"our run", runEventHandler(impl), tombstone(run), 1},
+		{"another custom task's run", runEventHandler(impl), tombstone(other), 0},
+		{"our run's job", jobEventHandler(impl, customruninformer.Get(ctx).Lister()), tombstone(job), 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			tc.handler.OnDelete(tc.deleted)
+			if got := impl.WorkQueue().Len(); got != tc.want {
+				t.Errorf("%d keys enqueued, want %d", got, tc.want)
+			}
+			for impl.WorkQueue().Len() > 0 {
+				key, _ := impl.WorkQueue().Get()
+				if key.(types.NamespacedName) != (types.NamespacedName{Namespace: ns, Name: "run"}) {
+					t.Errorf("enqueued %v, want %s/run", key, ns)
+				}
+				impl.WorkQueue().Done(key)
+				impl.WorkQueue().Forget(key)
+			}
+		})
 	}
 }

@@ -59,6 +59,7 @@ type env struct {
 	recorder *record.FakeRecorder
 	runs     cache.Indexer
 	rec      controller.Reconciler
+	r        *Reconciler
 	jobs     *kruise.JobInformer
 	watching chan struct{}
 	version  atomic.Int64
@@ -166,8 +167,8 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		// report's message.
 		progressEvery: cfg.progressEvery,
 	}
-	r.jobs = kruise.NewJobInformer(ctx, e.kruise, ManagedBySelector, cache.ResourceEventHandlerFuncs{})
-	e.jobs = r.jobs
+	e.r = r
+	e.restartJobInformer()
 	e.rec = customrunreconciler.NewReconciler(ctx, logging.FromContext(ctx), e.tekton,
 		customruninformer.Get(ctx).Lister(), e.recorder, r)
 	// Be the leader of every key, as the only replica is.
@@ -190,6 +191,13 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		})
 	}
 	return e
+}
+
+// restartJobInformer gives the reconciler a new ImagePullJob informer, not
+// started, as a restarted controller has.
+func (e *env) restartJobInformer() {
+	e.r.jobs = kruise.NewJobInformer(e.ctx, e.kruise, ManagedBySelector, cache.ResourceEventHandlerFuncs{})
+	e.jobs = e.r.jobs
 }
 
 // create stores a CustomRun as the API server and the informer would hold it.

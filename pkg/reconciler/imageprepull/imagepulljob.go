@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"math"
 	"slices"
@@ -184,11 +185,13 @@ func (r *Reconciler) ObserveDeletion(ctx context.Context, key types.NamespacedNa
 
 func (r *Reconciler) deleteJobsOf(ctx context.Context, namespace string, sel labels.Set, owned func(*kruisev1alpha1.ImagePullJob) bool) error {
 	lister, err := r.jobs.Lister(ctx)
-	if err != nil {
-		if kruise.IsStarting(err) {
-			return err
-		}
-		return nil // Kruise is not installed: there is nothing to delete.
+	switch {
+	case errors.Is(err, kruise.ErrNotInstalled):
+		return nil // no ImagePullJob can exist
+	case err != nil:
+		// Syncing, or discovery failed (an unsteady API server): the jobs may
+		// well exist, so the run must not end before they are deleted.
+		return err
 	}
 	jobs, err := lister.ImagePullJobs(namespace).List(labels.SelectorFromSet(sel))
 	if err != nil {
