@@ -20,7 +20,7 @@ var exampleRE = regexp.MustCompile("(?s)(<!-- example: (\\S+) -->\n```yaml\n)(.*
 // tables are README's generated tables, by marker name.
 var tables = map[string]func() string{
 	"params":  ParamsTable,
-	"results": func() string { return docTable("result", imageprepull.ResultDocs) },
+	"results": ResultsTable,
 	"reasons": func() string { return docTable("reason", imageprepull.ReasonDocs) },
 	"events":  func() string { return docTable("event", imageprepull.EventDocs) },
 }
@@ -53,6 +53,16 @@ func docTable(what string, docs []imageprepull.Doc) string {
 	fmt.Fprintf(&b, "| %s | meaning |\n|---|---|\n", what)
 	for _, d := range docs {
 		fmt.Fprintf(&b, "| `%s` | %s |\n", d.Name, strings.ReplaceAll(d.Meaning, "|", `\|`))
+	}
+	return b.String()
+}
+
+// ResultsTable is the results table, with the type a later task receives.
+func ResultsTable() string {
+	var b strings.Builder
+	b.WriteString("| result | type a later task receives | holds | meaning |\n|---|---|---|---|\n")
+	for _, d := range imageprepull.ResultDocs {
+		fmt.Fprintf(&b, "| `%s` | string | %s | %s |\n", d.Name, strings.ReplaceAll(d.Use, "|", `\|`), strings.ReplaceAll(d.Meaning, "|", `\|`))
 	}
 	return b.String()
 }

@@ -89,7 +89,7 @@ func TestRealNode(t *testing.T) {
 	t.Run("a missing tag fails with containerd not found", func(t *testing.T) {
 		img := image("app") + "-missing"
 		run := prepull(t, namespace(t), `{name: image, value: "`+img+`"}`, `{name: backoffLimit, value: "0"}`)
-		if cond(run).IsTrue() || cond(run).Reason != "ThresholdNotMet" || result(run, "failedNodes") != `["`+cluster.RealNodeName+`"]` {
+		if cond(run).IsTrue() || cond(run).Reason != "ThresholdNotMet" || result(run, "failedNodes") != cluster.RealNodeName {
 			t.Fatalf("CustomRun %+v, results %+v", cond(run), run.Status.Results)
 		}
 		t.Logf("message: %s", cond(run).Message)

@@ -11,13 +11,26 @@ type Doc struct {
 	Name, Meaning string
 }
 
+// ResultDoc documents a result and how a later task uses it.
+type ResultDoc struct {
+	Doc
+	// Use says what the string a later task receives holds and where it
+	// fits: every result reaches params, when expressions and pipeline
+	// results as a string, whatever its value.
+	Use string
+}
+
 // ResultDocs documents every result; README's table is made from it.
-var ResultDocs = []Doc{
-	{ResultDesired, "nodes matched (the largest count over the images' jobs)"},
-	{ResultSucceeded, "nodes that have every image"},
-	{ResultFailed, "nodes that failed at least one image"},
-	{ResultFailedNodes, `those nodes, as a JSON array: ["node-3"]`},
-	{ResultImagePullJobs, "the ImagePullJobs of the last attempt, as a JSON array"},
+var ResultDocs = []ResultDoc{
+	{Doc{ResultDesired, "nodes matched (the largest count over the images' jobs)"},
+		`a count ("3"): a param, or another ImagePrePull's successThreshold`},
+	{Doc{ResultSucceeded, "nodes that have every image"}, `a count, as desired`},
+	{Doc{ResultFailed, "nodes that failed at least one image"},
+		`a count; "0" when none did: a when expression (operator: notin, values: ["0"])`},
+	{Doc{ResultFailedNodes, "those nodes, sorted and comma-separated (node-3,node-9); empty when none failed"},
+		`a list in one string: a param of a later or finally task, split on commas there`},
+	{Doc{ResultImagePullJobs, "the ImagePullJobs of the last attempt, comma-separated"},
+		`a list in one string, as failedNodes`},
 }
 
 // ReasonDocs documents every reason the Succeeded condition can end with.

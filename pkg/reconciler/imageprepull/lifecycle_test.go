@@ -74,8 +74,8 @@ func TestParamsOnlyRunCreatesOneJobAndSucceeds(t *testing.T) {
 		t.Errorf("message = %q", got)
 	}
 	for name, want := range map[string]string{
-		ResultDesired: "2", ResultSucceeded: "2", ResultFailed: "0", ResultFailedNodes: "[]",
-		ResultImagePullJobs: fmt.Sprintf("[%q]", job.Name),
+		ResultDesired: "2", ResultSucceeded: "2", ResultFailed: "0", ResultFailedNodes: "",
+		ResultImagePullJobs: job.Name,
 	} {
 		if got := result(run, name); got != want {
 			t.Errorf("result %s = %s, want %s", name, got, want)
@@ -377,7 +377,7 @@ func TestWaitFalseSucceedsOnceJobsExist(t *testing.T) {
 		t.Fatalf("condition = %+v, %d jobs", c, len(e.jobList()))
 	}
 	contains(t, "message", c.Message, "wait: false")
-	if got := jsonStrings(t, result(run, ResultImagePullJobs)); len(got) != 1 {
+	if got := list(t, result(run, ResultImagePullJobs)); len(got) != 1 {
 		t.Errorf("imagePullJobs = %v", got)
 	}
 }
@@ -418,7 +418,7 @@ func TestFailureNamesNodesAndWhy(t *testing.T) {
 	contains(t, "message", c.Message, "1/3 nodes have "+app+" (2 failed)", "successThreshold 100% needs 3",
 		"node-3 ("+app+`): Failed to pull image reference "registry.example.com/team/app:main-d92ae17": not found`,
 		"node-9 ("+app+"): job has completed")
-	if got := jsonStrings(t, result(run, ResultFailedNodes)); fmt.Sprint(got) != "[node-3 node-9]" {
+	if got := list(t, result(run, ResultFailedNodes)); fmt.Sprint(got) != "[node-3 node-9]" {
 		t.Errorf("failedNodes = %v", got)
 	}
 	events := e.events()

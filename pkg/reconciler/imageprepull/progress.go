@@ -1,7 +1,6 @@
 package imageprepull
 
 import (
-	"encoding/json"
 	"fmt"
 	"sort"
 	"strconv"
@@ -100,24 +99,19 @@ const (
 	ResultImagePullJobs = "imagePullJobs"
 )
 
-// results are strings, as CustomRun results are; the lists are JSON arrays,
-// which Tekton hands to array params of later tasks.
+// results are strings, as CustomRun results are. Lists are comma-separated
+// (node and job names hold no comma): Tekton hands a later task a result
+// that parses as a non-empty JSON array as an array and anything else as a
+// string, so a JSON list would change type with its value ("[]" a string,
+// ["n1"] an array) and break the later task's declared param type.
 func (p progress) results() []v1beta1.CustomRunResult {
 	return []v1beta1.CustomRunResult{
 		{Name: ResultDesired, Value: strconv.Itoa(int(p.desired))},
 		{Name: ResultSucceeded, Value: strconv.Itoa(int(p.succeeded))},
 		{Name: ResultFailed, Value: strconv.Itoa(len(p.failedNodes))},
-		{Name: ResultFailedNodes, Value: jsonArray(p.failedNodes)},
-		{Name: ResultImagePullJobs, Value: jsonArray(p.jobNames())},
+		{Name: ResultFailedNodes, Value: strings.Join(p.failedNodes, ",")},
+		{Name: ResultImagePullJobs, Value: strings.Join(p.jobNames(), ",")},
 	}
-}
-
-func jsonArray(items []string) string {
-	if items == nil {
-		items = []string{}
-	}
-	b, _ := json.Marshal(items) // a []string always marshals
-	return string(b)
 }
 
 // nodeImageKey is where Kruise keeps an image in a NodeImage: its familiar

@@ -106,10 +106,10 @@ func TestSeveralImagesOneJobEach(t *testing.T) {
 	if result(run, ResultSucceeded) != "1" || result(run, ResultFailed) != "2" || result(run, ResultDesired) != "3" {
 		t.Errorf("results = %+v", run.Status.Results)
 	}
-	if got := jsonStrings(t, result(run, ResultFailedNodes)); fmt.Sprint(got) != "[node-2 node-3]" {
+	if got := list(t, result(run, ResultFailedNodes)); fmt.Sprint(got) != "[node-2 node-3]" {
 		t.Errorf("failedNodes = %v", got)
 	}
-	if got := jsonStrings(t, result(run, ResultImagePullJobs)); len(got) != 3 {
+	if got := list(t, result(run, ResultImagePullJobs)); len(got) != 3 {
 		t.Errorf("imagePullJobs = %v", got)
 	}
 	if condition(run).IsTrue() {
