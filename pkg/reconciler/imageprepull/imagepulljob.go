@@ -75,6 +75,7 @@ func (r *Reconciler) newJob(run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullS
 			lbls[k] = v
 		}
 	}
+	deadline := r.activeDeadline(run)
 	job := &kruisev1alpha1.ImagePullJob{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            jobName(run, image, attempt(run)),
@@ -88,12 +89,12 @@ func (r *Reconciler) newJob(run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullS
 				PullSecrets: spec.PullSecrets,
 				Parallelism: ptr.To(intstr.FromInt32(*spec.Parallelism)),
 				PullPolicy: &kruisev1alpha1.PullPolicy{
-					TimeoutSeconds: spec.PullTimeoutSeconds,
+					TimeoutSeconds: pullTimeout(spec, deadline),
 					BackoffLimit:   spec.BackoffLimit,
 				},
 				CompletionPolicy: kruisev1alpha1.CompletionPolicy{
 					Type:                    kruisev1alpha1.Always,
-					ActiveDeadlineSeconds:   r.activeDeadline(run, *spec.PullTimeoutSeconds),
+					ActiveDeadlineSeconds:   deadline,
 					TTLSecondsAfterFinished: spec.TTLSecondsAfterFinished,
 				},
 				ImagePullPolicy: kruisev1alpha1.ImagePullPolicy(spec.ImagePullPolicy),
@@ -111,16 +112,25 @@ func (r *Reconciler) newJob(run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullS
 	return job
 }
 
-// activeDeadline lets Kruise stop the job when the run would time out. Kruise
-// rejects a deadline below the pull timeout, so it is never lower than that.
-func (r *Reconciler) activeDeadline(run *v1beta1.CustomRun, pullTimeout int32) *int64 {
+// activeDeadline lets Kruise stop the job when the run would time out: the
+// seconds the run has left, rounded up, or nil when it has no timeout.
+func (r *Reconciler) activeDeadline(run *v1beta1.CustomRun) *int64 {
 	timeout := run.GetTimeout()
 	if timeout <= 0 {
 		return nil
 	}
 	left := timeout - r.clock.Since(run.Status.StartTime.Time)
-	secs := int64(math.Ceil(left.Seconds()))
-	return ptr.To(max(secs, int64(pullTimeout)))
+	return ptr.To(max(int64(math.Ceil(left.Seconds())), 1))
+}
+
+// pullTimeout is a node's time for one pull, never more than the run has
+// left: Kruise rejects a job whose activeDeadlineSeconds is below it, and a
+// pull cannot usefully outlive the run anyway.
+func pullTimeout(spec *v1alpha1.ImagePrePullSpec, deadline *int64) *int32 {
+	if deadline != nil && *deadline < int64(*spec.PullTimeoutSeconds) {
+		return ptr.To(int32(*deadline))
+	}
+	return spec.PullTimeoutSeconds
 }
 
 // ensureJobs returns the attempt's job for every image, creating the missing

@@ -289,12 +289,38 @@ func TestTimeoutDeletesJobsAndFails(t *testing.T) {
 	}
 }
 
-func TestActiveDeadlineIsNeverBelowPullTimeout(t *testing.T) {
-	e := newEnv(t)
-	e.create(newRun("run", str("image", app), timeout(time.Minute), str("pullTimeoutSeconds", "300")))
-	e.mustReconcile("run")
-	if got := *e.jobList()[0].Spec.CompletionPolicy.ActiveDeadlineSeconds; got != 300 {
-		t.Errorf("activeDeadlineSeconds = %d, want the pull timeout, 300: Kruise rejects less", got)
+// A run's jobs end when the run would: a run with less time left than a
+// pull may take gets a deadline of the time left, and pulls no longer than
+// that (Kruise rejects a deadline below the pull timeout).
+func TestJobsFollowTheRunsTimeout(t *testing.T) {
+	for _, tc := range []struct {
+		name              string
+		timeout           time.Duration
+		elapsed           time.Duration
+		deadline, pullFor int64
+	}{
+		{"more time than a pull", time.Hour, 0, 3600, 300},
+		{"less time than a pull", time.Minute, 0, 60, 60},
+		{"a retry late in the run", 10 * time.Minute, 9*time.Minute + 30*time.Second, 30, 30},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			e := newEnv(t)
+			e.create(newRun("run", str("image", app), timeout(tc.timeout), str("pullTimeoutSeconds", "300")))
+			run := e.get("run")
+			run.Status.InitializeConditions()
+			run.Status.StartTime = &metav1.Time{Time: t0.Add(-tc.elapsed)}
+			if _, err := e.tekton.TektonV1beta1().CustomRuns(ns).UpdateStatus(e.ctx, run, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			e.mustReconcile("run")
+			job := e.jobList()[0]
+			if got := *job.Spec.CompletionPolicy.ActiveDeadlineSeconds; got != tc.deadline {
+				t.Errorf("activeDeadlineSeconds = %d, want %d", got, tc.deadline)
+			}
+			if got := *job.Spec.PullPolicy.TimeoutSeconds; int64(got) != tc.pullFor {
+				t.Errorf("pullPolicy.timeoutSeconds = %d, want %d", got, tc.pullFor)
+			}
+		})
 	}
 }
 
