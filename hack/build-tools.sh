@@ -41,6 +41,12 @@ tekton() {
   build tekton-controller "$v" bash -c "cd '$root/hack/tools/tekton' && go build -trimpath -ldflags '-s -w' -o \"\$out\" github.com/tektoncd/pipeline/cmd/controller"
 }
 
+# Tekton's admission webhook: defaulting, validation and v1beta1<->v1 conversion.
+tekton-webhook() {
+  local v; v=$(modversion tekton github.com/tektoncd/pipeline)
+  build tekton-webhook "$v" bash -c "cd '$root/hack/tools/tekton' && go build -trimpath -ldflags '-s -w' -o \"\$out\" github.com/tektoncd/pipeline/cmd/webhook"
+}
+
 tkn() {
   local v; v=$(modversion tkn github.com/tektoncd/cli)
   build tkn "$v" bash -c "cd '$root/hack/tools/tkn' && go build -trimpath -ldflags '-s -w -X github.com/tektoncd/cli/pkg/cmd/version.clientVersion=$v' -o \"\$out\" github.com/tektoncd/cli/cmd/tkn"
@@ -72,6 +78,6 @@ if [ "${1:-}" = "--path" ]; then
   exit 0
 fi
 
-for t in "${@:-etcd k8s tekton kruise tkn ko}"; do
+for t in "${@:-etcd k8s tekton tekton-webhook kruise tkn ko}"; do
   for one in $t; do "$one"; done
 done

@@ -1,9 +1,11 @@
 // Package cluster runs a local control plane for end-to-end tests and the
 // demo, from Go sources alone: etcd, kube-apiserver, the Tekton Pipelines
-// controller, the OpenKruise manager, Node objects, a node-side pull
-// simulator standing in for kruise-daemon, and this project's controller.
-// Everything listens on 127.0.0.1, on free ports, with its data in one
-// temporary directory; nothing needs root, Docker or a kubelet.
+// controller and admission webhook, the OpenKruise manager, Node objects, a
+// node-side pull simulator standing in for kruise-daemon, and this project's
+// controller. Everything listens on 127.0.0.1, on free ports, with its data
+// in one temporary directory; nothing needs Docker or a kubelet, and only the
+// real node needs root (Tekton's controller runs in user and network
+// namespaces of its own, which Linux grants without root).
 package cluster
 
 import (
@@ -92,6 +94,11 @@ type Cluster struct {
 
 	procs         []*process
 	apiserver     *process
+	tektonWebhook *process
+	// egress carries the API server's calls to Services (Tekton's webhook).
+	egress *egressProxy
+	// closers stop what the cluster serves in this process (socket forwarders).
+	closers       []func()
 	apiserverArgs []string
 	kruise        *process
 	controllers   []*process
@@ -140,8 +147,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		}},
 		{"clients", c.connect},
 		{"registry", c.startRegistry},
-		{"OpenKruise manager", c.startKruise},
 		{"Tekton controller", c.startTekton},
+		{"Tekton webhook", c.startTektonWebhook},
+		{"OpenKruise manager", c.startKruise},
 		{"nodes", c.createNodes},
 		{"pull simulator", c.startSimulator},
 		{"real node", c.startRealNode},
@@ -168,6 +176,12 @@ func (c *Cluster) Stop() {
 	}
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		c.procs[i].stop(10 * time.Second)
+	}
+	for _, closeFn := range c.closers {
+		closeFn()
+	}
+	if c.egress != nil {
+		c.egress.close()
 	}
 	if c.real != nil {
 		if err := c.real.stop(); err != nil {
@@ -201,7 +215,7 @@ func (c *Cluster) connect(context.Context) error {
 
 // buildTools builds what is missing with hack/build-tools.sh.
 func (c *Cluster) buildTools(ctx context.Context) error {
-	cmd := exec.CommandContext(ctx, filepath.Join(c.opts.Root, "hack", "build-tools.sh"), "etcd", "k8s", "tekton", "kruise", "ko")
+	cmd := exec.CommandContext(ctx, filepath.Join(c.opts.Root, "hack", "build-tools.sh"), "etcd", "k8s", "tekton", "tekton-webhook", "kruise", "ko")
 	if RealNodeUnavailable() == "" {
 		cmd.Args = append(cmd.Args, "kruise-daemon")
 	}

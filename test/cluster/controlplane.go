@@ -64,6 +64,10 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcd string) error {
 		"tokens.csv": []byte(token + ",admin,admin,system:masters\n"),
 	}
 	files["audit-policy.yaml"] = []byte(auditPolicy)
+	if c.egress, err = startEgressProxy(c.Dir); err != nil {
+		return err
+	}
+	files["egress-selector.yaml"] = []byte(fmt.Sprintf(egressSelectorConfig, c.egress.socket))
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(certDir, name), data, 0o600); err != nil {
 			return err
@@ -79,7 +83,8 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcd string) error {
 		"--authorization-mode=RBAC", "--service-cluster-ip-range=10.0.0.0/24",
 		"--enable-priority-and-fairness=false", "--v=0",
 		"--audit-policy-file=" + filepath.Join(certDir, "audit-policy.yaml"), "--audit-log-path=" + c.AuditLog,
-		"--audit-log-format=json", "--audit-log-mode=batch", "--audit-log-batch-max-wait=1s"}
+		"--audit-log-format=json", "--audit-log-mode=batch", "--audit-log-batch-max-wait=1s",
+		"--egress-selector-config-file=" + filepath.Join(certDir, "egress-selector.yaml")}
 	c.Server = "https://127.0.0.1:" + strconv.Itoa(port)
 	c.adminToken = token
 	c.apiserverArgs = args

@@ -23,6 +23,11 @@ type process struct {
 }
 
 func (c *Cluster) start(name string, env []string, bin string, args ...string) (*process, error) {
+	return c.startWith(name, env, nil, bin, args...)
+}
+
+// startWith starts a process, letting tweak add to its SysProcAttr (namespaces, say).
+func (c *Cluster) startWith(name string, env []string, tweak func(*syscall.SysProcAttr), bin string, args ...string) (*process, error) {
 	logPath := filepath.Join(c.Dir, "logs", name+".log")
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, err
@@ -36,6 +41,9 @@ func (c *Cluster) start(name string, env []string, bin string, args ...string) (
 	cmd.Stdout, cmd.Stderr = f, f
 	// Its own process group, so that stopping it stops what it started.
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Pdeathsig: syscall.SIGKILL}
+	if tweak != nil {
+		tweak(cmd.SysProcAttr)
+	}
 	if err := cmd.Start(); err != nil {
 		f.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -20,12 +21,14 @@ import (
 	"knative.dev/pkg/apis"
 )
 
+var nonName = regexp.MustCompile(`[^a-z0-9-]+`)
+
 // namespace makes a namespace of the test's own (namespaces are never
 // deleted here: without kube-controller-manager they stay Terminating) and,
 // on failure, prints its objects and every component's log.
 func namespace(t *testing.T) string {
 	t.Helper()
-	ns := strings.ToLower(strings.NewReplacer("/", "-", "_", "-").Replace(t.Name()))
+	ns := strings.Trim(nonName.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
 	if len(ns) > 50 {
 		ns = ns[:50]
 	}

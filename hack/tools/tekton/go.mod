@@ -1,4 +1,4 @@
-// Builds Tekton Pipelines' controller for the local cluster, at the version
+// Builds Tekton Pipelines' controller and webhook for the local cluster, at the version
 // the main module uses.
 module github.com/openkruise/imageprepull/hack/tools/tekton
 
@@ -63,6 +63,7 @@ require (
 	github.com/go-openapi/jsonpointer v0.21.1 // indirect
 	github.com/go-openapi/jsonreference v0.21.0 // indirect
 	github.com/go-openapi/swag v0.23.1 // indirect
+	github.com/gobuffalo/flect v1.0.3 // indirect
 	github.com/golang-jwt/jwt/v5 v5.3.1 // indirect
 	github.com/google/cel-go v0.29.2 // indirect
 	github.com/google/gnostic-models v0.7.0 // indirect
