@@ -108,6 +108,9 @@ func TestChaos(t *testing.T) {
 	if _, err := c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	if err := c.AllowPrePulls(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
 
 	created := watchJobs(ctx, t, c)
 	want := map[string]expectation{}

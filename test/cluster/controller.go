@@ -14,6 +14,7 @@ import (
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
@@ -212,4 +213,23 @@ func httpGet(ctx context.Context, url string) ([]byte, int, error) {
 	defer resp.Body.Close()
 	body, err := io.ReadAll(resp.Body)
 	return body, resp.StatusCode, err
+}
+
+// AllowPrePulls binds the ClusterRole imageprepull-runner (config/) to
+// ServiceAccounts of a namespace, as a namespace's admin does so that its
+// pipelines' runs may pre-pull; none given means "default", the
+// ServiceAccount Tekton gives runs that name none.
+func (c *Cluster) AllowPrePulls(ctx context.Context, namespace string, serviceAccounts ...string) error {
+	if len(serviceAccounts) == 0 {
+		serviceAccounts = []string{"default"}
+	}
+	binding := &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "imageprepull-runner", Namespace: namespace},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "imageprepull-runner"},
+	}
+	for _, sa := range serviceAccounts {
+		binding.Subjects = append(binding.Subjects, rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: namespace})
+	}
+	_, err := c.Kube.RbacV1().RoleBindings(namespace).Create(ctx, binding, metav1.CreateOptions{})
+	return err
 }

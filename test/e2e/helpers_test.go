@@ -41,6 +41,10 @@ func namespace(t *testing.T) string {
 	if _, err := c.Kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
+	// As a namespace whose pipelines pre-pull: its default ServiceAccount may.
+	if err := c.AllowPrePulls(ctx, ns); err != nil {
+		t.Fatal(err)
+	}
 	t.Cleanup(func() {
 		if t.Failed() {
 			for _, kind := range []string{"pipelineruns", "customruns", "imagepulljobs", "events"} {

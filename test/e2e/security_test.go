@@ -72,14 +72,15 @@ func TestServiceAccountPermissions(t *testing.T) {
 		got[m[1]] = strings.Join(verbs, " ")
 	}
 	want := map[string]string{
-		"customruns.tekton.dev":            "get list patch update watch",
-		"customruns.tekton.dev/status":     "get patch update",
-		"customruns.tekton.dev/finalizers": "patch update",
-		"imageprepulls.custom.kruise.dev":  "get list watch",
-		"imagepulljobs.apps.kruise.io":     "create delete get list watch",
-		"nodeimages.apps.kruise.io":        "get",
-		"events":                           "create patch",
-		"events.events.k8s.io":             "create patch",
+		"customruns.tekton.dev":                     "get list patch update watch",
+		"customruns.tekton.dev/status":              "get patch update",
+		"customruns.tekton.dev/finalizers":          "patch update",
+		"imageprepulls.custom.kruise.dev":           "get list watch",
+		"imagepulljobs.apps.kruise.io":              "create delete get list watch",
+		"nodeimages.apps.kruise.io":                 "get",
+		"subjectaccessreviews.authorization.k8s.io": "create",
+		"events":               "create patch",
+		"events.events.k8s.io": "create patch",
 	}
 	for res, verbs := range got {
 		if want[res] != verbs {

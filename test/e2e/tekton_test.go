@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
@@ -106,16 +107,7 @@ func TestTimeoutsAsTektonSetsThem(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := namespace(t)
-			create(t, ns, `apiVersion: tekton.dev/v1
-kind: PipelineRun
-metadata: {name: pr}
-spec:
-`+tc.spec+`  pipelineSpec:
-    tasks:
-      - name: prepull
-`+tc.task+`        taskRef: {apiVersion: custom.kruise.dev/v1alpha1, kind: ImagePrePull}
-        params: [{name: image, value: registry.local/slow-timeouts:v1}, {name: nodeNames, value: [web-a1]}]
-`)
+			create(t, ns, onePrePull(tc.spec, tc.task, "registry.local/slow-timeouts:v1"))
 			waitJobs(t, ns, 1)
 			pr, err := c.Tekton.TektonV1().PipelineRuns(ns).Get(context.Background(), "pr", metav1.GetOptions{})
 			if err != nil {
@@ -152,17 +144,13 @@ func TestServiceAccountReachesTheCustomRun(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := namespace(t)
-			create(t, ns, `apiVersion: tekton.dev/v1
-kind: PipelineRun
-metadata: {name: pr}
-spec:
-`+tc.spec+`  pipelineSpec:
-    tasks:
-      - name: prepull
-        taskRef: {apiVersion: custom.kruise.dev/v1alpha1, kind: ImagePrePull}
-        params: [{name: image, value: registry.local/app:sa}, {name: nodeNames, value: [web-a1]}]
-`)
-			waitPipelineRun(t, ns, "pr", prTimeout)
+			if err := c.AllowPrePulls(context.Background(), ns, tc.want); err != nil && !apierrors.IsAlreadyExists(err) {
+				t.Fatal(err)
+			}
+			create(t, ns, onePrePull(tc.spec, "", "registry.local/app:sa"))
+			if pr := waitPipelineRun(t, ns, "pr", prTimeout); !pr.Status.GetCondition("Succeeded").IsTrue() {
+				t.Errorf("PipelineRun %+v", pr.Status.GetCondition("Succeeded"))
+			}
 			run := customRuns(t, ns, "pr")["prepull"]
 			if run.Spec.ServiceAccountName != tc.want {
 				t.Errorf("CustomRun serviceAccountName %q, want %q", run.Spec.ServiceAccountName, tc.want)
@@ -194,6 +182,21 @@ func TestClusterSaysWhyTheWebhookCannotStart(t *testing.T) {
 	if strings.Contains(msg, "\n") || !strings.Contains(msg, "Tekton's admission webhook cannot start") || !strings.Contains(msg, "port 8080 is in use") {
 		t.Errorf("error %q, want one line naming the webhook and port 8080", msg)
 	}
+}
+
+// onePrePull is a PipelineRun "pr" whose one task pre-pulls image onto
+// web-a1; spec and task are added lines of its spec and of the task, indented.
+func onePrePull(spec, task, image string) string {
+	return `apiVersion: tekton.dev/v1
+kind: PipelineRun
+metadata: {name: pr}
+spec:
+` + spec + `  pipelineSpec:
+    tasks:
+      - name: prepull
+` + task + `        taskRef: {apiVersion: custom.kruise.dev/v1alpha1, kind: ImagePrePull}
+        params: [{name: image, value: ` + image + `}, {name: nodeNames, value: [web-a1]}]
+`
 }
 
 func tkn(t *testing.T, ns string, args ...string) string {

@@ -10,11 +10,14 @@ import (
 	tkncontroller "github.com/tektoncd/pipeline/pkg/controller"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
+	kubeclient "knative.dev/pkg/client/injection/kube/client"
 	"knative.dev/pkg/configmap"
 	"knative.dev/pkg/controller"
+	"knative.dev/pkg/logging"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	imageprepullinformer "github.com/openkruise/imageprepull/pkg/client/injection/informers/custom/v1alpha1/imageprepull"
+	"github.com/openkruise/imageprepull/pkg/config"
 	"github.com/openkruise/imageprepull/pkg/kruise"
 	kruiseclient "github.com/openkruise/imageprepull/pkg/kruise/client"
 )
@@ -34,18 +37,22 @@ var ProgressInterval = 5 * time.Second
 
 // NewController wires the reconciler to CustomRuns of kind ImagePrePull and
 // to the ImagePullJobs they own.
-func NewController(ctx context.Context, _ configmap.Watcher) *controller.Impl {
+func NewController(ctx context.Context, cmw configmap.Watcher) *controller.Impl {
 	customRuns := customruninformer.Get(ctx)
 	r := &Reconciler{
 		kruise:        kruiseclient.Get(ctx),
+		auth:          newAuthorizer(kubeclient.Get(ctx), clock.RealClock{}),
 		policies:      imageprepullinformer.Get(ctx).Lister(),
 		clock:         clock.RealClock{},
 		progressEvery: ProgressInterval,
 	}
 	ours := tkncontroller.FilterCustomRunRef(v1alpha1.APIVersion, v1alpha1.Kind)
-	impl := customrunreconciler.NewImpl(ctx, r, func(*controller.Impl) controller.Options {
+	impl := customrunreconciler.NewImpl(ctx, r, func(impl *controller.Impl) controller.Options {
+		policy := config.NewStore(logging.FromContext(ctx).Named("config-store"))
+		policy.WatchConfigs(cmw)
 		return controller.Options{
-			AgentName: ControllerName,
+			AgentName:   ControllerName,
+			ConfigStore: policy,
 			// On becoming leader the generated reconciler enqueues every
 			// CustomRun in the informer, whatever its kind: without this,
 			// each start or failover would reconcile, and fail, the runs of

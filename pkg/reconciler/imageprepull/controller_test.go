@@ -8,6 +8,7 @@ import (
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	customruninformer "github.com/tektoncd/pipeline/pkg/client/injection/informers/pipeline/v1beta1/customrun/fake"
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
@@ -18,14 +19,20 @@ import (
 	rtesting "knative.dev/pkg/reconciler/testing"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/openkruise/imageprepull/pkg/config"
 )
+
+// policyWatcher serves the policy ConfigMap with no keys, as config/ ships it.
+func policyWatcher() configmap.Watcher {
+	return configmap.NewStaticWatcher(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: config.PolicyConfigName}})
+}
 
 // A controller that becomes leader (at every start, and at failover) must
 // take up its own runs only: the CustomRuns of other custom tasks share the
 // informer, and reconciling them would fail them.
 func TestNewLeaderTakesUpOnlyItsRuns(t *testing.T) {
 	ctx, _ := rtesting.SetupFakeContext(t)
-	impl := NewController(ctx, configmap.NewStaticWatcher())
+	impl := NewController(ctx, policyWatcher())
 	runs := customruninformer.Get(ctx).Informer().GetIndexer()
 	for _, run := range []*v1beta1.CustomRun{
 		{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "by-ref"},
@@ -62,7 +69,7 @@ func TestNewLeaderTakesUpOnlyItsRuns(t *testing.T) {
 // a deleted job, what fails the run that lost it.
 func TestTombstonesAreEnqueued(t *testing.T) {
 	ctx, _ := rtesting.SetupFakeContext(t)
-	impl := NewController(ctx, configmap.NewStaticWatcher())
+	impl := NewController(ctx, policyWatcher())
 	run := &v1beta1.CustomRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "run", UID: "uid-run"},
 		Spec: v1beta1.CustomRunSpec{CustomRef: &v1beta1.TaskRef{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind}}}
 	other := &v1beta1.CustomRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "a-wait-task"},

@@ -43,6 +43,8 @@ var ReasonDocs = []Doc{
 	{ReasonInvalidParams, "a param is unknown, of the wrong type, or has a bad value; the message names it"},
 	{ReasonInvalidSpec, "the ImagePrePull or the embedded taskSpec has a bad field; the message names it"},
 	{ReasonNotFound, "the ImagePrePull named by taskRef does not exist in the run's namespace"},
+	{ReasonNotAuthorized, "the run's ServiceAccount may not create ImagePullJobs in its namespace, or not get a Secret in pullSecrets; the message says what to bind; nothing is created"},
+	{ReasonImageNotAllowed, "the platform's policy (config-imageprepull allowed-images) does not allow an image; the message names it and the patterns"},
 	{kruise.ReasonNotInstalled, "the API server does not serve ImagePullJobs: install OpenKruise"},
 	{kruise.ReasonGateDisabled, "OpenKruise's webhook refuses ImagePullJobs: enable the ImagePullJobGate feature gate"},
 	{kruise.ReasonForbidden, "RBAC forbids the controller to create ImagePullJobs: apply config/ again"},

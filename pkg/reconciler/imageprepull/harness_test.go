@@ -34,7 +34,12 @@ import (
 	kreconciler "knative.dev/pkg/reconciler"
 	rtesting "knative.dev/pkg/reconciler/testing"
 
-	_ "knative.dev/pkg/client/injection/kube/client/fake"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	kubefake "k8s.io/client-go/kubernetes/fake"
+	kubeclient "knative.dev/pkg/client/injection/kube/client/fake"
+
+	"github.com/openkruise/imageprepull/pkg/config"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	customclient "github.com/openkruise/imageprepull/pkg/client/injection/client/fake"
@@ -60,6 +65,11 @@ type env struct {
 	runs     cache.Indexer
 	rec      controller.Reconciler
 	r        *Reconciler
+	kube     *kubefake.Clientset
+	policy   *config.Store
+	// reviews are the SubjectAccessReviews asked; deny refuses those it matches.
+	reviews  []authorizationv1.SubjectAccessReviewSpec
+	deny     func(authorizationv1.SubjectAccessReviewSpec) bool
 	jobs     *kruise.JobInformer
 	watching chan struct{}
 	version  atomic.Int64
@@ -159,8 +169,18 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		}
 	}
 
+	e.kube = kubeclient.Get(ctx)
+	e.kube.PrependReactor("create", "subjectaccessreviews", func(action clientgotesting.Action) (bool, runtime.Object, error) {
+		review := action.(clientgotesting.CreateAction).GetObject().(*authorizationv1.SubjectAccessReview).DeepCopy()
+		e.reviews = append(e.reviews, review.Spec)
+		review.Status.Allowed = e.deny == nil || !e.deny(review.Spec)
+		return true, review, nil
+	})
+	e.policy = config.NewStore(logging.FromContext(ctx))
+	e.setPolicy(nil)
 	r := &Reconciler{
 		kruise:   e.kruise,
+		auth:     newAuthorizer(e.kube, e.clock),
 		policies: imageprepullinformer.Get(ctx).Lister(),
 		clock:    e.clock,
 		// Zero unless a test is about it: the other tests follow every
@@ -170,7 +190,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	e.r = r
 	e.restartJobInformer()
 	e.rec = customrunreconciler.NewReconciler(ctx, logging.FromContext(ctx), e.tekton,
-		customruninformer.Get(ctx).Lister(), e.recorder, r)
+		customruninformer.Get(ctx).Lister(), e.recorder, r, controller.Options{ConfigStore: e.policy})
 	// Be the leader of every key, as the only replica is.
 	if err := e.rec.(kreconciler.LeaderAware).Promote(kreconciler.UniversalBucket(), func(kreconciler.Bucket, types.NamespacedName) {}); err != nil {
 		t.Fatal(err)
@@ -191,6 +211,11 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		})
 	}
 	return e
+}
+
+// setPolicy loads config-imageprepull with data, as its watch would.
+func (e *env) setPolicy(data map[string]string) {
+	e.policy.OnConfigChanged(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: config.PolicyConfigName}, Data: data})
 }
 
 // restartJobInformer gives the reconciler a new ImagePullJob informer, not

@@ -18,4 +18,9 @@ const (
 	ReasonJobDeleted = "ImagePullJobDeleted"
 	// ReasonJobConflict: an ImagePullJob with our name belongs to something else.
 	ReasonJobConflict = "ImagePullJobConflict"
+	// ReasonNotAuthorized: the run's ServiceAccount may not create ImagePullJobs
+	// in its namespace, or not read a pull Secret it names.
+	ReasonNotAuthorized = "ServiceAccountNotAuthorized"
+	// ReasonImageNotAllowed: the platform's policy does not allow the image.
+	ReasonImageNotAllowed = "ImageNotAllowed"
 )

@@ -27,6 +27,7 @@ import (
 // Reconciler implements the generated CustomRun reconciler's Interface.
 type Reconciler struct {
 	kruise   kruiseclient.Interface
+	auth     *authorizer
 	policies listers.ImagePrePullLister
 	jobs     *kruise.JobInformer
 	clock    clock.PassiveClock
@@ -90,6 +91,13 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 
 	var extra extraFields
 	_ = run.Status.DecodeExtraFields(&extra) // unreadable extra fields: as good as none
+	if attempt(run) == 0 && len(extra.ImagePullJobs) == 0 {
+		// Once, before the run's first job: retries pull the same images
+		// with the same Secrets.
+		if err := r.auth.authorize(ctx, run, spec); err != nil {
+			return r.failOrRetry(run, err)
+		}
+	}
 	jobs, err := r.ensureJobs(ctx, run, spec, lister, extra.ImagePullJobs)
 	if err != nil {
 		return r.failOrRetry(run, err)

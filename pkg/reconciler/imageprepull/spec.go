@@ -11,6 +11,7 @@ import (
 	kjson "sigs.k8s.io/json"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/openkruise/imageprepull/pkg/config"
 )
 
 // resolveSpec gives the one spec the three ways of calling ImagePrePull mean:
@@ -27,6 +28,7 @@ func (r *Reconciler) resolveSpec(ctx context.Context, run *v1beta1.CustomRun) (*
 	if len(spec.Images) == 0 {
 		return nil, failed(ReasonInvalidParams, "no image to pull: give param image or images, or spec.images")
 	}
+	config.FromContext(ctx).Defaults(spec)
 	spec.SetDefaults(ctx)
 	// The parts were checked one by one; this catches what only the whole shows.
 	if fe := spec.Validate(ctx); fe != nil {

@@ -17,6 +17,7 @@ import (
 	"time"
 
 	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"knative.dev/pkg/apis"
@@ -106,6 +107,12 @@ func demo(ctx context.Context, c *cluster.Cluster, root string) error {
 	if _, err := c.Kubectl(ctx, "apply", "-f", filepath.Join(root, "examples", "seed-pipeline", "20-imageprepull.yaml")); err != nil {
 		return err
 	}
+	// Runs act as their ServiceAccount: the demo's runs are default's, in default.
+	if err := c.AllowPrePulls(ctx, "default"); err != nil && !apierrors.IsAlreadyExists(err) {
+		return err
+	}
+	fmt.Println("bound the ClusterRole imageprepull-runner to ServiceAccount default/default, so that its runs may pre-pull:\n" +
+		"  kubectl -n default create rolebinding imageprepull-runner --clusterrole=imageprepull-runner --serviceaccount=default:default")
 	data, err := os.ReadFile(filepath.Join(root, "examples", "local-demo", "pipelinerun.yaml"))
 	if err != nil {
 		return err

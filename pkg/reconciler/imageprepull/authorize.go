@@ -1,0 +1,123 @@
+package imageprepull
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/cache"
+	"k8s.io/client-go/kubernetes"
+
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/openkruise/imageprepull/pkg/config"
+)
+
+// How long a decision about a ServiceAccount is kept: a revoked binding takes
+// effect within allowedFor, a new one within deniedFor.
+const (
+	allowedFor = 30 * time.Second
+	deniedFor  = 5 * time.Second
+)
+
+// RunnerRole is the ClusterRole in config/ that a namespace binds to the
+// ServiceAccounts whose runs may pre-pull.
+const RunnerRole = "imageprepull-runner"
+
+// authorizer asks the API server whether a run's ServiceAccount may do what
+// the controller would do for it: without this, anyone who may create a
+// CustomRun (Tekton grants it to every namespace editor) could make every
+// node pull any image with any pull Secret of the namespace, through the
+// controller's own permissions.
+type authorizer struct {
+	kube      kubernetes.Interface
+	decisions *cache.LRUExpireCache
+}
+
+func newAuthorizer(kube kubernetes.Interface, clock cache.Clock) *authorizer {
+	return &authorizer{kube: kube, decisions: cache.NewLRUExpireCacheWithClock(4096, clock)}
+}
+
+// access is one thing a run's ServiceAccount must be allowed.
+type access struct {
+	namespace, serviceAccount, verb, group, resource, name string
+}
+
+// authorize checks the platform's image policy, then the run's
+// ServiceAccount: create ImagePullJobs in the run's namespace, get each pull
+// Secret. A refusal is a failure naming what is missing; an API error is
+// returned to be retried, never taken for a refusal.
+func (a *authorizer) authorize(ctx context.Context, run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullSpec) error {
+	policy := config.FromContext(ctx)
+	for _, image := range spec.Images {
+		if !policy.Allows(image) {
+			return failed(ReasonImageNotAllowed, "image %q is not allowed here: %s %s allows only %s",
+				image, config.PolicyConfigName, config.KeyAllowedImages, strings.Join(policy.AllowedImages, ", "))
+		}
+	}
+	if !policy.Authorize {
+		return nil
+	}
+	sa := run.Spec.ServiceAccountName
+	if sa == "" {
+		sa = "default" // what Tekton's webhook fills in; empty only where it was bypassed
+	}
+	wants := []access{{run.Namespace, sa, "create", "apps.kruise.io", "imagepulljobs", ""}}
+	for _, s := range spec.PullSecrets {
+		wants = append(wants, access{run.Namespace, sa, "get", "", "secrets", s})
+	}
+	for _, w := range wants {
+		allowed, err := a.allowed(ctx, w)
+		if err != nil {
+			return err
+		}
+		if !allowed {
+			return failed(ReasonNotAuthorized, "%s", w.refusal())
+		}
+	}
+	return nil
+}
+
+func (a *authorizer) allowed(ctx context.Context, w access) (bool, error) {
+	if d, ok := a.decisions.Get(w); ok {
+		return d.(bool), nil
+	}
+	review, err := a.kube.AuthorizationV1().SubjectAccessReviews().Create(ctx, &authorizationv1.SubjectAccessReview{
+		Spec: authorizationv1.SubjectAccessReviewSpec{
+			// As the API server sees the ServiceAccount (k8s.io/apiserver's
+			// serviceaccount.MakeUsername and MakeGroupNames): its groups
+			// too, or bindings to them would be missed.
+			User:   "system:serviceaccount:" + w.namespace + ":" + w.serviceAccount,
+			Groups: []string{"system:serviceaccounts", "system:serviceaccounts:" + w.namespace, "system:authenticated"},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{
+				Namespace: w.namespace, Verb: w.verb, Group: w.group, Resource: w.resource, Name: w.name,
+			},
+		},
+	}, metav1.CreateOptions{})
+	if err != nil {
+		return false, fmt.Errorf("asking whether ServiceAccount %s/%s may %s %s: %w", w.namespace, w.serviceAccount, w.verb, w.resource, err)
+	}
+	ttl := deniedFor
+	if review.Status.Allowed {
+		ttl = allowedFor
+	}
+	a.decisions.Add(w, review.Status.Allowed, ttl)
+	return review.Status.Allowed, nil
+}
+
+// refusal says what is missing and how to grant it.
+func (w access) refusal() string {
+	subject := fmt.Sprintf("ServiceAccount %s/%s", w.namespace, w.serviceAccount)
+	if w.resource == "secrets" {
+		return fmt.Sprintf("%s may not get Secret %q (named in pullSecrets) in namespace %s: let it read the Secret: "+
+			"kubectl -n %s create role %s-pull-secrets --verb=get --resource=secrets --resource-name=%s && "+
+			"kubectl -n %s create rolebinding %s-pull-secrets --role=%s-pull-secrets --serviceaccount=%s:%s",
+			subject, w.name, w.namespace, w.namespace, w.serviceAccount, w.name, w.namespace, w.serviceAccount, w.serviceAccount, w.namespace, w.serviceAccount)
+	}
+	return fmt.Sprintf("%s may not create imagepulljobs.apps.kruise.io in namespace %s: bind the ClusterRole %s to it: "+
+		"kubectl -n %s create rolebinding %s --clusterrole=%s --serviceaccount=%s:%s",
+		subject, w.namespace, RunnerRole, w.namespace, RunnerRole, RunnerRole, w.namespace, w.serviceAccount)
+}
