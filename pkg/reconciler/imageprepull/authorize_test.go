@@ -149,4 +149,3 @@ func TestPlatformPolicy(t *testing.T) {
 		}
 	})
 }
-
