@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 
+	"k8s.io/utils/clock"
 	"knative.dev/pkg/controller"
 	"knative.dev/pkg/injection"
 	"knative.dev/pkg/injection/sharedmain"
@@ -42,7 +43,8 @@ func main() {
 	}
 	flag.IntVar(&controller.DefaultThreadsPerController, "threads-per-controller", threads,
 		"Workers reconciling CustomRuns at once (default K_THREADS_PER_CONTROLLER, else 16).")
-	flag.DurationVar(&imageprepull.ProgressInterval, "progress-interval", imageprepull.ProgressInterval,
+	opts := imageprepull.Options{}
+	flag.DurationVar(&opts.ProgressInterval, "progress-interval", imageprepull.DefaultProgressInterval,
 		"Least time between two progress writes of a running CustomRun's status; 0 writes every change.")
 	// Parses the flags above and Knative's own (-kube-api-qps, -kube-api-burst, ...).
 	cfg := injection.ParseAndGetRESTConfigOrDie()
@@ -66,7 +68,7 @@ func main() {
 			log.Fatalf("probes server on port %d: %v", port, err)
 		}
 	}()
-	sharedmain.MainWithConfig(ctx, imageprepull.ControllerName, cfg, imageprepull.NewController)
+	sharedmain.MainWithConfig(ctx, imageprepull.ControllerName, cfg, imageprepull.NewController(opts, clock.RealClock{}))
 }
 
 // probesPort reads PROBES_PORT; the Deployment's probes use the default.

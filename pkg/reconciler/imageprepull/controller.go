@@ -13,7 +13,9 @@ import (
 	kubeclient "knative.dev/pkg/client/injection/kube/client"
 	"knative.dev/pkg/configmap"
 	"knative.dev/pkg/controller"
+	"knative.dev/pkg/injection"
 	"knative.dev/pkg/logging"
+	kreconciler "knative.dev/pkg/reconciler"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	imageprepullinformer "github.com/openkruise/imageprepull/pkg/client/injection/informers/custom/v1alpha1/imageprepull"
@@ -29,22 +31,42 @@ const ControllerName = "imageprepull-controller"
 // first sync is looked at again.
 const startingRetry = time.Second
 
-// ProgressInterval is the least time between two progress writes of a
-// running run's status (cmd/controller's -progress-interval): with hundreds
-// of nodes reporting, each report would otherwise be a status write. The
-// end of a run is written at once.
-var ProgressInterval = 5 * time.Second
+// DefaultProgressInterval is the least time between two progress writes of
+// a running run's status (cmd/controller's -progress-interval): with
+// hundreds of nodes reporting, each report would otherwise be a status
+// write. The end of a run is written at once.
+const DefaultProgressInterval = 5 * time.Second
 
-// NewController wires the reconciler to CustomRuns of kind ImagePrePull and
-// to the ImagePullJobs they own.
-func NewController(ctx context.Context, cmw configmap.Watcher) *controller.Impl {
+// Options are what differs between the controller's production wiring and
+// its tests, as Tekton's taskrun.NewController takes them.
+type Options struct {
+	// ProgressInterval: see DefaultProgressInterval; zero writes every change.
+	ProgressInterval time.Duration
+}
+
+// Compile-time checks that the generated reconciler's interfaces hold, so
+// that a signature drift fails the build rather than a run.
+var (
+	_ customrunreconciler.Interface   = (*Reconciler)(nil)
+	_ kreconciler.OnDeletionInterface = (*Reconciler)(nil)
+)
+
+// NewController returns the constructor sharedmain calls: it wires the
+// reconciler to CustomRuns of kind ImagePrePull and to the ImagePullJobs they own.
+func NewController(opts Options, clk clock.PassiveClock) injection.ControllerConstructor {
+	return func(ctx context.Context, cmw configmap.Watcher) *controller.Impl {
+		return newController(ctx, cmw, opts, clk)
+	}
+}
+
+func newController(ctx context.Context, cmw configmap.Watcher, opts Options, clk clock.PassiveClock) *controller.Impl {
 	customRuns := customruninformer.Get(ctx)
 	r := &Reconciler{
 		kruise:        kruiseclient.Get(ctx),
-		auth:          newAuthorizer(kubeclient.Get(ctx), clock.RealClock{}),
+		auth:          newAuthorizer(kubeclient.Get(ctx), clk),
 		policies:      imageprepullinformer.Get(ctx).Lister(),
-		clock:         clock.RealClock{},
-		progressEvery: ProgressInterval,
+		clock:         clk,
+		progressEvery: opts.ProgressInterval,
 	}
 	ours := tkncontroller.FilterCustomRunRef(v1alpha1.APIVersion, v1alpha1.Kind)
 	impl := customrunreconciler.NewImpl(ctx, r, func(impl *controller.Impl) controller.Options {

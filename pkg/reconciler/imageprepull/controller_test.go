@@ -13,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
+	"k8s.io/utils/clock"
 	"knative.dev/pkg/configmap"
 	"knative.dev/pkg/kmeta"
 	kreconciler "knative.dev/pkg/reconciler"
@@ -32,7 +33,7 @@ func policyWatcher() configmap.Watcher {
 // informer, and reconciling them would fail them.
 func TestNewLeaderTakesUpOnlyItsRuns(t *testing.T) {
 	ctx, _ := rtesting.SetupFakeContext(t)
-	impl := NewController(ctx, policyWatcher())
+	impl := NewController(Options{}, clock.RealClock{})(ctx, policyWatcher())
 	runs := customruninformer.Get(ctx).Informer().GetIndexer()
 	for _, run := range []*v1beta1.CustomRun{
 		{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "by-ref"},
@@ -69,7 +70,7 @@ func TestNewLeaderTakesUpOnlyItsRuns(t *testing.T) {
 // a deleted job, what fails the run that lost it.
 func TestTombstonesAreEnqueued(t *testing.T) {
 	ctx, _ := rtesting.SetupFakeContext(t)
-	impl := NewController(ctx, policyWatcher())
+	impl := NewController(Options{}, clock.RealClock{})(ctx, policyWatcher())
 	run := &v1beta1.CustomRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "run", UID: "uid-run"},
 		Spec: v1beta1.CustomRunSpec{CustomRef: &v1beta1.TaskRef{APIVersion: v1alpha1.APIVersion, Kind: v1alpha1.Kind}}}
 	other := &v1beta1.CustomRun{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: "a-wait-task"},
