@@ -5,8 +5,11 @@ SHELL := /bin/bash
 # where the machine says GOTOOLCHAIN=local.
 export GOTOOLCHAIN := auto
 GO_TEST_FLAGS ?=
+# The OpenKruise release of the local cluster (hack/build-tools.sh's default
+# when unset): make e2e KRUISE_VERSION=v1.8.0.
+export KRUISE_VERSION
 
-.PHONY: all build test unit e2e chaos bench vulncheck verify codegen install release fuzz clean tools demo cluster-up cluster-down
+.PHONY: all build test unit e2e e2e-kruise-previous chaos bench vulncheck verify codegen install release fuzz clean tools demo cluster-up cluster-down
 
 all: build
 
@@ -24,6 +27,10 @@ unit:
 ## e2e: PipelineRuns through real Tekton and OpenKruise on a fresh local cluster
 e2e: tools
 	go test -tags e2e -count=1 -timeout 40m $(GO_TEST_FLAGS) ./test/e2e/
+
+## e2e-kruise-previous: the real node, OpenKruise-specific cases and examples on OpenKruise v1.8.0
+e2e-kruise-previous:
+	$(MAKE) e2e KRUISE_VERSION=v1.8.0 GO_TEST_FLAGS='-run ^(TestRealNode|TestKruiseFeatureGateOff|TestKruiseCRDAbsent|TestExamples|TestTkn)$$'
 
 ## chaos: 200 CustomRuns through faults (kill -9, failover, API server restart, Kruise down) on a fresh cluster
 chaos: tools

@@ -52,10 +52,15 @@ tkn() {
   build tkn "$v" bash -c "cd '$root/hack/tools/tkn' && go build -trimpath -ldflags '-s -w -X github.com/tektoncd/cli/pkg/cmd/version.clientVersion=$v' -o \"\$out\" github.com/tektoncd/cli/cmd/tkn"
 }
 
+# OpenKruise's release the local cluster runs (manager, kruise-daemon, CRDs):
+# its current line by default, or KRUISE_VERSION (v1.8.0 is tested too). Only
+# releases that verify against the checksum database: v1.9.0 does not here.
+KRUISE_VERSION=${KRUISE_VERSION:-v1.9.1}
+
 # OpenKruise's go.mod has replace directives, so it builds from its own module
 # directory (a writable copy of the module cache's).
 kruise_build() {
-  local name=$1 pkg=$2 v=${KRUISE_VERSION:-v1.8.0}
+  local name=$1 pkg=$2 v=$KRUISE_VERSION
   build "$name" "$v" bash -c '
     src=$(cd "'"$root"'" && go mod download -json github.com/openkruise/kruise@'"$v"' | sed -n "s/^\t\"Dir\": \"\(.*\)\",$/\1/p")
     tmp=$(mktemp -d); trap "chmod -R u+w $tmp; rm -rf $tmp" EXIT
@@ -71,10 +76,20 @@ ko() {
   build ko "$v" bash -c "GOBIN=\$(dirname \"\$out\") go install github.com/google/ko@$v"
 }
 
-# path NAME: where a tool is, for scripts and the Makefile.
+# --path NAME: where a tool is, for scripts and the Makefile (Kruise's, of
+# KRUISE_VERSION). --kruise-version: the release the cluster runs.
 if [ "${1:-}" = "--path" ]; then
   shift
-  for name in "$@"; do ls -d "$TOOLS/$name"-*/"$name" 2>/dev/null | sort -V | tail -1; done
+  for name in "$@"; do
+    case $name in
+      kruise-manager|kruise-daemon) ls -d "$TOOLS/$name-$KRUISE_VERSION/$name" 2>/dev/null || true ;;
+      *) ls -d "$TOOLS/$name"-*/"$name" 2>/dev/null | sort -V | tail -1 ;;
+    esac
+  done
+  exit 0
+fi
+if [ "${1:-}" = "--kruise-version" ]; then
+  echo "$KRUISE_VERSION"
   exit 0
 fi
 

@@ -7,6 +7,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 
 	kruiseappsv1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
@@ -88,21 +89,65 @@ func (j *JobInformer) Lister(ctx context.Context) (kruiselisters.ImagePullJobLis
 	return nil, errStarting
 }
 
-// Served returns nil when the API server serves ImagePullJobs, ErrNotInstalled
-// when it does not, and any other discovery error as it is.
+// UnsupportedVersionError says the API server serves ImagePullJobs, but not
+// in apps.kruise.io/v1alpha1, the version this controller talks.
+type UnsupportedVersionError struct {
+	// Served are the apps.kruise.io versions that serve ImagePullJobs.
+	Served []string
+}
+
+func (e *UnsupportedVersionError) Error() string {
+	return fmt.Sprintf("the API server serves imagepulljobs.apps.kruise.io in %s only, not in v1alpha1, "+
+		"which this controller uses (OpenKruise v1.8 and v1.9 serve both): run an OpenKruise release that "+
+		"serves v1alpha1, or a version of this controller that supports %s",
+		strings.Join(e.Served, ", "), strings.Join(e.Served, ", "))
+}
+
+// Served returns nil when the API server serves ImagePullJobs in
+// apps.kruise.io/v1alpha1, an *UnsupportedVersionError when it serves them
+// in other versions only, ErrNotInstalled when not at all, and any other
+// discovery error as it is.
 func Served(client kruiseclient.Interface) error {
 	gv := kruiseappsv1alpha1.SchemeGroupVersion.String()
+	served, err := servesImagePullJobs(client, gv)
+	if err != nil || served {
+		return err
+	}
+	groups, err := client.Discovery().ServerGroups()
+	if err != nil {
+		return fmt.Errorf("asking the API server which versions of %s it serves: %w", kruiseappsv1alpha1.SchemeGroupVersion.Group, err)
+	}
+	var others []string
+	for _, g := range groups.Groups {
+		if g.Name != kruiseappsv1alpha1.SchemeGroupVersion.Group {
+			continue
+		}
+		for _, v := range g.Versions {
+			if ok, err := servesImagePullJobs(client, v.GroupVersion); err != nil {
+				return err
+			} else if ok {
+				others = append(others, v.Version)
+			}
+		}
+	}
+	if len(others) > 0 {
+		return &UnsupportedVersionError{Served: others}
+	}
+	return ErrNotInstalled
+}
+
+func servesImagePullJobs(client kruiseclient.Interface, gv string) (bool, error) {
 	list, err := client.Discovery().ServerResourcesForGroupVersion(gv)
 	if apierrors.IsNotFound(err) {
-		return ErrNotInstalled
+		return false, nil
 	}
 	if err != nil {
-		return fmt.Errorf("asking the API server whether it serves %s: %w", gv, err)
+		return false, fmt.Errorf("asking the API server whether it serves %s: %w", gv, err)
 	}
 	for _, r := range list.APIResources {
 		if r.Name == "imagepulljobs" {
-			return nil
+			return true, nil
 		}
 	}
-	return ErrNotInstalled
+	return false, nil
 }

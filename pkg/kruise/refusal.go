@@ -19,6 +19,8 @@ func (r *Refusal) Error() string { return r.Message }
 // Reasons a Refusal carries.
 const (
 	ReasonNotInstalled = "KruiseNotInstalled"
+	// ReasonVersionUnsupported: ImagePullJobs are served, but not in v1alpha1.
+	ReasonVersionUnsupported = "KruiseVersionUnsupported"
 	ReasonGateDisabled = "KruiseFeatureGateDisabled"
 	ReasonForbidden    = "ImagePullJobForbidden"
 	ReasonRejected     = "ImagePullJobRejected"

@@ -45,6 +45,9 @@ type Options struct {
 	RealNode string
 	// RealNodeLabels are added to the real node's labels.
 	RealNodeLabels map[string]string
+	// KruiseVersion is the OpenKruise release to run (manager, CRDs,
+	// kruise-daemon); empty reads KRUISE_VERSION, else hack/build-tools.sh's default.
+	KruiseVersion string
 	// TektonArgs are added to the Tekton controller's flags (its
 	// -threads-per-controller, -kube-api-qps, -kube-api-burst, say); none
 	// runs it with its defaults.
@@ -71,6 +74,9 @@ type Cluster struct {
 	// AuditLog is kube-apiserver's audit log (JSON lines) of the
 	// controller's requests.
 	AuditLog string
+
+	// KruiseVersion is the OpenKruise release it runs.
+	KruiseVersion string
 
 	// Registry is the local registry's host:port; BaseImage is ko's base there.
 	Registry  string
@@ -133,6 +139,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			c.Stop()
 		}
 	}()
+	if c.KruiseVersion, err = c.kruiseVersion(); err != nil {
+		return nil, err
+	}
 	steps := []struct {
 		what string
 		do   func(context.Context) error
@@ -219,13 +228,16 @@ func (c *Cluster) buildTools(ctx context.Context) error {
 	if RealNodeUnavailable() == "" {
 		cmd.Args = append(cmd.Args, "kruise-daemon")
 	}
+	cmd.Env = append(os.Environ(), "KRUISE_VERSION="+c.KruiseVersion)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
 	return cmd.Run()
 }
 
 // tool returns the path of a built tool.
 func (c *Cluster) tool(name string) string {
-	out, err := exec.Command(filepath.Join(c.opts.Root, "hack", "build-tools.sh"), "--path", name).Output()
+	cmd := exec.Command(filepath.Join(c.opts.Root, "hack", "build-tools.sh"), "--path", name)
+	cmd.Env = append(os.Environ(), "KRUISE_VERSION="+c.KruiseVersion)
+	out, err := cmd.Output()
 	if err != nil || len(bytes.TrimSpace(out)) == 0 {
 		return name // not built: let exec report it
 	}

@@ -18,14 +18,24 @@ import (
 	"sigs.k8s.io/yaml"
 )
 
-// KruiseVersion is the OpenKruise manager the cluster runs; kruise-api in
-// go.mod is the same release.
-const KruiseVersion = "v1.8.0"
+// kruiseVersion resolves the OpenKruise release the cluster runs: the
+// option, else KRUISE_VERSION, else hack/build-tools.sh's default (the one
+// place that pins it).
+func (c *Cluster) kruiseVersion() (string, error) {
+	if c.opts.KruiseVersion != "" {
+		return c.opts.KruiseVersion, nil
+	}
+	out, err := exec.Command(filepath.Join(c.opts.Root, "hack", "build-tools.sh"), "--kruise-version").Output()
+	if err != nil {
+		return "", fmt.Errorf("hack/build-tools.sh --kruise-version: %w", err)
+	}
+	return strings.TrimSpace(string(out)), nil
+}
 
 // startKruise installs OpenKruise's CRDs and webhook configurations and
 // starts its manager with the ImagePullJob feature gate.
 func (c *Cluster) startKruise(ctx context.Context) error {
-	out, err := exec.CommandContext(ctx, "go", "mod", "download", "-json", "github.com/openkruise/kruise@"+KruiseVersion).Output()
+	out, err := exec.CommandContext(ctx, "go", "mod", "download", "-json", "github.com/openkruise/kruise@"+c.KruiseVersion).Output()
 	if err != nil {
 		return fmt.Errorf("downloading OpenKruise's source: %w", err)
 	}

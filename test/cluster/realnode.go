@@ -131,7 +131,7 @@ func (c *Cluster) StartRealNode(ctx context.Context) error {
 		return err
 	}
 	c.RealNode = RealNodeName
-	c.opts.Log("real node %s: containerd %s, kruise-daemon %s", RealNodeName, rn.socket, KruiseVersion)
+	c.opts.Log("real node %s: containerd %s, kruise-daemon %s", RealNodeName, rn.socket, c.KruiseVersion)
 	return nil
 }
 

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -111,7 +112,7 @@ func TestKruiseCRDAbsent(t *testing.T) {
 
 func kruiseDir(t *testing.T) string {
 	t.Helper()
-	out, err := exec.Command("go", "mod", "download", "-json", "github.com/openkruise/kruise@v1.8.0").Output()
+	out, err := exec.Command("go", "mod", "download", "-json", "github.com/openkruise/kruise@"+c.KruiseVersion).Output()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -179,4 +180,58 @@ func TestTkn(t *testing.T) {
 	waitCustomRun(t, ns, running.Name, time.Minute, "cancelled", func(r *v1beta1.CustomRun) bool { return r.IsDone() })
 	out = tkn(ns, "customrun", "describe", running.Name)
 	contains(t, "tkn describe (cancelled)", out, "Failed(CustomRunCancelled)", string(v1beta1.CustomRunCancelledByPipelineMsg))
+}
+
+// A Kruise that serves ImagePullJobs in v1beta1 only (a future release; v1.9
+// serves v1alpha1 and v1beta1, and stores v1beta1) gets a clear answer, not
+// "install OpenKruise". OpenKruise v1.9's CRD has both versions, so the test
+// stops serving v1alpha1 in it; v1.8's has only v1alpha1, which the API server
+// will not drop while objects are stored in it: this case needs v1.9.
+func TestKruiseV19ServingOnlyV1beta1(t *testing.T) {
+	ctx := context.Background()
+	if !strings.HasPrefix(c.KruiseVersion, "v1.9.") {
+		t.Fatalf("this case needs OpenKruise v1.9's CRDs, the cluster runs %s: run it with KRUISE_VERSION=v1.9.1", c.KruiseVersion)
+	}
+	serve := func(served bool) {
+		t.Helper()
+		patch := fmt.Sprintf(`[{"op":"test","path":"/spec/versions/0/name","value":"v1alpha1"},{"op":"replace","path":"/spec/versions/0/served","value":%v}]`, served)
+		if _, err := c.Kubectl(ctx, "patch", "crd", "imagepulljobs.apps.kruise.io", "--type=json", "-p", patch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	serve(false)
+	restored := false
+	t.Cleanup(func() {
+		if !restored {
+			serve(true)
+		}
+	})
+	var ns string
+	err := wait.PollUntilContextTimeout(ctx, time.Second, time.Minute, true, func(ctx context.Context) (bool, error) {
+		// Discovery follows the CRD within moments; a run tells when.
+		ns = namespace(t)
+		run := prepullOnce(t, ns, "registry.local/app:v1beta1-only")
+		if cond(run).Reason != "KruiseVersionUnsupported" {
+			t.Logf("CustomRun %s: %s %s", run.Name, cond(run).Reason, cond(run).Message)
+			return false, nil
+		}
+		contains(t, "message", cond(run).Message, "in v1beta1 only, not in v1alpha1", "OpenKruise v1.8 and v1.9 serve both")
+		return true, nil
+	})
+	if err != nil {
+		t.Fatalf("no run ended KruiseVersionUnsupported: %v", err)
+	}
+	if n := len(jobs(t, ns)); n != 0 {
+		t.Errorf("%d ImagePullJobs", n)
+	}
+
+	serve(true)
+	restored = true
+	err = wait.PollUntilContextTimeout(ctx, time.Second, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		run := prepullOnce(t, namespace(t), "registry.local/app:v1alpha1-back")
+		return cond(run).IsTrue(), nil
+	})
+	if err != nil {
+		t.Fatalf("no run succeeded once v1alpha1 was served again: %v", err)
+	}
 }

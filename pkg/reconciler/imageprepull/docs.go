@@ -46,6 +46,7 @@ var ReasonDocs = []Doc{
 	{ReasonNotAuthorized, "the run's ServiceAccount may not create ImagePullJobs in its namespace, or not get a Secret in pullSecrets; the message says what to bind; nothing is created"},
 	{ReasonImageNotAllowed, "the platform's policy (config-imageprepull allowed-images) does not allow an image; the message names it and the patterns"},
 	{kruise.ReasonNotInstalled, "the API server does not serve ImagePullJobs: install OpenKruise"},
+	{kruise.ReasonVersionUnsupported, "the API server serves ImagePullJobs, but not in apps.kruise.io/v1alpha1 (a future OpenKruise); the message names the versions it serves"},
 	{kruise.ReasonGateDisabled, "OpenKruise's webhook refuses ImagePullJobs: enable the ImagePullJobGate feature gate"},
 	{kruise.ReasonForbidden, "RBAC forbids the controller to create ImagePullJobs: apply config/ again"},
 	{kruise.ReasonRejected, "OpenKruise's webhook rejected the ImagePullJob; the message says why"},

@@ -156,6 +156,9 @@ func (r *Reconciler) ensureJobs(ctx context.Context, run *v1beta1.CustomRun, spe
 			job, err = r.kruise.AppsV1alpha1().ImagePullJobs(run.Namespace).Create(ctx, want, metav1.CreateOptions{})
 			if apierrors.IsAlreadyExists(err) {
 				job, err = r.kruise.AppsV1alpha1().ImagePullJobs(run.Namespace).Get(ctx, want.Name, metav1.GetOptions{})
+			} else if apierrors.IsNotFound(err) {
+				// The resource is gone since the informer started: say why.
+				return nil, r.notServed()
 			} else if err != nil {
 				return nil, asFailure(kruise.ClassifyCreateError(err))
 			}
@@ -196,8 +199,10 @@ func (r *Reconciler) ObserveDeletion(ctx context.Context, key types.NamespacedNa
 func (r *Reconciler) deleteJobsOf(ctx context.Context, namespace string, sel labels.Set, owned func(*kruisev1alpha1.ImagePullJob) bool) error {
 	lister, err := r.jobs.Lister(ctx)
 	switch {
-	case errors.Is(err, kruise.ErrNotInstalled):
-		return nil // no ImagePullJob can exist
+	case errors.Is(err, kruise.ErrNotInstalled), errors.As(err, new(*kruise.UnsupportedVersionError)):
+		// None can exist, or none can be reached through v1alpha1: the
+		// garbage collector deletes them through their ownerReferences.
+		return nil
 	case err != nil:
 		// Syncing, or discovery failed (an unsteady API server): the jobs may
 		// well exist, so the run must not end before they are deleted.
@@ -219,6 +224,21 @@ func (r *Reconciler) deleteJobsOf(ctx context.Context, namespace string, sel lab
 		}
 	}
 	return nil
+}
+
+// notServed is the failure for ImagePullJobs no longer being served in
+// v1alpha1: not installed at all, or in other versions only.
+func (r *Reconciler) notServed() error {
+	err := kruise.Served(r.kruise)
+	switch {
+	case errors.Is(err, kruise.ErrNotInstalled):
+		return failed(kruise.ReasonNotInstalled, "%s", err.Error())
+	case errors.As(err, new(*kruise.UnsupportedVersionError)):
+		return failed(kruise.ReasonVersionUnsupported, "%s", err.Error())
+	case err == nil:
+		return errors.New("creating an ImagePullJob: the API server answered NotFound, though it serves them")
+	}
+	return err
 }
 
 // asFailure turns a Kruise refusal into a run failure; other errors pass.

@@ -16,6 +16,16 @@ import (
 	"github.com/openkruise/imageprepull/pkg/kruise"
 )
 
+// A Kruise that no longer serves v1alpha1 (a future release) gets its own
+// answer, naming what it serves, instead of "install OpenKruise".
+func TestKruiseServingOnlyV1beta1(t *testing.T) {
+	e := newEnv(t, withoutKruise())
+	e.kruise.Resources = []*metav1.APIResourceList{{GroupVersion: "apps.kruise.io/v1beta1",
+		APIResources: []metav1.APIResource{{Name: "imagepulljobs", Namespaced: true}, {Name: "nodeimages"}}}}
+	e.create(newRun("run", str("image", app)))
+	e.failsAtOnce("run", kruise.ReasonVersionUnsupported, "in v1beta1 only, not in v1alpha1", "OpenKruise v1.8 and v1.9 serve both")
+}
+
 func TestKruiseNotInstalled(t *testing.T) {
 	e := newEnv(t, withoutKruise())
 	e.create(newRun("run", str("image", app)))
@@ -52,19 +62,27 @@ func TestKruiseRefusals(t *testing.T) {
 		err    error
 		reason string
 		want   []string
+		// served is what discovery says once the create fails (nil: unchanged).
+		served []*metav1.APIResourceList
 	}{
 		{"feature gate off", forbidden(`admission webhook "vimagepulljob.kb.io" denied the request: feature-gate ImagePullJobGate is not enabled`),
-			kruise.ReasonGateDisabled, []string{"feature-gate ImagePullJobGate is not enabled", "--feature-gates=ImagePullJobGate=true"}},
+			kruise.ReasonGateDisabled, []string{"feature-gate ImagePullJobGate is not enabled", "--feature-gates=ImagePullJobGate=true"}, nil},
 		{"RBAC", forbidden(`User "system:serviceaccount:x:y" cannot create resource "imagepulljobs"`),
-			kruise.ReasonForbidden, []string{"cannot create resource", "ClusterRole"}},
+			kruise.ReasonForbidden, []string{"cannot create resource", "ClusterRole"}, nil},
 		{"webhook validation", apierrors.NewBadRequest(`admission webhook denied the request: invalid image`),
-			kruise.ReasonRejected, []string{"invalid image"}},
+			kruise.ReasonRejected, []string{"invalid image"}, nil},
 		{"CRD removed", apierrors.NewNotFound(kruisev1alpha1.Resource("imagepulljobs"), ""),
-			kruise.ReasonNotInstalled, []string{"install OpenKruise"}},
+			kruise.ReasonNotInstalled, []string{"install OpenKruise"}, []*metav1.APIResourceList{}},
+		{"a Kruise that serves v1beta1 only", apierrors.NewNotFound(kruisev1alpha1.Resource("imagepulljobs"), ""),
+			kruise.ReasonVersionUnsupported, []string{"serves imagepulljobs.apps.kruise.io in v1beta1 only, not in v1alpha1"},
+			[]*metav1.APIResourceList{{GroupVersion: "apps.kruise.io/v1beta1", APIResources: []metav1.APIResource{{Name: "imagepulljobs", Namespaced: true}}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
 			e.kruise.PrependReactor("create", "imagepulljobs", func(clientgotesting.Action) (bool, runtime.Object, error) {
+				if tc.served != nil {
+					e.kruise.Resources = tc.served
+				}
 				return true, nil, tc.err
 			})
 			e.create(newRun("run", str("image", app)))

@@ -83,6 +83,8 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 	switch {
 	case errors.Is(err, kruise.ErrNotInstalled):
 		return r.fail(run, kruise.ReasonNotInstalled, "%s", err.Error())
+	case errors.As(err, new(*kruise.UnsupportedVersionError)):
+		return r.fail(run, kruise.ReasonVersionUnsupported, "%s", err.Error())
 	case kruise.IsStarting(err):
 		return controller.NewRequeueAfter(startingRetry)
 	case err != nil:
