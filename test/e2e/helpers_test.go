@@ -51,6 +51,9 @@ func namespace(t *testing.T) string {
 				out, _ := c.Kubectl(ctx, "get", kind, "-n", ns, "-o", "yaml")
 				t.Logf("----- %s in %s\n%s", kind, ns, out)
 			}
+			// What Kruise asked of the nodes and what they answered.
+			out, _ := c.Kubectl(ctx, "get", "nodeimages", "-o", "yaml")
+			t.Logf("----- nodeimages\n%s", out)
 			t.Log(c.Logs(25))
 		}
 	})

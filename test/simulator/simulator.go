@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -71,9 +72,12 @@ type Simulator struct {
 
 	mu  sync.Mutex
 	rnd *rand.Rand
-	// started holds every node/image/tag/version pulled or being pulled:
-	// an event that lags behind the pull's own writes must not pull again.
-	started map[string]bool
+	// started holds, per node, every image/tag/version/createdAt of its
+	// spec pulled or being pulled: an event that lags behind the pull's own
+	// writes must not pull again. A tag that leaves the spec is forgotten,
+	// as kruise-daemon stops its worker; when Kruise adds it again (at
+	// version 0 once the status no longer lists it) it is pulled again.
+	started map[string]map[string]bool
 	pulls   int
 	// daemons holds each simulated node's pull results and status writer.
 	daemons map[string]*daemon
@@ -99,7 +103,7 @@ const (
 
 // New makes a simulator; Start runs it.
 func New(kube kubernetes.Interface, kruise kruiseclient.Interface, cfg Config) *Simulator {
-	return &Simulator{kube: kube, kruise: kruise, cfg: cfg, started: map[string]bool{}, daemons: map[string]*daemon{},
+	return &Simulator{kube: kube, kruise: kruise, cfg: cfg, started: map[string]map[string]bool{}, daemons: map[string]*daemon{},
 		rnd: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed+1))}
 }
 
@@ -156,20 +160,37 @@ func (s *Simulator) sync(ctx context.Context, ni *kruisev1alpha1.NodeImage) {
 		return
 	}
 	d := s.daemon(ctx, ni.Name)
+	d.forget(&ni.Spec)
+	inSpec := map[string]bool{}
 	for name, img := range ni.Spec.Images {
 		for _, tag := range img.Tags {
-			key := fmt.Sprintf("%s/%s/%s/%d", ni.Name, name, tag.Tag, tag.Version)
+			created := ""
+			if tag.CreatedAt != nil {
+				created = tag.CreatedAt.UTC().Format(time.RFC3339)
+			}
+			key := fmt.Sprintf("%s/%s/%d/%s", name, tag.Tag, tag.Version, created)
+			inSpec[key] = true
 			s.mu.Lock()
-			if s.started[key] || done(ni, name, tag.Tag, tag.Version) {
+			if s.started[ni.Name][key] || done(ni, name, tag.Tag, tag.Version) {
 				s.mu.Unlock()
 				continue
 			}
-			s.started[key] = true
+			if s.started[ni.Name] == nil {
+				s.started[ni.Name] = map[string]bool{}
+			}
+			s.started[ni.Name][key] = true
 			s.pulls++
 			s.mu.Unlock()
 			go s.pull(ctx, d, node, name, tag.Tag, tag.Version)
 		}
 	}
+	s.mu.Lock()
+	for key := range s.started[ni.Name] {
+		if !inSpec[key] {
+			delete(s.started[ni.Name], key)
+		}
+	}
+	s.mu.Unlock()
 	if !upToDate(ni, d) {
 		d.poke()
 	}
@@ -201,6 +222,19 @@ func (d *daemon) poke() {
 	select {
 	case d.kick <- struct{}{}:
 	default:
+	}
+}
+
+// forget drops what the daemon knows of tags the spec no longer asks for.
+func (d *daemon) forget(spec *kruisev1alpha1.NodeImageSpec) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for name, tags := range d.tags {
+		for tag := range tags {
+			if !slices.ContainsFunc(spec.Images[name].Tags, func(t kruisev1alpha1.ImageTagSpec) bool { return t.Tag == tag }) {
+				delete(tags, tag)
+			}
+		}
 	}
 }
 

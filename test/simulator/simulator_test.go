@@ -118,3 +118,69 @@ func TestSimulatorCoalescesStatusWrites(t *testing.T) {
 		t.Errorf("%d status writes for 40 pulls; kruise-daemon's limiter allows %d in that time", w, allowed)
 	}
 }
+
+// A tag that leaves the spec (its jobs deleted) and comes back is pulled
+// again, as kruise-daemon's new worker for it would: Kruise adds it back at
+// version 0 once the status no longer lists it, and waits for a status of
+// that version.
+func TestSimulatorPullsATagAddedAgain(t *testing.T) {
+	t.Setenv("KUBE_FEATURE_WatchListClient", "false") // fake clients send no bookmarks
+	kube := kubefake.NewSimpleClientset(node("n", true, nil))
+	first := metav1.NewTime(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
+	kruise := kruisefake.NewSimpleClientset(nodeImage("n", kruisev1alpha1.ImageTagSpec{Tag: "v1", Version: 0, CreatedAt: &first}))
+	cfg := Config{}
+	cfg.PullTime.Min, cfg.PullTime.Max = time.Millisecond, 2*time.Millisecond
+	sim := New(kube, kruise, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := sim.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	status := func() (kruisev1alpha1.NodeImageStatus, *kruisev1alpha1.NodeImage) {
+		ni, err := kruise.AppsV1alpha1().NodeImages().Get(ctx, "n", metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return ni.Status, ni
+	}
+	setSpec := func(tags ...kruisev1alpha1.ImageTagSpec) {
+		_, ni := status()
+		ni.Spec = nodeImage("n", tags...).Spec
+		if len(tags) == 0 {
+			ni.Spec.Images = nil
+		}
+		if _, err := kruise.AppsV1alpha1().NodeImages().Update(ctx, ni, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	waitFor := func(what string, cond func(kruisev1alpha1.NodeImageStatus) bool) {
+		t.Helper()
+		if err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+			st, _ := status()
+			return cond(st), nil
+		}); err != nil {
+			st, _ := status()
+			t.Fatalf("%s: status %+v", what, st)
+		}
+	}
+	succeededAt := func(version int64) func(kruisev1alpha1.NodeImageStatus) bool {
+		return func(st kruisev1alpha1.NodeImageStatus) bool {
+			tags := st.ImageStatuses["registry.local/app"].Tags
+			return len(tags) == 1 && tags[0].Version == version && tags[0].Phase == kruisev1alpha1.ImagePhaseSucceeded
+		}
+	}
+
+	// Pulled at version 0, then again at 4 (more jobs joined it), as in e2e.
+	waitFor("the first pull", succeededAt(0))
+	later := metav1.NewTime(first.Add(time.Second))
+	setSpec(kruisev1alpha1.ImageTagSpec{Tag: "v1", Version: 4, CreatedAt: &later})
+	waitFor("the pull at version 4", succeededAt(4))
+	setSpec()
+	waitFor("the tag dropped from the status", func(st kruisev1alpha1.NodeImageStatus) bool { return len(st.ImageStatuses) == 0 })
+	again := metav1.NewTime(first.Add(time.Minute))
+	setSpec(kruisev1alpha1.ImageTagSpec{Tag: "v1", Version: 0, CreatedAt: &again})
+	waitFor("the tag pulled again at version 0", succeededAt(0))
+	if n := sim.Pulls(); n != 3 {
+		t.Errorf("%d pulls, want 3", n)
+	}
+}
