@@ -108,7 +108,7 @@ func TestChaos(t *testing.T) {
 	if _, err := c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.AllowPrePulls(ctx, ns); err != nil {
+	if err := c.AllowPrePulls(ctx, ns, "default"); err != nil {
 		t.Fatal(err)
 	}
 

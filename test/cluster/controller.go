@@ -215,21 +215,15 @@ func httpGet(ctx context.Context, url string) ([]byte, int, error) {
 	return body, resp.StatusCode, err
 }
 
-// AllowPrePulls binds the ClusterRole imageprepull-runner (config/) to
-// ServiceAccounts of a namespace, as a namespace's admin does so that its
-// pipelines' runs may pre-pull; none given means "default", the
-// ServiceAccount Tekton gives runs that name none.
-func (c *Cluster) AllowPrePulls(ctx context.Context, namespace string, serviceAccounts ...string) error {
-	if len(serviceAccounts) == 0 {
-		serviceAccounts = []string{"default"}
-	}
-	binding := &rbacv1.RoleBinding{
-		ObjectMeta: metav1.ObjectMeta{Name: "imageprepull-runner", Namespace: namespace},
+// AllowPrePulls binds the ClusterRole imageprepull-runner (config/) to a
+// ServiceAccount of a namespace, as a namespace's admin does so that its
+// pipelines' runs may pre-pull (Tekton gives runs that name none "default").
+// The RoleBinding is named imageprepull-runner-SA.
+func (c *Cluster) AllowPrePulls(ctx context.Context, namespace, serviceAccount string) error {
+	_, err := c.Kube.RbacV1().RoleBindings(namespace).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: "imageprepull-runner-" + serviceAccount, Namespace: namespace},
 		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "ClusterRole", Name: "imageprepull-runner"},
-	}
-	for _, sa := range serviceAccounts {
-		binding.Subjects = append(binding.Subjects, rbacv1.Subject{Kind: rbacv1.ServiceAccountKind, Name: sa, Namespace: namespace})
-	}
-	_, err := c.Kube.RbacV1().RoleBindings(namespace).Create(ctx, binding, metav1.CreateOptions{})
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: serviceAccount, Namespace: namespace}},
+	}, metav1.CreateOptions{})
 	return err
 }

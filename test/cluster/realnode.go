@@ -278,22 +278,8 @@ state = %q
 			return err
 		}
 	}
-	// Every other registry (nginx:1.27 of an example, say) fails at once, on
-	// this machine: containerd reads certs.d/_default for a registry without
-	// a directory of its own, and its server, a loopback port nothing listens
-	// on, replaces the registry itself (containerd 1.6,
-	// remotes/docker/config: hostPaths, ConfigureHosts).
-	d := filepath.Join(rn.dir, "certs.d", "_default")
-	if err := os.MkdirAll(d, 0o755); err != nil {
-		return err
-	}
-	return os.WriteFile(filepath.Join(d, "hosts.toml"), []byte(`server = "`+ClosedRegistry+`"`+"\n"), 0o644)
+	return nil
 }
-
-// ClosedRegistry is where the real node's containerd sends a pull from any
-// registry but the local ones: port 1 on the loopback address, closed, so
-// such a pull fails at once with "connection refused" and nothing leaves the machine.
-const ClosedRegistry = "http://127.0.0.1:1"
 
 // createRealNode creates the real node's Node, Ready, without the
 // simulator's label: the simulator leaves it to kruise-daemon.

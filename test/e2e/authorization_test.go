@@ -24,7 +24,7 @@ func prepullAs(t *testing.T, ns, name, serviceAccount, image string, pullSecrets
 	params := v1beta1.Params{{Name: "image", Value: *v1beta1.NewStructuredValues(image)},
 		{Name: "nodeNames", Value: *v1beta1.NewStructuredValues("web-a1", "web-a2")}}
 	if len(pullSecrets) > 0 {
-		params = append(params, v1beta1.Param{Name: "pullSecrets", Value: *v1beta1.NewStructuredValues(pullSecrets[0], pullSecrets[1:]...)})
+		params = append(params, v1beta1.Param{Name: "pullSecrets", Value: v1beta1.ParamValue{Type: v1beta1.ParamTypeArray, ArrayVal: pullSecrets}})
 	}
 	_, err := c.Tekton.TektonV1beta1().CustomRuns(ns).Create(context.Background(), &v1beta1.CustomRun{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
@@ -100,7 +100,8 @@ func TestPlatformPolicyConfigMap(t *testing.T) {
 	setPolicy(t, map[string]string{"allowed-images": "registry.local/team/**", "default-parallelism": "lots"})
 	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
 		logs, err := c.ControllerLogs()
-		return err == nil && strings.Contains(logs, `default-parallelism: \"lots\" is not a whole number`), nil
+		// knative logs the error quoted (%q) in a JSON line: look for its unquoted words.
+		return err == nil && strings.Contains(logs, "default-parallelism") && strings.Contains(logs, "is not a whole number from 1 to 10000"), nil
 	})
 	if err != nil {
 		t.Fatalf("no log line names the malformed key: %v", err)

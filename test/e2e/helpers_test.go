@@ -42,7 +42,7 @@ func namespace(t *testing.T) string {
 		t.Fatal(err)
 	}
 	// As a namespace whose pipelines pre-pull: its default ServiceAccount may.
-	if err := c.AllowPrePulls(ctx, ns); err != nil {
+	if err := c.AllowPrePulls(ctx, ns, "default"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

@@ -221,8 +221,9 @@ func TestKruiseV19ServingOnlyV1beta1(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no run ended KruiseVersionUnsupported: %v", err)
 	}
-	if n := len(jobs(t, ns)); n != 0 {
-		t.Errorf("%d ImagePullJobs", n)
+	// Listed through v1beta1: v1alpha1 is not served now.
+	if out, err := c.Kubectl(ctx, "get", "imagepulljobs.v1beta1.apps.kruise.io", "-n", ns, "-o", "name"); err != nil || strings.TrimSpace(out) != "" {
+		t.Errorf("ImagePullJobs of the refused run: %q, %v", out, err)
 	}
 
 	serve(true)

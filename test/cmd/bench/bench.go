@@ -263,7 +263,7 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 	if _, err := b.c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		return level{}, err
 	}
-	if err := b.c.AllowPrePulls(ctx, ns); err != nil {
+	if err := b.c.AllowPrePulls(ctx, ns, "default"); err != nil {
 		return level{}, err
 	}
 	pid := b.c.ControllerPID()

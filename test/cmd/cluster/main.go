@@ -108,11 +108,11 @@ func demo(ctx context.Context, c *cluster.Cluster, root string) error {
 		return err
 	}
 	// Runs act as their ServiceAccount: the demo's runs are default's, in default.
-	if err := c.AllowPrePulls(ctx, "default"); err != nil && !apierrors.IsAlreadyExists(err) {
+	if err := c.AllowPrePulls(ctx, "default", "default"); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 	fmt.Println("bound the ClusterRole imageprepull-runner to ServiceAccount default/default, so that its runs may pre-pull:\n" +
-		"  kubectl -n default create rolebinding imageprepull-runner --clusterrole=imageprepull-runner --serviceaccount=default:default")
+		"  kubectl -n default create rolebinding imageprepull-runner-default --clusterrole=imageprepull-runner --serviceaccount=default:default")
 	data, err := os.ReadFile(filepath.Join(root, "examples", "local-demo", "pipelinerun.yaml"))
 	if err != nil {
 		return err
