@@ -21,9 +21,9 @@ const (
 	ReasonNotInstalled = "KruiseNotInstalled"
 	// ReasonVersionUnsupported: ImagePullJobs are served, but not in v1alpha1.
 	ReasonVersionUnsupported = "KruiseVersionUnsupported"
-	ReasonGateDisabled = "KruiseFeatureGateDisabled"
-	ReasonForbidden    = "ImagePullJobForbidden"
-	ReasonRejected     = "ImagePullJobRejected"
+	ReasonGateDisabled       = "KruiseFeatureGateDisabled"
+	ReasonForbidden          = "ImagePullJobForbidden"
+	ReasonRejected           = "ImagePullJobRejected"
 )
 
 // ClassifyCreateError turns an error from creating an ImagePullJob into a
