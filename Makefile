@@ -25,12 +25,13 @@ unit:
 	go test -race -count=1 $(GO_TEST_FLAGS) ./...
 
 ## e2e: PipelineRuns through real Tekton and OpenKruise on a fresh local cluster
+E2E_RUN ?= .
 e2e: tools
-	go test -tags e2e -count=1 -timeout 40m $(GO_TEST_FLAGS) ./test/e2e/
+	go test -tags e2e -count=1 -timeout 40m -run '$(E2E_RUN)' $(GO_TEST_FLAGS) ./test/e2e/
 
 ## e2e-kruise-previous: the real node, OpenKruise-specific cases and examples on OpenKruise v1.8.0
 e2e-kruise-previous:
-	$(MAKE) e2e KRUISE_VERSION=v1.8.0 GO_TEST_FLAGS='-run ^(TestRealNode|TestKruiseFeatureGateOff|TestKruiseCRDAbsent|TestExamples|TestTkn)$$'
+	$(MAKE) e2e KRUISE_VERSION=v1.8.0 E2E_RUN='^(TestRealNode|TestKruiseFeatureGateOff|TestKruiseCRDAbsent|TestExamples|TestTkn)$$'
 
 ## chaos: 200 CustomRuns through faults (kill -9, failover, API server restart, Kruise down) on a fresh cluster
 chaos: tools

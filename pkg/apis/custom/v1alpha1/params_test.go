@@ -5,11 +5,14 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/docker/distribution/reference"
 	"github.com/google/go-cmp/cmp"
 	pipelinev1beta1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
+
+	"github.com/openkruise/imageprepull/pkg/kruise"
 )
 
 func sp(name, value string) pipelinev1beta1.Param {
@@ -154,7 +157,18 @@ func FuzzValidateImage(f *testing.F) {
 		if ValidateImage(image) != nil {
 			return
 		}
-		if strings.Contains(image, "@") {
+		// Kruise keys a NodeImage by the familiar name and the tag its
+		// parser reads (daemonutil.NormalizeImageRefToNameTag; kruise.NameTag
+		// does the same), and kruise-daemon pulls by tag.
+		name, tag, err := kruise.NameTag(image)
+		if err != nil || name == "" || tag == "" {
+			t.Fatalf("%q was accepted, but Kruise's parser reads name %q, tag %q, error %v", image, name, tag, err)
+		}
+		named, err := reference.ParseNormalizedNamed(image)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, digested := named.(reference.Digested); digested {
 			t.Fatalf("%q has a digest but was accepted", image)
 		}
 	})
