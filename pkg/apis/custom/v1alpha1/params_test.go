@@ -11,8 +11,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/utils/ptr"
-
-	"github.com/openkruise/imageprepull/pkg/kruise"
 )
 
 func sp(name, value string) pipelinev1beta1.Param {
@@ -157,19 +155,20 @@ func FuzzValidateImage(f *testing.F) {
 		if ValidateImage(image) != nil {
 			return
 		}
-		// Kruise keys a NodeImage by the familiar name and the tag its
-		// parser reads (daemonutil.NormalizeImageRefToNameTag; kruise.NameTag
-		// does the same), and kruise-daemon pulls by tag.
-		name, tag, err := kruise.NameTag(image)
-		if err != nil || name == "" || tag == "" {
-			t.Fatalf("%q was accepted, but Kruise's parser reads name %q, tag %q, error %v", image, name, tag, err)
-		}
+		// Kruise keys a NodeImage by the familiar name and the tag that
+		// docker/distribution's reference parser reads
+		// (daemonutil.NormalizeImageRefToNameTag), and kruise-daemon pulls
+		// by tag: an accepted image must read so, without a digest.
 		named, err := reference.ParseNormalizedNamed(image)
 		if err != nil {
-			t.Fatal(err)
+			t.Fatalf("%q was accepted, but Kruise's parser refuses it: %v", image, err)
 		}
 		if _, digested := named.(reference.Digested); digested {
 			t.Fatalf("%q has a digest but was accepted", image)
+		}
+		tagged, ok := reference.TagNameOnly(named).(reference.Tagged)
+		if !ok || tagged.Tag() == "" || reference.FamiliarName(named) == "" {
+			t.Fatalf("%q was accepted, but Kruise's parser reads no name and tag from it", image)
 		}
 	})
 }
