@@ -69,7 +69,7 @@ func newController(ctx context.Context, cmw configmap.Watcher, opts Options, clk
 		progressEvery: opts.ProgressInterval,
 	}
 	ours := tkncontroller.FilterCustomRunRef(v1alpha1.APIVersion, v1alpha1.Kind)
-	impl := customrunreconciler.NewImpl(ctx, r, func(impl *controller.Impl) controller.Options {
+	impl := customrunreconciler.NewImpl(ctx, r, func(*controller.Impl) controller.Options {
 		policy := config.NewStore(logging.FromContext(ctx).Named("config-store"))
 		policy.WatchConfigs(cmw)
 		return controller.Options{
