@@ -170,7 +170,8 @@ func (b *bench) seeFloor(run *v1beta1.CustomRun, now time.Time) {
 
 // writeFloor writes v into a floor run's status, as a status update.
 func (b *bench) writeFloor(ctx context.Context, name, v string) error {
-	patch := fmt.Sprintf(`{"status":{"conditions":[{"type":"Succeeded","status":"Unknown","reason":"Floor","message":%q}]}}`, v)
+	patch := fmt.Sprintf(`{"status":{"conditions":[{"type":"Succeeded","status":"Unknown","reason":"Floor","message":%q,"lastTransitionTime":%q}]}}`,
+		v, time.Now().UTC().Format(time.RFC3339))
 	_, err := b.c.Tekton.TektonV1beta1().CustomRuns(floorNamespace).Patch(ctx, name, types.MergePatchType, []byte(patch), metav1.PatchOptions{}, "status")
 	return err
 }
