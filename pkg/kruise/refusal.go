@@ -28,13 +28,11 @@ const (
 
 // ClassifyCreateError turns an error from creating an ImagePullJob into a
 // *Refusal when retrying cannot help, and returns it unchanged otherwise (an
-// unreachable webhook, a timeout, a conflict: all worth another try).
+// unreachable webhook, a timeout, a conflict: all worth another try). A
+// NotFound (ImagePullJobs not served) is Served's to explain.
 func ClassifyCreateError(err error) error {
 	msg := err.Error()
 	switch {
-	case apierrors.IsNotFound(err):
-		// The resource itself is not served: the CRD is missing.
-		return &Refusal{Reason: ReasonNotInstalled, Message: ErrNotInstalled.Error()}
 	case apierrors.IsForbidden(err) && strings.Contains(msg, "feature-gate"):
 		// Kruise's validating webhook answers 403 "feature-gate X is not enabled".
 		return &Refusal{Reason: ReasonGateDisabled, Message: fmt.Sprintf(

@@ -226,17 +226,25 @@ func (r *Reconciler) deleteJobsOf(ctx context.Context, namespace string, sel lab
 	return nil
 }
 
-// notServed is the failure for ImagePullJobs no longer being served in
-// v1alpha1: not installed at all, or in other versions only.
+// notServed explains a NotFound from creating an ImagePullJob: the resource
+// is gone since the informer started.
 func (r *Reconciler) notServed() error {
 	err := kruise.Served(r.kruise)
+	if err == nil {
+		return errors.New("creating an ImagePullJob: the API server answered NotFound, though it serves them")
+	}
+	return notServedFailure(err)
+}
+
+// notServedFailure fails the run when ImagePullJobs are not served in
+// v1alpha1 (not installed, or served in other versions only); other errors
+// pass, to be retried.
+func notServedFailure(err error) error {
 	switch {
 	case errors.Is(err, kruise.ErrNotInstalled):
 		return failed(kruise.ReasonNotInstalled, "%s", err.Error())
 	case errors.As(err, new(*kruise.UnsupportedVersionError)):
 		return failed(kruise.ReasonVersionUnsupported, "%s", err.Error())
-	case err == nil:
-		return errors.New("creating an ImagePullJob: the API server answered NotFound, though it serves them")
 	}
 	return err
 }

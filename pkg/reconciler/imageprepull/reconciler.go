@@ -81,14 +81,10 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 	}
 	lister, err := r.jobs.Lister(ctx)
 	switch {
-	case errors.Is(err, kruise.ErrNotInstalled):
-		return r.fail(run, kruise.ReasonNotInstalled, "%s", err.Error())
-	case errors.As(err, new(*kruise.UnsupportedVersionError)):
-		return r.fail(run, kruise.ReasonVersionUnsupported, "%s", err.Error())
 	case kruise.IsStarting(err):
 		return controller.NewRequeueAfter(startingRetry)
 	case err != nil:
-		return err
+		return r.failOrRetry(run, notServedFailure(err))
 	}
 
 	var extra extraFields
