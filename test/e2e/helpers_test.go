@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
@@ -176,4 +177,21 @@ func contains(t *testing.T, what, s string, parts ...string) {
 			t.Errorf("%s %q does not contain %q", what, s, p)
 		}
 	}
+}
+
+// tkn runs the built tkn against the cluster in ns, logs and returns its output.
+func tkn(t *testing.T, ns string, args ...string) string {
+	t.Helper()
+	path, err := exec.Command(filepath.Join("..", "..", "hack", "build-tools.sh"), "--path", "tkn").Output()
+	if err != nil || len(path) == 0 {
+		t.Fatalf("tkn is not built (make tools): %v", err)
+	}
+	cmd := exec.Command(strings.TrimSpace(string(path)), append(args, "-n", ns, "--kubeconfig", c.Kubeconfig)...)
+	cmd.Env = append(os.Environ(), "NO_COLOR=1")
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("tkn %v: %v\n%s", args, err, out)
+	}
+	t.Logf("$ tkn %s\n%s", strings.Join(args, " "), out)
+	return string(out)
 }

@@ -127,24 +127,11 @@ func kruiseDir(t *testing.T) string {
 // succeeded, a failed and a cancelled ImagePrePull show the reason, a message
 // that reads at a glance, and every result.
 func TestTkn(t *testing.T) {
-	tknPath, err := exec.Command(filepath.Join("..", "..", "hack", "build-tools.sh"), "--path", "tkn").Output()
-	if err != nil || len(tknPath) == 0 {
-		t.Fatalf("tkn is not built (make tools): %v", err)
-	}
-	tkn := func(ns string, args ...string) string {
-		t.Helper()
-		out, err := exec.Command(strings.TrimSpace(string(tknPath)), append(args, "-n", ns, "--kubeconfig", c.Kubeconfig)...).CombinedOutput()
-		if err != nil {
-			t.Fatalf("tkn %v: %v\n%s", args, err, out)
-		}
-		t.Logf("$ tkn %s\n%s", strings.Join(args, " "), out)
-		return string(out)
-	}
 	results := []string{"desired", "succeeded", "failed", "failedNodes", "imagePullJobs"}
 
 	ns := namespace(t)
 	failed := prepullOnce(t, ns, "registry.local/flaky-tkn:v1")
-	out := tkn(ns, "customrun", "describe", failed.Name)
+	out := tkn(t, ns, "customrun", "describe", failed.Name)
 	contains(t, "tkn describe (failed)", out, append(results, "Failed(ThresholdNotMet)", "2/3 nodes have registry.local/flaky-tkn:v1 (1 failed)",
 		"successThreshold 100% needs 3", "web-b1 (registry.local/flaky-tkn:v1): Failed to pull image", "not found")...)
 	if !regexp.MustCompile(`(?m)^ failedNodes +web-b1$`).MatchString(out) {
@@ -153,9 +140,9 @@ func TestTkn(t *testing.T) {
 
 	ns = namespace(t)
 	succeeded := prepullOnce(t, ns, "registry.local/app:tkn")
-	out = tkn(ns, "customrun", "describe", succeeded.Name)
+	out = tkn(t, ns, "customrun", "describe", succeeded.Name)
 	contains(t, "tkn describe (succeeded)", out, append(results, "Succeeded", "image", "registry.local/app:tkn")...)
-	contains(t, "tkn list", tkn(ns, "customrun", "list"), succeeded.Name, "Succeeded")
+	contains(t, "tkn list", tkn(t, ns, "customrun", "list"), succeeded.Name, "Succeeded")
 
 	ns = namespace(t)
 	create(t, ns, pipelineRun("pr", `
@@ -170,15 +157,15 @@ func TestTkn(t *testing.T) {
 	// tkn v0.46 prints a CustomRun's message only once it failed
 	// (pkg/cmd/customrun/describe.go, hasFailed); while running, the progress
 	// message is in the status, which waitCustomRun read above.
-	out = tkn(ns, "customrun", "describe", running.Name)
+	out = tkn(t, ns, "customrun", "describe", running.Name)
 	contains(t, "tkn describe (running)", out, "Running", "registry.local/slow-tkn:v1")
-	contains(t, "tkn list (running)", tkn(ns, "customrun", "list"), running.Name, "Running")
+	contains(t, "tkn list (running)", tkn(t, ns, "customrun", "list"), running.Name, "Running")
 	if _, err := c.Tekton.TektonV1().PipelineRuns(ns).Patch(context.Background(), "pr", types.MergePatchType,
 		[]byte(`{"spec":{"status":"Cancelled"}}`), metav1.PatchOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	waitCustomRun(t, ns, running.Name, time.Minute, "cancelled", func(r *v1beta1.CustomRun) bool { return r.IsDone() })
-	out = tkn(ns, "customrun", "describe", running.Name)
+	out = tkn(t, ns, "customrun", "describe", running.Name)
 	contains(t, "tkn describe (cancelled)", out, "Failed(CustomRunCancelled)", string(v1beta1.CustomRunCancelledByPipelineMsg))
 }
 

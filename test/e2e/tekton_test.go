@@ -4,8 +4,6 @@ package e2e
 
 import (
 	"context"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -197,20 +195,4 @@ spec:
 ` + task + `        taskRef: {apiVersion: custom.kruise.dev/v1alpha1, kind: ImagePrePull}
         params: [{name: image, value: ` + image + `}, {name: nodeNames, value: [web-a1]}]
 `
-}
-
-func tkn(t *testing.T, ns string, args ...string) string {
-	t.Helper()
-	path, err := exec.Command(filepath.Join("..", "..", "hack", "build-tools.sh"), "--path", "tkn").Output()
-	if err != nil || len(path) == 0 {
-		t.Fatalf("tkn is not built (make tools): %v", err)
-	}
-	cmd := exec.Command(strings.TrimSpace(string(path)), append(args, "-n", ns, "--kubeconfig", c.Kubeconfig)...)
-	cmd.Env = append(os.Environ(), "NO_COLOR=1")
-	out, err := cmd.CombinedOutput()
-	if err != nil {
-		t.Fatalf("tkn %v: %v\n%s", args, err, out)
-	}
-	t.Logf("$ tkn %s\n%s", strings.Join(args, " "), out)
-	return string(out)
 }
