@@ -58,8 +58,9 @@ type Options struct {
 
 // Node is a simulated node: a Node object the pull simulator answers for.
 type Node struct {
-	Name   string
-	Labels map[string]string
+	Name        string
+	Labels      map[string]string
+	Annotations map[string]string
 }
 
 // Cluster is a running local cluster.

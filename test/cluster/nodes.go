@@ -7,6 +7,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/dynamic"
 
 	"github.com/openkruise/imageprepull/test/simulator"
 )
@@ -29,7 +30,7 @@ func (c *Cluster) AddNode(ctx context.Context, n Node) error {
 		labels[k] = v
 	}
 	node, err := c.Kube.CoreV1().Nodes().Create(ctx, &corev1.Node{
-		ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: labels},
+		ObjectMeta: metav1.ObjectMeta{Name: n.Name, Labels: labels, Annotations: n.Annotations},
 	}, metav1.CreateOptions{})
 	if err != nil {
 		return fmt.Errorf("creating node %s: %w", n.Name, err)
@@ -52,7 +53,13 @@ func (c *Cluster) AddNode(ctx context.Context, n Node) error {
 func (c *Cluster) startSimulator(ctx context.Context) error {
 	simCtx, cancel := context.WithCancel(context.Background())
 	c.stopSim = cancel
-	c.sim = simulator.New(c.Kube, c.Kruise, c.opts.Simulator)
+	dyn, err := dynamic.NewForConfig(c.Config)
+	if err != nil {
+		return err
+	}
+	cfg := c.opts.Simulator
+	cfg.Kruise = c.KruiseVersion
+	c.sim = simulator.New(c.Kube, c.Kruise, dyn, cfg)
 	return c.sim.Start(simCtx)
 }
 

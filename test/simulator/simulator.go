@@ -1,8 +1,12 @@
 // Package simulator stands in for kruise-daemon on nodes that have no
 // kubelet: it watches NodeImages and, for each tag Kruise asks a node to
-// pull, writes the status kruise-daemon would write: Pulling, then Succeeded
-// or Failed, with the tag's version, progress, times, imageID or message,
-// and the desired/succeeded/failed/pulling counters.
+// pull, writes the status the kruise-daemon of the cluster's OpenKruise
+// release would write: Pulling, then Succeeded or Failed, with the tag's
+// version, progress, times, imageID or message, and the counters. As
+// kruise-daemon v1.9 does, it first reports a tag Waiting, runs at most
+// --max-workers-for-pull-image pulls at a time on a node, and writes
+// through apps.kruise.io/v1beta1 (with the status.waiting counter, which
+// kruise-api v1.8.0's v1alpha1 types do not have).
 package simulator
 
 import (
@@ -20,10 +24,15 @@ import (
 	kruiseclient "github.com/openkruise/kruise-api/client/clientset/versioned"
 	kruiseinformers "github.com/openkruise/kruise-api/client/informers/externalversions"
 	kruiselisters "github.com/openkruise/kruise-api/client/listers/apps/v1alpha1"
+	"golang.org/x/mod/semver"
 	"golang.org/x/time/rate"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/api/equality"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/informers"
 	"k8s.io/client-go/kubernetes"
 	corelisters "k8s.io/client-go/listers/core/v1"
@@ -39,10 +48,21 @@ const (
 	AnnotationPullMillis = "simulator.custom.kruise.dev/pull-millis"
 	// AnnotationFail is a regular expression: images it matches fail on this node.
 	AnnotationFail = "simulator.custom.kruise.dev/fail"
+	// AnnotationMaxWorkers is this node's kruise-daemon
+	// --max-workers-for-pull-image (v1.9 and later), overriding
+	// Config.MaxWorkers; it is read when the node's first pull starts.
+	AnnotationMaxWorkers = "simulator.custom.kruise.dev/max-workers"
 )
 
 // Config says how pulls go when node annotations do not say otherwise.
 type Config struct {
+	// Kruise is the OpenKruise release whose kruise-daemon is simulated
+	// (v1.8.0, v1.9.1); the cluster sets it to the release it runs.
+	Kruise string
+	// MaxWorkers is kruise-daemon's --max-workers-for-pull-image: the pulls
+	// a node runs at once, the others Waiting; zero or less is no limit
+	// (the daemon's default). Only v1.9 and later have it.
+	MaxWorkers int
 	// PullTime is uniform between Min and Max; zero means instant.
 	PullTime struct{ Min, Max time.Duration }
 	// FailImages fail on every node; nil fails none.
@@ -66,7 +86,9 @@ func NotFoundMessage(image string) string {
 type Simulator struct {
 	kruise     kruiseclient.Interface
 	kube       kubernetes.Interface
+	dynamic    dynamic.Interface
 	cfg        Config
+	daemonV19  bool
 	nodes      corelisters.NodeLister
 	nodeImages kruiselisters.NodeImageLister
 
@@ -93,17 +115,26 @@ type daemon struct {
 	// tags is image name -> tag -> the latest pull's status.
 	tags map[string]map[string]kruisev1alpha1.ImageTagStatus
 	kick chan struct{}
+	// workers holds a token per running pull when the node's pulls are
+	// limited (kruise-daemon v1.9's pool of --max-workers-for-pull-image
+	// workers); nil runs every pull at once.
+	workers chan struct{}
 }
 
-// Kruise-daemon's status rate limit (v1.8.0, pkg/daemon/imagepuller/utils.go).
+// Kruise-daemon's status rate limit (pkg/daemon/imagepuller/utils.go, the
+// same in v1.8.0 and v1.9.1).
 const (
 	statusUpdateQPS   = 0.5
 	statusUpdateBurst = 5
 )
 
-// New makes a simulator; Start runs it.
-func New(kube kubernetes.Interface, kruise kruiseclient.Interface, cfg Config) *Simulator {
-	return &Simulator{kube: kube, kruise: kruise, cfg: cfg, started: map[string]map[string]bool{}, daemons: map[string]*daemon{},
+// nodeImagesV1beta1 is where kruise-daemon v1.9 writes NodeImage status.
+var nodeImagesV1beta1 = schema.GroupVersionResource{Group: "apps.kruise.io", Version: "v1beta1", Resource: "nodeimages"}
+
+// New makes a simulator; Start runs it. dyn writes status through v1beta1
+// for kruise-daemon v1.9 and later.
+func New(kube kubernetes.Interface, kruise kruiseclient.Interface, dyn dynamic.Interface, cfg Config) *Simulator {
+	return &Simulator{kube: kube, kruise: kruise, dynamic: dyn, cfg: cfg, started: map[string]map[string]bool{}, daemons: map[string]*daemon{},
 		rnd: rand.New(rand.NewPCG(cfg.Seed, cfg.Seed+1))}
 }
 
@@ -125,6 +156,13 @@ func (s *Simulator) StatusWrites() int {
 // Nodes sync first: a NodeImage event handled before its Node is in the
 // cache would be dropped.
 func (s *Simulator) Start(ctx context.Context) error {
+	if !semver.IsValid(s.cfg.Kruise) {
+		return fmt.Errorf("simulator: Config.Kruise %q is not an OpenKruise release such as v1.9.1", s.cfg.Kruise)
+	}
+	s.daemonV19 = semver.Compare(s.cfg.Kruise, "v1.9.0") >= 0
+	if s.cfg.MaxWorkers > 0 && !s.daemonV19 {
+		return fmt.Errorf("simulator: MaxWorkers is kruise-daemon's --max-workers-for-pull-image, which %s does not have (v1.9 and later)", s.cfg.Kruise)
+	}
 	kf := informers.NewSharedInformerFactory(s.kube, 0)
 	s.nodes = kf.Core().V1().Nodes().Lister()
 	kf.Start(ctx.Done())
@@ -159,7 +197,7 @@ func (s *Simulator) sync(ctx context.Context, ni *kruisev1alpha1.NodeImage) {
 	if err != nil || node.Labels[LabelSimulated] != "true" {
 		return
 	}
-	d := s.daemon(ctx, ni.Name)
+	d := s.daemon(ctx, node)
 	d.forget(&ni.Spec)
 	inSpec := map[string]bool{}
 	for name, img := range ni.Spec.Images {
@@ -197,14 +235,21 @@ func (s *Simulator) sync(ctx context.Context, ni *kruisev1alpha1.NodeImage) {
 }
 
 // daemon returns the node's daemon, starting its status writer the first time.
-func (s *Simulator) daemon(ctx context.Context, node string) *daemon {
+func (s *Simulator) daemon(ctx context.Context, node *corev1.Node) *daemon {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d := s.daemons[node]
+	d := s.daemons[node.Name]
 	if d == nil {
 		d = &daemon{tags: map[string]map[string]kruisev1alpha1.ImageTagStatus{}, kick: make(chan struct{}, 1)}
-		s.daemons[node] = d
-		go s.writeLoop(ctx, node, d)
+		workers := s.cfg.MaxWorkers
+		if n, err := strconv.Atoi(node.Annotations[AnnotationMaxWorkers]); err == nil && s.daemonV19 {
+			workers = n
+		}
+		if workers > 0 {
+			d.workers = make(chan struct{}, workers)
+		}
+		s.daemons[node.Name] = d
+		go s.writeLoop(ctx, node.Name, d)
 	}
 	return d
 }
@@ -250,6 +295,20 @@ func (d *daemon) set(name string, st kruisev1alpha1.ImageTagStatus) {
 
 func (s *Simulator) pull(ctx context.Context, d *daemon, node *corev1.Node, name, tag string, version int64) {
 	image := name + ":" + tag
+	if s.daemonV19 {
+		// v1.9's worker reports Waiting before it asks the pool for a
+		// worker (newPullWorker in pkg/daemon/imagepuller); the pull's
+		// startTime, and its own deadline, begin when a worker runs it.
+		d.set(name, kruisev1alpha1.ImageTagStatus{Tag: tag, Version: version, Phase: kruisev1alpha1.ImagePhaseWaiting})
+		if d.workers != nil {
+			select {
+			case <-ctx.Done():
+				return
+			case d.workers <- struct{}{}:
+			}
+			defer func() { <-d.workers }()
+		}
+	}
 	// Times as the API server keeps them (whole seconds), so that a status
 	// read back compares equal to the one written.
 	start := metav1.Now().Rfc3339Copy()
@@ -313,13 +372,45 @@ func (s *Simulator) writeStatus(ctx context.Context, node string, d *daemon) err
 	}
 	ni = ni.DeepCopy()
 	ni.Status = status
-	if _, err := s.kruise.AppsV1alpha1().NodeImages().UpdateStatus(ctx, ni, metav1.UpdateOptions{}); err != nil {
+	if s.daemonV19 {
+		err = s.writeStatusV1beta1(ctx, ni)
+	} else {
+		_, err = s.kruise.AppsV1alpha1().NodeImages().UpdateStatus(ctx, ni, metav1.UpdateOptions{})
+	}
+	if err != nil {
 		return err
 	}
 	s.mu.Lock()
 	s.writes++
 	s.mu.Unlock()
 	return nil
+}
+
+// writeStatusV1beta1 writes as kruise-daemon v1.9 does: through v1beta1,
+// with status.waiting. The two versions' schemas are the same but for
+// fields this status does not use, and Kruise's CRDs convert with None, so
+// the object is the v1alpha1 one relabelled.
+func (s *Simulator) writeStatusV1beta1(ctx context.Context, ni *kruisev1alpha1.NodeImage) error {
+	obj, err := runtime.DefaultUnstructuredConverter.ToUnstructured(ni)
+	if err != nil {
+		return err
+	}
+	u := &unstructured.Unstructured{Object: obj}
+	u.SetAPIVersion(nodeImagesV1beta1.GroupVersion().String())
+	u.SetKind("NodeImage")
+	waiting := int64(0)
+	for _, img := range ni.Status.ImageStatuses {
+		for _, t := range img.Tags {
+			if t.Phase == kruisev1alpha1.ImagePhaseWaiting {
+				waiting++
+			}
+		}
+	}
+	if err := unstructured.SetNestedField(u.Object, waiting, "status", "waiting"); err != nil {
+		return err
+	}
+	_, err = s.dynamic.Resource(nodeImagesV1beta1).UpdateStatus(ctx, u, metav1.UpdateOptions{})
+	return err
 }
 
 // upToDate says whether the NodeImage's status already says what the daemon knows.
@@ -351,6 +442,8 @@ func (d *daemon) status(spec *kruisev1alpha1.NodeImageSpec) kruisev1alpha1.NodeI
 			case kruisev1alpha1.ImagePhasePulling:
 				st.Pulling++
 			}
+			// Waiting is counted in status.waiting, which these types
+			// lack: writeStatusV1beta1 adds it.
 		}
 		if len(tags) > 0 {
 			if st.ImageStatuses == nil {

@@ -43,9 +43,9 @@ func TestSimulatorAnswersLikeKruiseDaemon(t *testing.T) {
 		nodeImage("bad", kruisev1alpha1.ImageTagSpec{Tag: "v2", Version: 1}),
 		nodeImage("real", kruisev1alpha1.ImageTagSpec{Tag: "v1"}),
 	)
-	cfg := Config{FailImages: regexp.MustCompile(`:never$`)}
+	cfg := Config{Kruise: "v1.8.0", FailImages: regexp.MustCompile(`:never$`)}
 	cfg.PullTime.Min, cfg.PullTime.Max = time.Millisecond, 5*time.Millisecond
-	sim := New(kube, kruise, cfg)
+	sim := New(kube, kruise, nil, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := sim.Start(ctx); err != nil {
@@ -99,7 +99,7 @@ func TestSimulatorCoalescesStatusWrites(t *testing.T) {
 	}
 	kube := kubefake.NewSimpleClientset(node("n", true, nil))
 	kruise := kruisefake.NewSimpleClientset(nodeImage("n", tags...))
-	sim := New(kube, kruise, Config{})
+	sim := New(kube, kruise, nil, Config{Kruise: "v1.8.0"})
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	start := time.Now()
@@ -128,9 +128,9 @@ func TestSimulatorPullsATagAddedAgain(t *testing.T) {
 	kube := kubefake.NewSimpleClientset(node("n", true, nil))
 	first := metav1.NewTime(time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC))
 	kruise := kruisefake.NewSimpleClientset(nodeImage("n", kruisev1alpha1.ImageTagSpec{Tag: "v1", Version: 0, CreatedAt: &first}))
-	cfg := Config{}
+	cfg := Config{Kruise: "v1.8.0"}
 	cfg.PullTime.Min, cfg.PullTime.Max = time.Millisecond, 2*time.Millisecond
-	sim := New(kube, kruise, cfg)
+	sim := New(kube, kruise, nil, cfg)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	if err := sim.Start(ctx); err != nil {
