@@ -154,7 +154,7 @@ func TestClusterRoleIsLeastPrivilege(t *testing.T) {
 		"tekton.dev/customruns/finalizers":          "patch update",
 		"custom.kruise.dev/imageprepulls":           "get list watch",
 		"apps.kruise.io/imagepulljobs":              "create delete get list watch",
-		"apps.kruise.io/nodeimages":                 "get",
+		"apps.kruise.io/nodeimages":                 "get list",
 		"authorization.k8s.io/subjectaccessreviews": "create",
 		"/events":              "create patch",
 		"events.k8s.io/events": "create patch",

@@ -13,10 +13,14 @@ import (
 	"testing"
 	"time"
 
+	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
+
+	"github.com/openkruise/imageprepull/test/cluster"
+	"github.com/openkruise/imageprepull/test/simulator"
 )
 
 func prepullOnce(t *testing.T, ns, image string) *v1beta1.CustomRun {
@@ -222,4 +226,63 @@ func TestKruiseV19ServingOnlyV1beta1(t *testing.T) {
 	if err != nil {
 		t.Fatalf("no run succeeded once v1alpha1 was served again: %v", err)
 	}
+}
+
+// kruise-daemon v1.9 runs at most --max-workers-for-pull-image pulls at a
+// time on a node and reports the others Waiting; the time a pull waits
+// counts against the run's. A run whose pull was still queued behind
+// another on its node when it timed out says so, naming the node.
+func TestQueuedPullTimingOutIsReportedAsQueued(t *testing.T) {
+	ctx := context.Background()
+	if !strings.HasPrefix(c.KruiseVersion, "v1.9.") {
+		t.Fatalf("kruise-daemon %s has no worker limit; this case needs v1.9: run it with KRUISE_VERSION=v1.9.1", c.KruiseVersion)
+	}
+	const node = "one-worker"
+	if err := c.AddNode(ctx, cluster.Node{Name: node, Annotations: map[string]string{simulator.AnnotationMaxWorkers: "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	ns := namespace(t)
+	t.Cleanup(func() {
+		// Other tests' runs without a selector would queue on this node.
+		_, _ = c.Kubectl(ctx, "patch", "pipelinerun", "blocker", "-n", ns, "--type=merge", "-p", `{"spec":{"status":"Cancelled"}}`)
+		if err := c.Kube.CoreV1().Nodes().Delete(ctx, node, metav1.DeleteOptions{}); err != nil {
+			t.Error(err)
+		}
+	})
+	// The node's one worker pulls a slow image...
+	create(t, ns, pipelineRun("blocker", `
+      - name: prepull
+        taskRef: {apiVersion: custom.kruise.dev/v1alpha1, kind: ImagePrePull}
+        params: [{name: image, value: "registry.local/slow-blocker:v1"}, {name: nodeNames, value: [`+node+`]}]
+`))
+	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		ni, err := c.Kruise.AppsV1alpha1().NodeImages().Get(ctx, node, metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, tag := range ni.Status.ImageStatuses["registry.local/slow-blocker"].Tags {
+			if tag.Phase == kruisev1alpha1.ImagePhasePulling {
+				return true, nil
+			}
+		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("the slow pull did not start on %s: %v", node, err)
+	}
+	// ...so the next one waits in the queue until its run times out.
+	create(t, ns, pipelineRun("pr", `
+      - name: prepull
+        timeout: 20s
+        taskRef: {apiVersion: custom.kruise.dev/v1alpha1, kind: ImagePrePull}
+        params: [{name: image, value: "registry.local/app:queued"}, {name: nodeNames, value: [`+node+`]}]
+`))
+	waitPipelineRun(t, ns, "pr", prTimeout)
+	run := customRuns(t, ns, "pr")["prepull"]
+	if cond(run).Reason != v1beta1.CustomRunReasonTimedOut.String() {
+		t.Fatalf("CustomRun %+v, want %s", cond(run), v1beta1.CustomRunReasonTimedOut)
+	}
+	t.Logf("message: %s", cond(run).Message)
+	contains(t, "message", cond(run).Message, "timed out after 20s", "0/1 nodes have registry.local/app:queued",
+		node+" (registry.local/app:queued): queued, never started: every kruise-daemon pull worker on the node was busy (--max-workers-for-pull-image)")
 }

@@ -77,7 +77,7 @@ func TestServiceAccountPermissions(t *testing.T) {
 		"customruns.tekton.dev/finalizers":          "patch update",
 		"imageprepulls.custom.kruise.dev":           "get list watch",
 		"imagepulljobs.apps.kruise.io":              "create delete get list watch",
-		"nodeimages.apps.kruise.io":                 "get",
+		"nodeimages.apps.kruise.io":                 "get list",
 		"subjectaccessreviews.authorization.k8s.io": "create",
 		"events":               "create patch",
 		"events.events.k8s.io": "create patch",

@@ -39,7 +39,7 @@ var ReasonDocs = []Doc{
 	{ReasonThresholdNotMet, "too few nodes got every image; the message names the failed nodes and kruise-daemon's reason"},
 	{ReasonNoNodes, "the selector matched no node"},
 	{v1beta1.CustomRunReasonCancelled.String(), "the run, or its PipelineRun, was cancelled or the PipelineRun timed out; the jobs are deleted"},
-	{v1beta1.CustomRunReasonTimedOut.String(), "the run's own timeout passed; the jobs are deleted"},
+	{v1beta1.CustomRunReasonTimedOut.String(), "the run's own timeout passed; the message says where the pulls stood and, for the first few nodes not done, whether each was queued behind other pulls (kruise-daemon v1.9), pulling or not reported; the jobs are deleted"},
 	{ReasonInvalidParams, "a param is unknown, of the wrong type, or has a bad value; the message names it"},
 	{ReasonInvalidSpec, "the ImagePrePull or the embedded taskSpec has a bad field; the message names it"},
 	{ReasonNotFound, "the ImagePrePull named by taskRef does not exist in the run's namespace"},

@@ -8,9 +8,11 @@ import (
 
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgotesting "k8s.io/client-go/testing"
 	"knative.dev/pkg/apis"
 
@@ -287,6 +289,87 @@ func TestTimeoutDeletesJobsAndFails(t *testing.T) {
 	if n := len(e.jobList()); n != 0 {
 		t.Errorf("%d jobs left after the timeout", n)
 	}
+}
+
+// A timed-out run says where each unfinished node stood, from the NodeImages
+// of the nodes its job asked: queued behind other pulls (kruise-daemon v1.9's
+// Waiting), pulling, or not reported; nodes done, and tags other jobs asked
+// for, are left out.
+func TestTimeoutSaysWhereEachNodeStood(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app), timeout(10*time.Minute)))
+	e.mustReconcile("run")
+	job, err := e.kruise.AppsV1alpha1().ImagePullJobs(ns).Get(e.ctx, e.jobList()[0].Name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	job.UID = "job-uid"
+	if _, err := e.kruise.AppsV1alpha1().ImagePullJobs(ns).Update(e.ctx, job, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.setJobStatus(job.Name, pulling(4, 1, 0))
+	name, tag := nodeImageKey(app)
+	started := metav1.NewTime(time.Date(2026, 11, 26, 14, 3, 4, 0, time.UTC))
+	for node, st := range map[string]*kruisev1alpha1.ImageTagStatus{
+		"node-a": {Tag: tag, Version: 2, Phase: kruisev1alpha1.ImagePhaseWaiting},
+		"node-b": {Tag: tag, Version: 2, Phase: kruisev1alpha1.ImagePhasePulling, StartTime: &started, Progress: 40},
+		"node-c": {Tag: tag, Version: 2, Phase: kruisev1alpha1.ImagePhaseSucceeded},
+		"node-d": {Tag: tag, Version: 2, Phase: kruisev1alpha1.ImagePhaseWaiting},
+		"node-e": nil,
+	} {
+		owner := types.UID("job-uid")
+		if node == "node-d" {
+			owner = "another-job"
+		}
+		ni := &kruisev1alpha1.NodeImage{ObjectMeta: metav1.ObjectMeta{Name: node}, Spec: kruisev1alpha1.NodeImageSpec{
+			Images: map[string]kruisev1alpha1.ImageSpec{name: {Tags: []kruisev1alpha1.ImageTagSpec{
+				{Tag: tag, Version: 2, OwnerReferences: []corev1.ObjectReference{{UID: owner}}}}}},
+		}}
+		if st != nil {
+			ni.Status.ImageStatuses = map[string]kruisev1alpha1.ImageStatus{name: {Tags: []kruisev1alpha1.ImageTagStatus{*st}}}
+		}
+		if _, err := e.kruise.AppsV1alpha1().NodeImages().Create(e.ctx, ni, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	e.syncJobs()
+	e.clock.Step(10*time.Minute + time.Second)
+	run := e.mustReconcile("run")
+	c := condition(run)
+	if !c.IsFalse() || c.Reason != v1beta1.CustomRunReasonTimedOut.String() {
+		t.Fatalf("condition = %+v, want False/CustomRunTimedOut", c)
+	}
+	contains(t, "message", c.Message, "timed out after 10m0s; 1/4 nodes have "+app+"; 3 node(s) had not finished: ",
+		"node-a ("+app+"): queued, never started: every kruise-daemon pull worker on the node was busy (--max-workers-for-pull-image)",
+		"node-b ("+app+"): still pulling since 14:03:04Z (40%)",
+		"node-e ("+app+"): not started: kruise-daemon has not reported it")
+	if strings.Contains(c.Message, "node-c") || strings.Contains(c.Message, "node-d") {
+		t.Errorf("message names a node that finished or another job's tag: %s", c.Message)
+	}
+	if n := len(e.jobList()); n != 0 {
+		t.Errorf("%d jobs left after the timeout", n)
+	}
+}
+
+// A node still queued when Kruise ended the job at its deadline is named as
+// queued, not only as "job exceeds activeDeadlineSeconds".
+func TestJobDeadlineNamesQueuedNodes(t *testing.T) {
+	name, tag := nodeImageKey(app)
+	ni := &kruisev1alpha1.NodeImage{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-3"},
+		Spec:       kruisev1alpha1.NodeImageSpec{Images: map[string]kruisev1alpha1.ImageSpec{name: {Tags: []kruisev1alpha1.ImageTagSpec{{Tag: tag}}}}},
+		Status: kruisev1alpha1.NodeImageStatus{ImageStatuses: map[string]kruisev1alpha1.ImageStatus{
+			name: {Tags: []kruisev1alpha1.ImageTagStatus{{Tag: tag, Phase: kruisev1alpha1.ImagePhaseWaiting}}},
+		}},
+	}
+	e := newEnv(t, withNodeImage(ni))
+	e.create(newRun("run", str("image", app)))
+	e.mustReconcile("run")
+	st := completed(2, 1, "node-3")
+	st.Message = "job exceeds activeDeadlineSeconds"
+	e.setJobStatus(e.jobList()[0].Name, st)
+	c := condition(e.mustReconcile("run"))
+	contains(t, "message", c.Message, "node-3 ("+app+"): job exceeds activeDeadlineSeconds: queued, never started")
 }
 
 // A run's jobs end when the run would: a run with less time left than a

@@ -68,11 +68,19 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		return r.fail(run, v1beta1.CustomRunReasonCancelled.String(), "%s", msg)
 	}
 	if run.HasTimedOut(r.clock) {
+		msg := fmt.Sprintf("CustomRun %s timed out after %s", run.Name, run.GetTimeout())
+		if jobs := r.attemptJobs(ctx, run); len(jobs) > 0 {
+			// Where the pulls stood, before the jobs that tell it go.
+			p := summarize(jobs)
+			msg += "; " + p.message()
+			if why := r.whyNotDone(ctx, jobs); why != "" {
+				msg += "; " + why
+			}
+		}
 		if err := r.deleteJobs(ctx, run, attempt(run)); err != nil {
 			return err
 		}
-		return r.failAttempt(ctx, run, v1beta1.CustomRunReasonTimedOut.String(),
-			"CustomRun %s timed out after %s", run.Name, run.GetTimeout())
+		return r.failAttempt(ctx, run, v1beta1.CustomRunReasonTimedOut.String(), "%s", msg)
 	}
 
 	spec, err := r.resolveSpec(ctx, run)

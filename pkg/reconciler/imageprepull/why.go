@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 
+	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/pkg/logging"
 )
@@ -31,12 +32,11 @@ func (r *Reconciler) whyFailed(ctx context.Context, p progress) string {
 			ni, err := r.kruise.AppsV1alpha1().NodeImages().Get(ctx, node, metav1.GetOptions{})
 			if err != nil {
 				logging.FromContext(ctx).Debugw("NodeImage unreadable", "node", node, "error", err)
-			} else {
-				for _, t := range ni.Status.ImageStatuses[name].Tags {
-					if t.Tag == tag && t.Message != "" {
-						why = t.Message
-					}
-				}
+			} else if st, found := tagStatus(ni, name, tag); found && st.Message != "" {
+				why = st.Message
+			} else if found && !finished(st.Phase) {
+				// Still queued or pulling when the job's deadline came.
+				why += ": " + describeUnfinished(st)
 			}
 			lines = append(lines, fmt.Sprintf("%s (%s): %s", node, job.Spec.Image, why))
 		}
@@ -45,4 +45,112 @@ func (r *Reconciler) whyFailed(ctx context.Context, p progress) string {
 		lines = append(lines, fmt.Sprintf("and %d more", more))
 	}
 	return strings.Join(lines, "; ")
+}
+
+// nodeImagePage is how many NodeImages whyNotDone reads per request.
+const nodeImagePage = 500
+
+// whyNotDone says, for jobs the run stops waiting for (it timed out), which
+// nodes had not finished and where each stood: queued (kruise-daemon v1.9
+// reports a pull Waiting until one of its --max-workers-for-pull-image
+// workers takes it, and the queued time counts against the run's time),
+// pulling, or not reported yet. Kruise's job status counts these nodes but
+// does not name them, so NodeImages are listed, a page at a time, until the
+// first few are found: once per timed-out attempt, never while it runs.
+func (r *Reconciler) whyNotDone(ctx context.Context, jobs []*kruisev1alpha1.ImagePullJob) string {
+	left := 0
+	for _, job := range jobs {
+		left += int(max(job.Status.Desired-job.Status.Succeeded-job.Status.Failed, 0))
+	}
+	if left == 0 {
+		return ""
+	}
+	var lines []string
+	opts := metav1.ListOptions{Limit: nodeImagePage}
+	for len(lines) < maxExplained {
+		page, err := r.kruise.AppsV1alpha1().NodeImages().List(ctx, opts)
+		if err != nil {
+			logging.FromContext(ctx).Debugw("NodeImages unreadable", "error", err)
+			break
+		}
+		for i := range page.Items {
+			ni := &page.Items[i]
+			for _, job := range jobs {
+				name, tag := nodeImageKey(job.Spec.Image)
+				if !owns(ni, job, name, tag) || len(lines) == maxExplained {
+					continue
+				}
+				st, found := tagStatus(ni, name, tag)
+				switch {
+				case !found:
+					lines = append(lines, fmt.Sprintf("%s (%s): not started: kruise-daemon has not reported it", ni.Name, job.Spec.Image))
+				case !finished(st.Phase):
+					lines = append(lines, fmt.Sprintf("%s (%s): %s", ni.Name, job.Spec.Image, describeUnfinished(st)))
+				}
+			}
+		}
+		if opts.Continue = page.Continue; opts.Continue == "" {
+			break
+		}
+	}
+	msg := fmt.Sprintf("%d node(s) had not finished", left)
+	if len(lines) == 0 {
+		return msg
+	}
+	if more := left - len(lines); more > 0 {
+		lines = append(lines, fmt.Sprintf("and %d more", more))
+	}
+	return msg + ": " + strings.Join(lines, "; ")
+}
+
+// describeUnfinished says where a pull stood that had not finished.
+func describeUnfinished(st kruisev1alpha1.ImageTagStatus) string {
+	if st.Phase == kruisev1alpha1.ImagePhaseWaiting {
+		return "queued, never started: every kruise-daemon pull worker on the node was busy (--max-workers-for-pull-image)"
+	}
+	msg := "still pulling"
+	if st.StartTime != nil {
+		msg += " since " + st.StartTime.UTC().Format("15:04:05Z")
+	}
+	if st.Progress > 0 {
+		msg += fmt.Sprintf(" (%d%%)", st.Progress)
+	}
+	return msg
+}
+
+func finished(phase kruisev1alpha1.ImagePullPhase) bool {
+	return phase == kruisev1alpha1.ImagePhaseSucceeded || phase == kruisev1alpha1.ImagePhaseFailed
+}
+
+// owns says whether the node's spec asks for the job's tag on the job's behalf.
+func owns(ni *kruisev1alpha1.NodeImage, job *kruisev1alpha1.ImagePullJob, name, tag string) bool {
+	for _, t := range ni.Spec.Images[name].Tags {
+		if t.Tag != tag {
+			continue
+		}
+		for _, ref := range t.OwnerReferences {
+			if ref.UID == job.UID {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// tagStatus is what kruise-daemon last reported on the node for the version
+// of the tag the spec asks for now; found is false when it reported nothing
+// for that version yet.
+func tagStatus(ni *kruisev1alpha1.NodeImage, name, tag string) (kruisev1alpha1.ImageTagStatus, bool) {
+	version := int64(-1)
+	for _, t := range ni.Spec.Images[name].Tags {
+		if t.Tag == tag {
+			version = t.Version
+		}
+	}
+	for _, st := range ni.Status.ImageStatuses[name].Tags {
+		if st.Tag == tag && (version < 0 || st.Version == version) {
+			return st, true
+		}
+	}
+	return kruisev1alpha1.ImageTagStatus{}, false
 }
