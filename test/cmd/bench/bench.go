@@ -337,7 +337,7 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 		ControllerCPUSeconds: round(cpu, 2), ControllerCPUSecondsPer100Runs: round(cpu/float64(n)*100, 2),
 		ControllerPeakRSSMiB: round(float64(max(peakRSS, hwmBytes(pid)))/(1<<20), 1),
 		RequestsPerRun:       map[string]float64{}, Outcomes: map[string]int{}}
-	var ours, oursStart, kruise, tekton []time.Duration
+	var ours, oursStart, kruise, tekton, pipeline []time.Duration
 	var slowest []slowRun
 	b.mu.Lock()
 	for k := range b.prCreated {
@@ -370,13 +370,14 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 		slowest = append(slowest, slowRun{Run: runKey, LastJobDone: last, RunDone: b.runDone[runKey], OursMs: ms(b.runDone[runKey].Sub(last))})
 		kruise = append(kruise, last.Sub(first))
 		tekton = append(tekton, b.runSeen[runKey].Sub(b.prCreated[k])+b.prDone[k].Sub(b.runDone[runKey]))
+		pipeline = append(pipeline, b.prDone[k].Sub(b.prCreated[k]))
 	}
 	l.WatchEventsPerRun = map[string]float64{
 		"customruns":    round(float64(b.watchEvents[ns+" customruns"])/float64(n), 2),
 		"imagepulljobs": round(float64(b.watchEvents[ns+" imagepulljobs"])/float64(n), 2),
 	}
 	b.mu.Unlock()
-	l.Ours, l.OursStart, l.Kruise, l.Tekton = summarize(ours), summarize(oursStart), summarize(kruise), summarize(tekton)
+	l.Ours, l.OursStart, l.Kruise, l.Tekton, l.Pipeline = summarize(ours), summarize(oursStart), summarize(kruise), summarize(tekton), summarize(pipeline)
 	sort.Slice(slowest, func(i, j int) bool { return slowest[i].OursMs > slowest[j].OursMs })
 	l.SlowestOurs = slowest[:min(len(slowest), 5)]
 	total := 0

@@ -108,7 +108,7 @@ func run(ctx context.Context, levels, levels3 []int, nodes, pool, large int, out
 	if err != nil {
 		return err
 	}
-	res := results{Machine: machine(), Command: "make bench", Started: start.UTC(), Nodes: nodes, NodesPerRun: pool}
+	res := results{Machine: machine(), Command: "make bench KRUISE_VERSION=" + c.KruiseVersion, Kruise: c.KruiseVersion, Started: start.UTC(), Nodes: nodes, NodesPerRun: pool}
 
 	logf("floor: a watch sees one object change and writes another, 100 times")
 	if res.Floor, err = b.floor(ctx, 100); err != nil {

@@ -11,8 +11,11 @@ import (
 
 // results is what one `make bench` measured; bench/results/*.json holds it.
 type results struct {
-	Machine     string    `json:"machine"`
-	Command     string    `json:"command"`
+	Machine string `json:"machine"`
+	Command string `json:"command"`
+	// Kruise is the OpenKruise release of the cluster (manager and CRDs;
+	// the simulator answers as its kruise-daemon).
+	Kruise      string    `json:"kruiseVersion"`
 	Started     time.Time `json:"started"`
 	Wall        string    `json:"wall"`
 	Nodes       int       `json:"nodes"`
@@ -38,9 +41,12 @@ type level struct {
 	// start of a run is ours too, before Kruise can begin.
 	OursStart stats `json:"oursStartMs"`
 	// Floor is the floor probe's latency while this level ran.
-	Floor                          stats              `json:"floorUnderLoadMs"`
-	Kruise                         stats              `json:"kruiseMs"`
-	Tekton                         stats              `json:"tektonMs"`
+	Floor  stats `json:"floorUnderLoadMs"`
+	Kruise stats `json:"kruiseMs"`
+	Tekton stats `json:"tektonMs"`
+	// Pipeline is what the pipeline sees: from the PipelineRun created to
+	// the PipelineRun seen done.
+	Pipeline                       stats              `json:"pipelineMs"`
 	Outcomes                       map[string]int     `json:"outcomes"`
 	ControllerCPUSeconds           float64            `json:"controllerCpuSeconds"`
 	ControllerCPUSecondsPer100Runs float64            `json:"controllerCpuSecondsPer100Runs"`
@@ -63,12 +69,12 @@ type level struct {
 }
 
 func (r results) print(w io.Writer) {
-	fmt.Fprintf(w, "\nmachine: %s; %d simulated nodes, %d per run; whole bench %s\n", r.Machine, r.Nodes, r.NodesPerRun, r.Wall)
+	fmt.Fprintf(w, "\nmachine: %s; OpenKruise %s; %d simulated nodes, %d per run; whole bench %s\n", r.Machine, r.Kruise, r.Nodes, r.NodesPerRun, r.Wall)
 	fmt.Fprintf(w, "floor at rest (a watch sees A, a client writes B, the watch sees B): p50 %.1f ms, p95 %.1f ms, p99 %.1f ms (n=%d)\n",
 		r.Floor.P50, r.Floor.P95, r.Floor.P99, r.Floor.N)
 	fmt.Fprintf(w, "ours: from the run's last ImagePullJob seen complete to the CustomRun seen done; start: from the CustomRun seen to its last ImagePullJob seen;\nfloor: the same probe during the level\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "level\truns\timages\twall\tours p50\tp95\tp99\tfloor p50\tp99\tours/floor p99\tstart p50\tp99\tkruise p50\ttekton p50\treq/run\tstatus writes/run\tjobs/image\tcpu s/100 runs\tpeak RSS MiB\toutcomes\t")
+	fmt.Fprintln(tw, "level\truns\timages\twall\tours p50\tp95\tp99\tfloor p50\tp99\tours/floor p99\tstart p50\tp99\tkruise p50\ttekton p50\tpipeline p50\tp99\treq/run\tstatus writes/run\tjobs/image\tcpu s/100 runs\tpeak RSS MiB\toutcomes\t")
 	all := r.Levels
 	if r.Large != nil {
 		all = append(all[:len(all):len(all)], *r.Large)
@@ -78,8 +84,8 @@ func (r results) print(w io.Writer) {
 		if l.Floor.P99 > 0 {
 			ratio = l.Ours.P99 / l.Floor.P99
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1fx\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f\t%s\t\n",
-			l.Name, l.Runs, l.ImagesPerRun, l.Wall, l.Ours.P50, l.Ours.P95, l.Ours.P99, l.Floor.P50, l.Floor.P99, ratio, l.OursStart.P50, l.OursStart.P99, l.Kruise.P50, l.Tekton.P50,
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1fx\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f\t%s\t\n",
+			l.Name, l.Runs, l.ImagesPerRun, l.Wall, l.Ours.P50, l.Ours.P95, l.Ours.P99, l.Floor.P50, l.Floor.P99, ratio, l.OursStart.P50, l.OursStart.P99, l.Kruise.P50, l.Tekton.P50, l.Pipeline.P50, l.Pipeline.P99,
 			l.RequestsPerRunTotal, l.StatusWritesPerRun, l.JobCreatesPerImage, l.ControllerCPUSecondsPer100Runs,
 			l.ControllerPeakRSSMiB, outcomes(l.Outcomes))
 	}
