@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"net"
 	"net/http"
 	"os"
@@ -104,48 +105,48 @@ func (p *process) tail(n int) string {
 
 // freePort asks the kernel for a free port on the loopback address.
 func freePort() (int, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	ports, err := freePorts(1)
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port, nil
+	return ports[0], nil
 }
 
+// freePorts asks the kernel for n distinct free ports, holding each until
+// all are chosen: closing one before asking for the next could get it again.
 func freePorts(n int) ([]int, error) {
 	ports := make([]int, n)
 	for i := range ports {
-		p, err := freePort()
+		l, err := net.Listen("tcp", "127.0.0.1:0")
 		if err != nil {
 			return nil, err
 		}
-		ports[i] = p
+		defer l.Close()
+		ports[i] = l.Addr().(*net.TCPAddr).Port
 	}
 	return ports, nil
 }
 
 // until polls cond until it holds, ctx ends, or p exits.
 func until(ctx context.Context, timeout time.Duration, what string, p *process, cond func(context.Context) error) error {
-	ctx, cancel := context.WithTimeout(ctx, timeout)
-	defer cancel()
 	var last error
-	for {
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
 		if last = cond(ctx); last == nil {
-			return nil
+			return true, nil
 		}
 		if p != nil && p.exited() {
-			return fmt.Errorf("%s exited while waiting for %s: %v\n%s", p.name, what, p.err, p.tail(30))
+			return false, fmt.Errorf("%s exited while waiting for %s: %v\n%s", p.name, what, p.err, p.tail(30))
 		}
-		select {
-		case <-ctx.Done():
-			msg := fmt.Sprintf("timed out after %s waiting for %s: %v", timeout, what, last)
-			if p != nil {
-				msg += "\n" + p.tail(30)
-			}
-			return fmt.Errorf("%s", msg)
-		case <-time.After(100 * time.Millisecond):
-		}
+		return false, nil
+	})
+	if err == nil || !wait.Interrupted(err) {
+		return err
 	}
+	msg := fmt.Sprintf("timed out after %s waiting for %s: %v", timeout, what, last)
+	if p != nil {
+		msg += "\n" + p.tail(30)
+	}
+	return fmt.Errorf("%s", msg)
 }
 
 func httpOK(client *http.Client, url, token string) func(context.Context) error {

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"github.com/prometheus/procfs"
 	"io"
 	"os"
 	"sort"
@@ -530,41 +531,34 @@ func fileSize(path string) int64 {
 	return st.Size()
 }
 
-// cpuSeconds is the process's user and system CPU time (/proc/PID/stat).
+// cpuSeconds is the process's user and system CPU time.
 func cpuSeconds(pid int) float64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	p, err := procfs.NewProc(pid)
 	if err != nil {
 		return 0
 	}
-	// Fields after the command name, which is in parentheses and may hold spaces.
-	f := strings.Fields(string(data[strings.LastIndexByte(string(data), ')')+1:]))
-	if len(f) < 13 {
-		return 0
-	}
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100 // USER_HZ
-}
-
-func statusField(pid int, field string) int64 {
-	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	st, err := p.Stat()
 	if err != nil {
 		return 0
 	}
-	for _, l := range strings.Split(string(data), "\n") {
-		if strings.HasPrefix(l, field+":") {
-			f := strings.Fields(l)
-			if len(f) >= 2 {
-				kb, _ := strconv.ParseInt(f[1], 10, 64)
-				return kb << 10
-			}
-		}
-	}
-	return 0
+	return st.CPUTime()
 }
 
-func rssBytes(pid int) int64 { return statusField(pid, "VmRSS") }
-func hwmBytes(pid int) int64 { return statusField(pid, "VmHWM") }
+// memory is the process's resident set now and at its peak (VmRSS, VmHWM).
+func memory(pid int) (rss, hwm int64) {
+	p, err := procfs.NewProc(pid)
+	if err != nil {
+		return 0, 0
+	}
+	st, err := p.NewStatus()
+	if err != nil {
+		return 0, 0
+	}
+	return int64(st.VmRSS), int64(st.VmHWM)
+}
+
+func rssBytes(pid int) int64 { rss, _ := memory(pid); return rss }
+func hwmBytes(pid int) int64 { _, hwm := memory(pid); return hwm }
 
 func round(v float64, places int) float64 {
 	p := 1.0
