@@ -78,7 +78,7 @@ FUZZTIME ?= 30s
 fuzz:
 	go test ./pkg/apis/custom/v1alpha1/ -run '^$$' -fuzz '^FuzzApplyParams$$' -fuzztime $(FUZZTIME)
 	go test ./pkg/apis/custom/v1alpha1/ -run '^$$' -fuzz '^FuzzValidateImage$$' -fuzztime $(FUZZTIME)
-	go test ./pkg/reconciler/imageprepull/ -run '^$$' -fuzz '^FuzzDecodeEmbedded$$' -fuzztime $(FUZZTIME)
+	go test ./pkg/apis/custom/v1alpha1/ -run '^$$' -fuzz '^FuzzDecodeSpec$$' -fuzztime $(FUZZTIME)
 
 ## codegen: regenerate deepcopy, clientset, listers, informers and injection
 codegen:

@@ -30,6 +30,7 @@ import (
 	"k8s.io/client-go/kubernetes/scheme"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/openkruise/imageprepull/pkg/config"
 )
 
 var decoder = func() runtime.Decoder {
@@ -260,8 +261,10 @@ func checkPrePullTask(t *testing.T, file string, pt pipelinev1.PipelineTask) {
 			t.Errorf("%s: task %s apiVersion %s", file, pt.Name, pt.TaskRef.APIVersion)
 		}
 	case pt.TaskSpec != nil && pt.TaskSpec.Kind == v1alpha1.Kind:
-		if err := strictJSON(pt.TaskSpec.Spec.Raw, spec); err != nil {
+		var err error
+		if spec, err = v1alpha1.DecodeSpec(pt.TaskSpec.Spec.Raw); err != nil {
 			t.Errorf("%s: task %s taskSpec.spec: %v", file, pt.Name, err)
+			return
 		}
 	default:
 		return
@@ -269,7 +272,16 @@ func checkPrePullTask(t *testing.T, file string, pt pipelinev1.PipelineTask) {
 	// The CustomRun carries v1beta1 params; variables are substituted by
 	// Tekton at run time, so a valid value stands in for them.
 	var params v1beta1.Params
-	raw, _ := json.Marshal(pt.Params)
+	all := pt.Params
+	if pt.Matrix != nil {
+		// Each CustomRun of a matrix gets one value of each matrix param.
+		for _, p := range pt.Matrix.Params {
+			if len(p.Value.ArrayVal) > 0 {
+				all = append(all, pipelinev1.Param{Name: p.Name, Value: *pipelinev1.NewStructuredValues(p.Value.ArrayVal[0])})
+			}
+		}
+	}
+	raw, _ := json.Marshal(all)
 	if err := json.Unmarshal(raw, &params); err != nil {
 		t.Fatal(err)
 	}
@@ -278,17 +290,12 @@ func checkPrePullTask(t *testing.T, file string, pt pipelinev1.PipelineTask) {
 			params[i].Value.StringVal = "registry.example.com/app:v1"
 		}
 	}
-	if fe := v1alpha1.ApplyParams(spec, params); fe != nil {
+	if pt.TaskRef != nil && pt.TaskRef.Name != "" {
+		// The named ImagePrePull is checked on its own; it may hold the images.
+		spec.Images = []string{"registry.example.com/app:v1"}
+	}
+	// As the controller resolves it, with the platform's default policy.
+	if _, fe := v1alpha1.ResolveSpec(context.Background(), spec, params, config.FromContext(context.Background()).Defaults); fe != nil {
 		t.Errorf("%s: task %s: %v", file, pt.Name, fe)
 	}
-	spec.SetDefaults(context.Background())
-	if fe := spec.Validate(context.Background()); fe != nil {
-		t.Errorf("%s: task %s: %v", file, pt.Name, fe)
-	}
-}
-
-func strictJSON(raw []byte, into any) error {
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	dec.DisallowUnknownFields()
-	return dec.Decode(into)
 }

@@ -12,7 +12,6 @@ import (
 	"strings"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
-	"github.com/openkruise/imageprepull/pkg/reconciler/imageprepull"
 )
 
 var exampleRE = regexp.MustCompile("(?s)(<!-- example: (\\S+) -->\n```yaml\n)(.*?)(\n```)")
@@ -21,8 +20,8 @@ var exampleRE = regexp.MustCompile("(?s)(<!-- example: (\\S+) -->\n```yaml\n)(.*
 var tables = map[string]func() string{
 	"params":  ParamsTable,
 	"results": ResultsTable,
-	"reasons": func() string { return docTable("reason", imageprepull.ReasonDocs) },
-	"events":  func() string { return docTable("event", imageprepull.EventDocs) },
+	"reasons": func() string { return docTable("reason", v1alpha1.ReasonDocs) },
+	"events":  func() string { return docTable("event", v1alpha1.EventDocs) },
 }
 
 // Render returns README with its generated parts made anew; root is the
@@ -48,7 +47,7 @@ func Render(root, readme string) (string, error) {
 	return out, err
 }
 
-func docTable(what string, docs []imageprepull.Doc) string {
+func docTable(what string, docs []v1alpha1.Doc) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "| %s | meaning |\n|---|---|\n", what)
 	for _, d := range docs {
@@ -61,7 +60,7 @@ func docTable(what string, docs []imageprepull.Doc) string {
 func ResultsTable() string {
 	var b strings.Builder
 	b.WriteString("| result | type a later task receives | holds | meaning |\n|---|---|---|---|\n")
-	for _, d := range imageprepull.ResultDocs {
+	for _, d := range v1alpha1.ResultDocs {
 		fmt.Fprintf(&b, "| `%s` | string | %s | %s |\n", d.Name, strings.ReplaceAll(d.Use, "|", `\|`), strings.ReplaceAll(d.Meaning, "|", `\|`))
 	}
 	return b.String()

@@ -31,6 +31,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"knative.dev/pkg/apis"
 
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/openkruise/imageprepull/test/cluster"
 	"github.com/openkruise/imageprepull/test/simulator"
 )
@@ -186,7 +187,7 @@ func TestChaos(t *testing.T) {
 		}
 	}
 	mu.Lock()
-	want["victim-job"] = expectation{reason: "ImagePullJobDeleted"}
+	want["victim-job"] = expectation{reason: v1alpha1.ReasonImagePullJobDeleted.String()}
 	mu.Unlock()
 	victimJob := waitJobOf(ctx, t, c, "victim-job")
 	if err := c.Kruise.AppsV1alpha1().ImagePullJobs(ns).Delete(ctx, victimJob, metav1.DeleteOptions{}); err != nil {
@@ -261,7 +262,7 @@ func plan(i int) (string, []string, expectation) {
 	case i%10 == 9:
 		return name, []string{fmt.Sprintf("registry.local/slow-%d:v1", i)}, expectation{reason: "CustomRunTimedOut", timeout: 40 * time.Second}
 	case i%2 == 1:
-		return name, []string{fmt.Sprintf("registry.local/flaky-%d:v1", i)}, expectation{reason: "ThresholdNotMet"}
+		return name, []string{fmt.Sprintf("registry.local/flaky-%d:v1", i)}, expectation{reason: v1alpha1.ReasonThresholdNotMet.String()}
 	case i%4 == 0:
 		return name, []string{fmt.Sprintf("registry.local/app-%d:v1", i), fmt.Sprintf("registry.local/side-%d:v1", i)}, expectation{reason: "Succeeded"}
 	}

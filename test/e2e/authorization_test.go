@@ -15,6 +15,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/openkruise/imageprepull/test/cluster"
 )
 
@@ -48,7 +49,7 @@ func TestRunActsAsItsServiceAccount(t *testing.T) {
 	ctx := context.Background()
 
 	run := prepullAs(t, ns, "nobody", "nobody", "registry.local/app:authz")
-	if cond(run).Reason != "ServiceAccountNotAuthorized" {
+	if cond(run).Reason != v1alpha1.ReasonNotAuthorized.String() {
 		t.Fatalf("CustomRun %+v, want ServiceAccountNotAuthorized", cond(run))
 	}
 	contains(t, "message", cond(run).Message, "ServiceAccount "+ns+"/nobody may not create imagepulljobs.apps.kruise.io",
@@ -75,7 +76,7 @@ func TestRunActsAsItsServiceAccount(t *testing.T) {
 		t.Fatal(err)
 	}
 	run = prepullAs(t, ns, "secret", "builder", "registry.local/app:authz2", "theirs")
-	if cond(run).Reason != "ServiceAccountNotAuthorized" {
+	if cond(run).Reason != v1alpha1.ReasonNotAuthorized.String() {
 		t.Fatalf("CustomRun %+v, want ServiceAccountNotAuthorized", cond(run))
 	}
 	contains(t, "message", cond(run).Message, `ServiceAccount `+ns+`/builder may not get Secret "theirs" (named in pullSecrets)`)
@@ -90,7 +91,7 @@ func TestRunActsAsItsServiceAccount(t *testing.T) {
 func TestPlatformPolicyConfigMap(t *testing.T) {
 	ns := namespace(t)
 	setPolicy(t, map[string]string{"allowed-images": "registry.local/team/**"})
-	waitPolicy(t, ns, "registry.local/other:v1", "ImageNotAllowed")
+	waitPolicy(t, ns, "registry.local/other:v1", v1alpha1.ReasonImageNotAllowed.String())
 	run := prepullAs(t, ns, "allowed", "", "registry.local/team/app:v1")
 	if !cond(run).IsTrue() {
 		t.Fatalf("an allowed image: %+v", cond(run))
@@ -107,7 +108,7 @@ func TestPlatformPolicyConfigMap(t *testing.T) {
 		t.Fatalf("no log line names the malformed key: %v", err)
 	}
 	run = prepullAs(t, ns, "still-refused", "", "registry.local/other:v2")
-	if cond(run).Reason != "ImageNotAllowed" {
+	if cond(run).Reason != v1alpha1.ReasonImageNotAllowed.String() {
 		t.Errorf("after a malformed change: %+v, want the last good policy's ImageNotAllowed", cond(run))
 	}
 	contains(t, "message", cond(run).Message, `image "registry.local/other:v2" is not allowed here`, "registry.local/team/**")

@@ -20,6 +20,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/wait"
 	"sigs.k8s.io/yaml"
 
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/openkruise/imageprepull/test/simulator"
 )
 
@@ -218,15 +219,15 @@ func checkOutcome(t *testing.T, pr *pipelinev1.PipelineRun, run *v1beta1.CustomR
 	if run == nil || cond(run).IsTrue() != succeed {
 		t.Fatalf("CustomRun %+v, want succeeded %v", run, succeed)
 	}
-	if !succeed && cond(run).Reason != "ThresholdNotMet" {
+	if !succeed && cond(run).Reason != v1alpha1.ReasonThresholdNotMet.String() {
 		t.Errorf("reason %s, want ThresholdNotMet", cond(run).Reason)
 	}
 	want := append([]string(nil), failing...)
 	sort.Strings(want)
-	if got := result(run, "failedNodes"); got != strings.Join(want, ",") {
+	if got := result(run, v1alpha1.ResultFailedNodes); got != strings.Join(want, ",") {
 		t.Errorf("failedNodes = %q, want %q", got, strings.Join(want, ","))
 	}
-	if got := result(run, "failed"); got != fmt.Sprint(len(failing)) {
+	if got := result(run, v1alpha1.ResultFailed); got != fmt.Sprint(len(failing)) {
 		t.Errorf("failed = %q, want %d", got, len(failing))
 	}
 	declared := 0

@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/openkruise/imageprepull/test/cluster"
 	"github.com/openkruise/imageprepull/test/simulator"
 )
@@ -46,7 +47,7 @@ func TestKruiseFeatureGateOff(t *testing.T) {
 	})
 	ns := namespace(t)
 	run := prepullOnce(t, ns, "registry.local/app:gate")
-	if cond(run).Reason != "KruiseFeatureGateDisabled" {
+	if cond(run).Reason != v1alpha1.ReasonKruiseFeatureGateDisabled.String() {
 		t.Fatalf("CustomRun %+v", cond(run))
 	}
 	contains(t, "message", cond(run).Message, "feature-gate ImagePullJobGate is not enabled", "--feature-gates=ImagePullJobGate=true")
@@ -88,7 +89,7 @@ func TestKruiseCRDAbsent(t *testing.T) {
 	}
 
 	run := prepullOnce(t, namespace(t), "registry.local/app:nocrd")
-	if cond(run).Reason != "KruiseNotInstalled" {
+	if cond(run).Reason != v1alpha1.ReasonKruiseNotInstalled.String() {
 		t.Fatalf("CustomRun %+v", cond(run))
 	}
 	contains(t, "message", cond(run).Message, "install OpenKruise", "ImagePullJobGate")
@@ -202,7 +203,7 @@ func TestKruiseV19ServingOnlyV1beta1(t *testing.T) {
 		// Discovery follows the CRD within moments; a run tells when.
 		ns = namespace(t)
 		run := prepullOnce(t, ns, "registry.local/app:v1beta1-only")
-		if cond(run).Reason != "KruiseVersionUnsupported" {
+		if cond(run).Reason != v1alpha1.ReasonKruiseVersionUnsupported.String() {
 			t.Logf("CustomRun %s: %s %s", run.Name, cond(run).Reason, cond(run).Message)
 			return false, nil
 		}

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -60,7 +61,7 @@ func TestParamsOnlySeveralImages(t *testing.T) {
 			t.Errorf("kubectl get imagepulljobs -l %s: %v\n%s", sel, err, out)
 		}
 	}
-	names := strings.Split(result(run, "imagePullJobs"), ",")
+	names := strings.Split(result(run, v1alpha1.ResultImagePullJobs), ",")
 	for _, j := range js {
 		if j.Spec.CompletionPolicy.Type != "Always" || j.Labels["tekton.dev/pipelineRun"] != "pr" || !strings.Contains(strings.Join(names, " "), j.Name) {
 			t.Errorf("job %s: %+v %v", j.Name, j.Spec.CompletionPolicy, j.Labels)
@@ -87,7 +88,7 @@ spec:
 `))
 	pr := waitPipelineRun(t, ns, "pr", prTimeout)
 	run := customRuns(t, ns, "pr")["prepull"]
-	if !pr.Status.GetCondition("Succeeded").IsTrue() || result(run, "desired") != "2" || result(run, "succeeded") != "2" {
+	if !pr.Status.GetCondition("Succeeded").IsTrue() || result(run, v1alpha1.ResultDesired) != "2" || result(run, v1alpha1.ResultSucceeded) != "2" {
 		t.Fatalf("PipelineRun %+v, results %+v", pr.Status.GetCondition("Succeeded"), run.Status.Results)
 	}
 	if j := jobs(t, ns)[0]; j.Spec.Parallelism.IntValue() != 1 {
@@ -109,7 +110,7 @@ func TestEmbeddedTaskSpecByNodeNames(t *testing.T) {
 `, "  params: [{name: image, value: \"registry.local/app:embedded\"}]\n"))
 	pr := waitPipelineRun(t, ns, "pr", prTimeout)
 	run := customRuns(t, ns, "pr")["prepull"]
-	if !pr.Status.GetCondition("Succeeded").IsTrue() || result(run, "succeeded") != "2" {
+	if !pr.Status.GetCondition("Succeeded").IsTrue() || result(run, v1alpha1.ResultSucceeded) != "2" {
 		t.Fatalf("PipelineRun %+v, results %+v", pr.Status.GetCondition("Succeeded"), run.Status.Results)
 	}
 	j := jobs(t, ns)[0]
@@ -148,7 +149,7 @@ func TestResultsDownstream(t *testing.T) {
 	}
 	runs := customRuns(t, ns, "pr")
 	first := runs["prepull"]
-	if result(first, "failedNodes") != "web-b1" || result(first, "succeeded") != "2" {
+	if result(first, v1alpha1.ResultFailedNodes) != "web-b1" || result(first, v1alpha1.ResultSucceeded) != "2" {
 		t.Errorf("prepull results %+v", first.Status.Results)
 	}
 	second := runs["retry-elsewhere"]
@@ -183,7 +184,7 @@ func TestPodSelector(t *testing.T) {
 `))
 	pr := waitPipelineRun(t, ns, "pr", prTimeout)
 	run := customRuns(t, ns, "pr")["prepull"]
-	if !pr.Status.GetCondition("Succeeded").IsTrue() || result(run, "desired") != "2" {
+	if !pr.Status.GetCondition("Succeeded").IsTrue() || result(run, v1alpha1.ResultDesired) != "2" {
 		t.Fatalf("PipelineRun %+v, results %+v", pr.Status.GetCondition("Succeeded"), run.Status.Results)
 	}
 }
@@ -198,11 +199,11 @@ func TestFailures(t *testing.T) {
 		{"threshold met", `[{name: image, value: "registry.local/flaky-x:v1"}, {name: nodeSelector, value: "node-type=web"}, {name: successThreshold, value: "60%"}]`,
 			true, "Succeeded", []string{"2/3 nodes have registry.local/flaky-x:v1 (1 failed)", "web-b1", "not found"}},
 		{"threshold missed", `[{name: image, value: "registry.local/flaky-x:v1"}, {name: nodeSelector, value: "node-type=web"}]`,
-			false, "ThresholdNotMet", []string{"successThreshold 100% needs 3", `web-b1 (registry.local/flaky-x:v1): Failed to pull image reference "registry.local/flaky-x:v1"`, "not found"}},
+			false, v1alpha1.ReasonThresholdNotMet.String(), []string{"successThreshold 100% needs 3", `web-b1 (registry.local/flaky-x:v1): Failed to pull image reference "registry.local/flaky-x:v1"`, "not found"}},
 		{"no node matches", `[{name: image, value: "registry.local/app:v1"}, {name: nodeSelector, value: "node-type=gpu"}]`,
-			false, "NoNodesMatched", []string{"no node matched node selector node-type=gpu"}},
+			false, v1alpha1.ReasonNoNodes.String(), []string{"no node matched node selector node-type=gpu"}},
 		{"missing everywhere", `[{name: image, value: "registry.local/app:missing-tag"}, {name: nodeNames, value: [web-a1]}]`,
-			false, "ThresholdNotMet", []string{"0/1 nodes", "web-a1"}},
+			false, v1alpha1.ReasonThresholdNotMet.String(), []string{"0/1 nodes", "web-a1"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ns := namespace(t)
@@ -231,7 +232,7 @@ func TestBadParamsFailAtOnce(t *testing.T) {
 `))
 	pr := waitPipelineRun(t, ns, "pr", prTimeout)
 	run := customRuns(t, ns, "pr")["prepull"]
-	if pr.Status.GetCondition("Succeeded").IsTrue() || cond(run).Reason != "InvalidParams" {
+	if pr.Status.GetCondition("Succeeded").IsTrue() || cond(run).Reason != v1alpha1.ReasonInvalidParams.String() {
 		t.Fatalf("CustomRun %+v", cond(run))
 	}
 	contains(t, "message", cond(run).Message, "params.image", "digests are not supported", "params.parallelism")
@@ -257,7 +258,7 @@ func TestHugeBadParamEnds(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := waitCustomRun(t, ns, "huge", time.Minute, "done", func(r *v1beta1.CustomRun) bool { return r.IsDone() })
-	if cond(got).Reason != "InvalidParams" {
+	if cond(got).Reason != v1alpha1.ReasonInvalidParams.String() {
 		t.Fatalf("CustomRun %.500v", cond(got))
 	}
 	contains(t, "message", cond(got).Message, "params.image", "not an image reference")

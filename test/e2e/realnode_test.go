@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/openkruise/imageprepull/test/cluster"
 )
 
@@ -62,7 +63,7 @@ func TestRealNode(t *testing.T) {
 			t.Fatal(err)
 		}
 		run := prepull(t, namespace(t), `{name: image, value: "`+img+`"}`)
-		if !cond(run).IsTrue() || result(run, "succeeded") != "1" || result(run, "desired") != "1" {
+		if !cond(run).IsTrue() || result(run, v1alpha1.ResultSucceeded) != "1" || result(run, v1alpha1.ResultDesired) != "1" {
 			t.Fatalf("CustomRun %+v, results %+v", cond(run), run.Status.Results)
 		}
 		contains(t, "message", cond(run).Message, "1/1 nodes have "+img)
@@ -89,7 +90,7 @@ func TestRealNode(t *testing.T) {
 	t.Run("a missing tag fails with containerd not found", func(t *testing.T) {
 		img := image("app") + "-missing"
 		run := prepull(t, namespace(t), `{name: image, value: "`+img+`"}`, `{name: backoffLimit, value: "0"}`)
-		if cond(run).IsTrue() || cond(run).Reason != "ThresholdNotMet" || result(run, "failedNodes") != cluster.RealNodeName {
+		if cond(run).IsTrue() || cond(run).Reason != v1alpha1.ReasonThresholdNotMet.String() || result(run, v1alpha1.ResultFailedNodes) != cluster.RealNodeName {
 			t.Fatalf("CustomRun %+v, results %+v", cond(run), run.Status.Results)
 		}
 		t.Logf("message: %s", cond(run).Message)

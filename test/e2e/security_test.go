@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	"regexp"
 	"sort"
 	"strings"
@@ -28,12 +29,12 @@ spec: {images: ["registry.local/app:v1"]}
 		{"policy", `
       - name: prepull
         taskRef: {apiVersion: custom.kruise.dev/v1alpha1, kind: ImagePrePull, name: elsewhere}
-`, "ImagePrePullNotFound", []string{`ImagePrePull "elsewhere" not found in namespace "` + ns + `"`}},
+`, v1alpha1.ReasonNotFound.String(), []string{`ImagePrePull "elsewhere" not found in namespace "` + ns + `"`}},
 		{"secret", `
       - name: prepull
         taskRef: {apiVersion: custom.kruise.dev/v1alpha1, kind: ImagePrePull}
         params: [{name: image, value: "registry.local/app:v1"}, {name: pullSecrets, value: ["` + other + `/regcred"]}]
-`, "InvalidParams", []string{"params.pullSecrets[0]", "own namespace"}},
+`, v1alpha1.ReasonInvalidParams.String(), []string{"params.pullSecrets[0]", "own namespace"}},
 	} {
 		create(t, ns, pipelineRun("pr-"+tc.name, tc.task))
 		waitPipelineRun(t, ns, "pr-"+tc.name, prTimeout)

@@ -54,7 +54,7 @@ func (a *authorizer) authorize(ctx context.Context, run *v1beta1.CustomRun, spec
 	policy := config.FromContext(ctx)
 	for _, image := range spec.Images {
 		if !policy.Allows(image) {
-			return failed(ReasonImageNotAllowed, "image %q is not allowed here: %s %s allows only %s",
+			return failed(v1alpha1.ReasonImageNotAllowed, "image %q is not allowed here: %s %s allows only %s",
 				image, config.PolicyConfigName, config.KeyAllowedImages, strings.Join(policy.AllowedImages, ", "))
 		}
 	}
@@ -75,7 +75,7 @@ func (a *authorizer) authorize(ctx context.Context, run *v1beta1.CustomRun, spec
 			return err
 		}
 		if !allowed {
-			return failed(ReasonNotAuthorized, "%s", w.refusal())
+			return failed(v1alpha1.ReasonNotAuthorized, "%s", w.refusal())
 		}
 	}
 	return nil

@@ -1,6 +1,7 @@
 package imageprepull
 
 import (
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	"testing"
 	"time"
 
@@ -65,7 +66,7 @@ func TestUnauthorizedRunFailsAndCreatesNothing(t *testing.T) {
 			e := newEnv(t)
 			e.deny = tc.denied
 			e.create(tc.run)
-			e.failsAtOnce("run", ReasonNotAuthorized, tc.want...)
+			e.failsAtOnce("run", v1alpha1.ReasonNotAuthorized, tc.want...)
 			if n := len(e.jobList()); n != 0 {
 				t.Errorf("%d ImagePullJobs created for an unauthorized run", n)
 			}
@@ -113,7 +114,7 @@ func TestDecisionsAreCachedForAWhile(t *testing.T) {
 	}
 	e.clock.Step(allowedFor + time.Second)
 	e.create(newRun("e", str("image", app)))
-	e.failsAtOnce("e", ReasonNotAuthorized, "may not create")
+	e.failsAtOnce("e", v1alpha1.ReasonNotAuthorized, "may not create")
 }
 
 func TestPlatformPolicy(t *testing.T) {
@@ -125,7 +126,7 @@ func TestPlatformPolicy(t *testing.T) {
 			t.Fatalf("condition = %+v", c)
 		}
 		e.create(newRun("run", arr("images", app, "nginx:1.27")))
-		e.failsAtOnce("run", ReasonImageNotAllowed, `image "nginx:1.27" is not allowed here`,
+		e.failsAtOnce("run", v1alpha1.ReasonImageNotAllowed, `image "nginx:1.27" is not allowed here`,
 			"config-imageprepull allowed-images allows only registry.example.com/team/*, ghcr.io/acme/**")
 	})
 	t.Run("authorization off", func(t *testing.T) {

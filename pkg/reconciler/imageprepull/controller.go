@@ -55,11 +55,14 @@ var (
 // reconciler to CustomRuns of kind ImagePrePull and to the ImagePullJobs they own.
 func NewController(opts Options, clk clock.PassiveClock) injection.ControllerConstructor {
 	return func(ctx context.Context, cmw configmap.Watcher) *controller.Impl {
-		return newController(ctx, cmw, opts, clk)
+		impl, _ := newController(ctx, cmw, opts, clk)
+		return impl
 	}
 }
 
-func newController(ctx context.Context, cmw configmap.Watcher, opts Options, clk clock.PassiveClock) *controller.Impl {
+// newController is NewController's constructor; it returns the reconciler
+// too, for the tests to reach its informer.
+func newController(ctx context.Context, cmw configmap.Watcher, opts Options, clk clock.PassiveClock) (*controller.Impl, *Reconciler) {
 	customRuns := customruninformer.Get(ctx)
 	r := &Reconciler{
 		kruise:        kruiseclient.Get(ctx),
@@ -86,7 +89,7 @@ func newController(ctx context.Context, cmw configmap.Watcher, opts Options, clk
 	customRuns.Informer().AddEventHandler(runEventHandler(impl))
 	r.jobs = kruise.NewJobInformer(ctx, r.kruise, ManagedBySelector, jobEventHandler(impl, customRuns.Lister()))
 	r.jobs.Start(ctx)
-	return impl
+	return impl, r
 }
 
 // runEventHandler enqueues the CustomRuns of kind ImagePrePull, deletions

@@ -3,18 +3,23 @@ package imageprepull
 import (
 	"fmt"
 	"unicode/utf8"
+
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 )
 
 // failure ends the run with a reason, where any other error only retries the
 // reconcile: bad input and refusals are failures, a lost connection is not.
+// It is the one way a step says "this run fails": what an answer from
+// Kubernetes or OpenKruise means for a run is decided here, in the
+// reconciler, not in the clients.
 type failure struct {
-	reason  string
+	reason  v1alpha1.Reason
 	message string
 }
 
-func (f *failure) Error() string { return f.reason + ": " + f.message }
+func (f *failure) Error() string { return f.reason.String() + ": " + f.message }
 
-func failed(reason, format string, args ...any) error {
+func failed(reason v1alpha1.Reason, format string, args ...any) error {
 	return &failure{reason: reason, message: fmt.Sprintf(format, args...)}
 }
 

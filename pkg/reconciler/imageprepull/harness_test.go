@@ -17,7 +17,6 @@ import (
 	tektonfake "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
 	tektonclient "github.com/tektoncd/pipeline/pkg/client/injection/client/fake"
 	customruninformer "github.com/tektoncd/pipeline/pkg/client/injection/informers/pipeline/v1beta1/customrun/fake"
-	customrunreconciler "github.com/tektoncd/pipeline/pkg/client/injection/reconciler/pipeline/v1beta1/customrun"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -29,8 +28,8 @@ import (
 	"k8s.io/client-go/tools/record"
 	testclock "k8s.io/utils/clock/testing"
 	"knative.dev/pkg/apis"
+	"knative.dev/pkg/configmap"
 	"knative.dev/pkg/controller"
-	"knative.dev/pkg/logging"
 	kreconciler "knative.dev/pkg/reconciler"
 	rtesting "knative.dev/pkg/reconciler/testing"
 
@@ -50,6 +49,9 @@ import (
 
 const ns = "ci"
 
+// policyNamespace is where config-imageprepull lives, as the controller's own namespace.
+const policyNamespace = "imageprepull"
+
 var t0 = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 // env is one controller over fake clients: the generated CustomRun
@@ -66,7 +68,7 @@ type env struct {
 	rec      controller.Reconciler
 	r        *Reconciler
 	kube     *kubefake.Clientset
-	policy   *config.Store
+	policy   *configmap.ManualWatcher
 	// reviews are the SubjectAccessReviews asked; deny refuses those it matches.
 	reviews  []authorizationv1.SubjectAccessReviewSpec
 	deny     func(authorizationv1.SubjectAccessReviewSpec) bool
@@ -176,27 +178,21 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		review.Status.Allowed = e.deny == nil || !e.deny(review.Spec)
 		return true, review, nil
 	})
-	e.policy = config.NewStore(logging.FromContext(ctx))
-	e.setPolicy(nil)
-	r := &Reconciler{
-		kruise:   e.kruise,
-		auth:     newAuthorizer(e.kube, e.clock),
-		policies: imageprepullinformer.Get(ctx).Lister(),
-		clock:    e.clock,
+	// The controller as cmd/controller builds it, through NewController's
+	// constructor, with a fake clock and config-imageprepull set by hand.
+	e.policy = &configmap.ManualWatcher{Namespace: policyNamespace}
+	impl, r := newController(ctx, e.policy, Options{
 		// Zero unless a test is about it: the other tests follow every
 		// report's message.
-		progressEvery: cfg.progressEvery,
-	}
-	e.r = r
-	e.restartJobInformer()
-	e.rec = customrunreconciler.NewReconciler(ctx, logging.FromContext(ctx), e.tekton,
-		customruninformer.Get(ctx).Lister(), e.recorder, r, controller.Options{ConfigStore: e.policy})
+		ProgressInterval: cfg.progressEvery,
+	}, e.clock)
+	e.setPolicy(nil)
+	e.r, e.jobs, e.rec = r, r.jobs, impl.Reconciler
 	// Be the leader of every key, as the only replica is.
 	if err := e.rec.(kreconciler.LeaderAware).Promote(kreconciler.UniversalBucket(), func(kreconciler.Bucket, types.NamespacedName) {}); err != nil {
 		t.Fatal(err)
 	}
 	if !cfg.kruiseAbsent {
-		r.jobs.Start(ctx)
 		e.waitFor("the ImagePullJob informer to watch", func() bool {
 			select {
 			case <-e.watching:
@@ -215,7 +211,7 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 
 // setPolicy loads config-imageprepull with data, as its watch would.
 func (e *env) setPolicy(data map[string]string) {
-	e.policy.OnConfigChanged(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: config.PolicyConfigName}, Data: data})
+	e.policy.OnChange(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: config.PolicyConfigName, Namespace: policyNamespace}, Data: data})
 }
 
 // restartJobInformer gives the reconciler a new ImagePullJob informer, not
@@ -243,7 +239,14 @@ func (e *env) reconcile(name string) (*v1beta1.CustomRun, error) {
 		e.t.Fatal(err)
 	}
 	err := e.rec.Reconcile(e.ctx, ns+"/"+name)
-	return e.get(name), err
+	run := e.get(name)
+	// README's reasons table is made from the docs: no reason may miss them.
+	for _, st := range append([]v1beta1.CustomRunStatus{run.Status}, run.Status.RetriesStatus...) {
+		if c := st.GetCondition(apis.ConditionSucceeded); c != nil && !v1alpha1.IsDocumentedReason(c.Reason) {
+			e.t.Errorf("run %s has reason %q, which v1alpha1.ReasonDocs does not document", name, c.Reason)
+		}
+	}
+	return run, err
 }
 
 // mustReconcile reconciles and fails the test on an error that is not a requeue.
@@ -319,19 +322,6 @@ func (e *env) waitFor(what string, cond func() bool) {
 		func(context.Context) (bool, error) { return cond(), nil })
 	if err != nil {
 		e.t.Fatalf("waiting for %s: %v", what, err)
-	}
-}
-
-// events drains the events recorded so far.
-func (e *env) events() []string {
-	var out []string
-	for {
-		select {
-		case ev := <-e.recorder.Events:
-			out = append(out, ev)
-		default:
-			return out
-		}
 	}
 }
 
@@ -466,14 +456,14 @@ func isRequeue(err error) (bool, time.Duration) { return controller.IsRequeueKey
 
 // failsAtOnce reconciles a run once and checks that it ended Failed with the
 // reason and a message holding every part; it returns the stored run.
-func (e *env) failsAtOnce(name, reason string, parts ...string) *v1beta1.CustomRun {
+func (e *env) failsAtOnce(name string, reason v1alpha1.Reason, parts ...string) *v1beta1.CustomRun {
 	e.t.Helper()
 	run, err := e.reconcile(name)
 	if err != nil {
 		e.t.Fatalf("reconcile: %v", err)
 	}
 	c := condition(run)
-	if !c.IsFalse() || c.Reason != reason {
+	if !c.IsFalse() || c.Reason != reason.String() {
 		e.t.Fatalf("condition = %+v, want False/%s", c, reason)
 	}
 	contains(e.t, "message", c.Message, parts...)

@@ -150,7 +150,7 @@ func (r *Reconciler) ensureJobs(ctx context.Context, run *v1beta1.CustomRun, spe
 			// Created by an earlier reconcile: the cache may lag, the API does not.
 			job, err = r.kruise.AppsV1alpha1().ImagePullJobs(run.Namespace).Get(ctx, want.Name, metav1.GetOptions{})
 			if apierrors.IsNotFound(err) {
-				return nil, failed(ReasonJobDeleted, "ImagePullJob %s (image %s) was deleted while the run was in progress", want.Name, image)
+				return nil, failed(v1alpha1.ReasonImagePullJobDeleted, "ImagePullJob %s (image %s) was deleted while the run was in progress", want.Name, image)
 			}
 		default:
 			job, err = r.kruise.AppsV1alpha1().ImagePullJobs(run.Namespace).Create(ctx, want, metav1.CreateOptions{})
@@ -160,14 +160,14 @@ func (r *Reconciler) ensureJobs(ctx context.Context, run *v1beta1.CustomRun, spe
 				// The resource is gone since the informer started: say why.
 				return nil, r.notServed()
 			} else if err != nil {
-				return nil, asFailure(kruise.ClassifyCreateError(err))
+				return nil, refusedCreate(err)
 			}
 		}
 		if err != nil {
 			return nil, err
 		}
 		if !metav1.IsControlledBy(job, run) {
-			return nil, failed(ReasonJobConflict, "ImagePullJob %s already exists and is not controlled by this CustomRun", want.Name)
+			return nil, failed(v1alpha1.ReasonImagePullJobConflict, "ImagePullJob %s already exists and is not controlled by this CustomRun", want.Name)
 		}
 		jobs = append(jobs, job)
 	}
@@ -260,17 +260,28 @@ func (r *Reconciler) notServed() error {
 func notServedFailure(err error) error {
 	switch {
 	case errors.Is(err, kruise.ErrNotInstalled):
-		return failed(kruise.ReasonNotInstalled, "%s", err.Error())
+		return failed(v1alpha1.ReasonKruiseNotInstalled, "%s", err.Error())
 	case errors.As(err, new(*kruise.UnsupportedVersionError)):
-		return failed(kruise.ReasonVersionUnsupported, "%s", err.Error())
+		return failed(v1alpha1.ReasonKruiseVersionUnsupported, "%s", err.Error())
 	}
 	return err
 }
 
-// asFailure turns a Kruise refusal into a run failure; other errors pass.
-func asFailure(err error) error {
-	if ref, ok := err.(*kruise.Refusal); ok {
-		return failed(ref.Reason, "%s", ref.Message)
+// refusedCreate fails the run for an answer to creating its job that
+// another try will not change, with what to do about it; other errors (an
+// unreachable webhook, a timeout, a conflict) pass, to be retried. A
+// NotFound (ImagePullJobs not served) is notServed's to explain.
+func refusedCreate(err error) error {
+	msg := err.Error()
+	switch {
+	case kruise.IsFeatureGateRefusal(err):
+		return failed(v1alpha1.ReasonKruiseFeatureGateDisabled, "OpenKruise refused the ImagePullJob (%s): start kruise-manager "+
+			"with --feature-gates=ImagePullJobGate=true (Helm: --set featureGates=ImagePullJobGate=true)", msg)
+	case apierrors.IsForbidden(err):
+		return failed(v1alpha1.ReasonImagePullJobForbidden, "the controller may not create ImagePullJobs here (%s): "+
+			"apply the ClusterRole in config/ again", msg)
+	case apierrors.IsBadRequest(err) || apierrors.IsInvalid(err):
+		return failed(v1alpha1.ReasonImagePullJobRejected, "OpenKruise rejected the ImagePullJob: %s", msg)
 	}
 	return err
 }

@@ -2,6 +2,7 @@ package imageprepull
 
 import (
 	"errors"
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	"net/http"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ func TestKruiseServingOnlyV1beta1(t *testing.T) {
 	e.kruise.Resources = []*metav1.APIResourceList{{GroupVersion: "apps.kruise.io/v1beta1",
 		APIResources: []metav1.APIResource{{Name: "imagepulljobs", Namespaced: true}, {Name: "nodeimages"}}}}
 	e.create(newRun("run", str("image", app)))
-	e.failsAtOnce("run", kruise.ReasonVersionUnsupported, "in v1beta1 only, not in v1alpha1", "OpenKruise v1.8 and v1.9 serve both")
+	e.failsAtOnce("run", v1alpha1.ReasonKruiseVersionUnsupported, "in v1beta1 only, not in v1alpha1", "OpenKruise v1.8 and v1.9 serve both")
 }
 
 func TestKruiseNotInstalled(t *testing.T) {
@@ -31,7 +32,7 @@ func TestKruiseNotInstalled(t *testing.T) {
 	e.create(newRun("run", str("image", app)))
 	run := e.mustReconcile("run")
 	c := condition(run)
-	if !c.IsFalse() || c.Reason != kruise.ReasonNotInstalled {
+	if !c.IsFalse() || c.Reason != v1alpha1.ReasonKruiseNotInstalled.String() {
 		t.Fatalf("condition = %+v", c)
 	}
 	contains(t, "message", c.Message, "install OpenKruise", "ImagePullJobGate")
@@ -60,21 +61,21 @@ func TestKruiseRefusals(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
 		err    error
-		reason string
+		reason v1alpha1.Reason
 		want   []string
 		// served is what discovery says once the create fails (nil: unchanged).
 		served []*metav1.APIResourceList
 	}{
 		{"feature gate off", forbidden(`admission webhook "vimagepulljob.kb.io" denied the request: feature-gate ImagePullJobGate is not enabled`),
-			kruise.ReasonGateDisabled, []string{"feature-gate ImagePullJobGate is not enabled", "--feature-gates=ImagePullJobGate=true"}, nil},
+			v1alpha1.ReasonKruiseFeatureGateDisabled, []string{"feature-gate ImagePullJobGate is not enabled", "--feature-gates=ImagePullJobGate=true"}, nil},
 		{"RBAC", forbidden(`User "system:serviceaccount:x:y" cannot create resource "imagepulljobs"`),
-			kruise.ReasonForbidden, []string{"cannot create resource", "ClusterRole"}, nil},
+			v1alpha1.ReasonImagePullJobForbidden, []string{"cannot create resource", "ClusterRole"}, nil},
 		{"webhook validation", apierrors.NewBadRequest(`admission webhook denied the request: invalid image`),
-			kruise.ReasonRejected, []string{"invalid image"}, nil},
+			v1alpha1.ReasonImagePullJobRejected, []string{"invalid image"}, nil},
 		{"CRD removed", apierrors.NewNotFound(kruisev1alpha1.Resource("imagepulljobs"), ""),
-			kruise.ReasonNotInstalled, []string{"install OpenKruise"}, []*metav1.APIResourceList{}},
+			v1alpha1.ReasonKruiseNotInstalled, []string{"install OpenKruise"}, []*metav1.APIResourceList{}},
 		{"a Kruise that serves v1beta1 only", apierrors.NewNotFound(kruisev1alpha1.Resource("imagepulljobs"), ""),
-			kruise.ReasonVersionUnsupported, []string{"serves imagepulljobs.apps.kruise.io in v1beta1 only, not in v1alpha1"},
+			v1alpha1.ReasonKruiseVersionUnsupported, []string{"serves imagepulljobs.apps.kruise.io in v1beta1 only, not in v1alpha1"},
 			[]*metav1.APIResourceList{{GroupVersion: "apps.kruise.io/v1beta1", APIResources: []metav1.APIResource{{Name: "imagepulljobs", Namespaced: true}}}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,6 +8,7 @@ import (
 
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	"github.com/tektoncd/pipeline/pkg/reconciler/events/k8sevent"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -76,8 +77,8 @@ func TestParamsOnlyRunCreatesOneJobAndSucceeds(t *testing.T) {
 		t.Errorf("message = %q", got)
 	}
 	for name, want := range map[string]string{
-		ResultDesired: "2", ResultSucceeded: "2", ResultFailed: "0", ResultFailedNodes: "",
-		ResultImagePullJobs: job.Name,
+		v1alpha1.ResultDesired: "2", v1alpha1.ResultSucceeded: "2", v1alpha1.ResultFailed: "0", v1alpha1.ResultFailedNodes: "",
+		v1alpha1.ResultImagePullJobs: job.Name,
 	} {
 		if got := result(run, name); got != want {
 			t.Errorf("result %s = %s, want %s", name, got, want)
@@ -86,9 +87,8 @@ func TestParamsOnlyRunCreatesOneJobAndSucceeds(t *testing.T) {
 	if run.Status.CompletionTime == nil {
 		t.Error("completionTime not set")
 	}
-	events := e.events()
-	if len(events) != 1 || events[0] != "Normal Succeeded 2/2 nodes have "+app {
-		t.Errorf("events = %q", events)
+	if err := k8sevent.CheckEventsOrdered(t, e.recorder.Events, t.Name(), []string{"Normal Succeeded 2/2 nodes have " + app}); err != nil {
+		t.Error(err)
 	}
 }
 
@@ -197,8 +197,8 @@ func TestJobDeletedWhileRunningFailsTheRun(t *testing.T) {
 	}
 	run := e.mustReconcile("run")
 	c := condition(run)
-	if !c.IsFalse() || c.Reason != ReasonJobDeleted {
-		t.Fatalf("condition = %+v, want False/%s", c, ReasonJobDeleted)
+	if !c.IsFalse() || c.Reason != v1alpha1.ReasonImagePullJobDeleted.String() {
+		t.Fatalf("condition = %+v, want False/%s", c, v1alpha1.ReasonImagePullJobDeleted)
 	}
 	contains(t, "message", c.Message, name, app, "deleted")
 	if n := len(e.jobList()); n != 0 {
@@ -217,8 +217,8 @@ func TestJobOfSomethingElseIsNotAdopted(t *testing.T) {
 		t.Fatal(err)
 	}
 	got := e.mustReconcile("run")
-	if c := condition(got); !c.IsFalse() || c.Reason != ReasonJobConflict {
-		t.Errorf("condition = %+v, want False/%s", c, ReasonJobConflict)
+	if c := condition(got); !c.IsFalse() || c.Reason != v1alpha1.ReasonImagePullJobConflict.String() {
+		t.Errorf("condition = %+v, want False/%s", c, v1alpha1.ReasonImagePullJobConflict)
 	}
 }
 
@@ -469,7 +469,7 @@ func TestFailedPullsRetry(t *testing.T) {
 		e.mustReconcile("run")
 	}
 	run := e.get("run")
-	if c := condition(run); !c.IsFalse() || c.Reason != ReasonThresholdNotMet || len(run.Status.RetriesStatus) != 2 {
+	if c := condition(run); !c.IsFalse() || c.Reason != v1alpha1.ReasonThresholdNotMet.String() || len(run.Status.RetriesStatus) != 2 {
 		t.Errorf("condition = %+v with %d retries, want ThresholdNotMet after 2 retries", c, len(run.Status.RetriesStatus))
 	}
 	if n := countActions(e.kruise.Actions(), "create", "imagepulljobs"); n != 3 {
@@ -486,7 +486,7 @@ func TestWaitFalseSucceedsOnceJobsExist(t *testing.T) {
 		t.Fatalf("condition = %+v, %d jobs", c, len(e.jobList()))
 	}
 	contains(t, "message", c.Message, "wait: false")
-	if got := list(t, result(run, ResultImagePullJobs)); len(got) != 1 {
+	if got := list(t, result(run, v1alpha1.ResultImagePullJobs)); len(got) != 1 {
 		t.Errorf("imagePullJobs = %v", got)
 	}
 }
@@ -498,10 +498,10 @@ func TestNoNodeMatched(t *testing.T) {
 	e.setJobStatus(e.jobList()[0].Name, completed(0, 0))
 	run := e.mustReconcile("run")
 	c := condition(run)
-	if !c.IsFalse() || c.Reason != ReasonNoNodes || c.Message != "no node matched node selector node-type=gpu" {
+	if !c.IsFalse() || c.Reason != v1alpha1.ReasonNoNodes.String() || c.Message != "no node matched node selector node-type=gpu" {
 		t.Errorf("condition = %+v", c)
 	}
-	if result(run, ResultDesired) != "0" {
+	if result(run, v1alpha1.ResultDesired) != "0" {
 		t.Errorf("results = %+v", run.Status.Results)
 	}
 }
@@ -521,18 +521,17 @@ func TestFailureNamesNodesAndWhy(t *testing.T) {
 	e.setJobStatus(e.jobList()[0].Name, completed(3, 1, "node-3", "node-9"))
 	run := e.mustReconcile("run")
 	c := condition(run)
-	if !c.IsFalse() || c.Reason != ReasonThresholdNotMet {
+	if !c.IsFalse() || c.Reason != v1alpha1.ReasonThresholdNotMet.String() {
 		t.Fatalf("condition = %+v", c)
 	}
 	contains(t, "message", c.Message, "1/3 nodes have "+app+" (2 failed)", "successThreshold 100% needs 3",
 		"node-3 ("+app+`): Failed to pull image reference "registry.example.com/team/app:main-d92ae17": not found`,
 		"node-9 ("+app+"): job has completed")
-	if got := list(t, result(run, ResultFailedNodes)); fmt.Sprint(got) != "[node-3 node-9]" {
+	if got := list(t, result(run, v1alpha1.ResultFailedNodes)); fmt.Sprint(got) != "[node-3 node-9]" {
 		t.Errorf("failedNodes = %v", got)
 	}
-	events := e.events()
-	if last := events[len(events)-1]; !strings.HasPrefix(last, "Warning ThresholdNotMet 1/3 nodes") {
-		t.Errorf("last event = %q", last)
+	if err := k8sevent.CheckEventsOrdered(t, e.recorder.Events, t.Name(), []string{`^Warning ThresholdNotMet 1/3 nodes `}); err != nil {
+		t.Error(err)
 	}
 }
 

@@ -90,15 +90,6 @@ func (p progress) jobNames() []string {
 	return names
 }
 
-// Result names, declared by the custom task for later tasks.
-const (
-	ResultDesired       = "desired"
-	ResultSucceeded     = "succeeded"
-	ResultFailed        = "failed"
-	ResultFailedNodes   = "failedNodes"
-	ResultImagePullJobs = "imagePullJobs"
-)
-
 // results are strings, as CustomRun results are. Lists are comma-separated
 // (node and job names hold no comma): Tekton hands a later task a result
 // that parses as a non-empty JSON array as an array and anything else as a
@@ -106,11 +97,11 @@ const (
 // ["n1"] an array) and break the later task's declared param type.
 func (p progress) results() []v1beta1.CustomRunResult {
 	return []v1beta1.CustomRunResult{
-		{Name: ResultDesired, Value: strconv.Itoa(int(p.desired))},
-		{Name: ResultSucceeded, Value: strconv.Itoa(int(p.succeeded))},
-		{Name: ResultFailed, Value: strconv.Itoa(len(p.failedNodes))},
-		{Name: ResultFailedNodes, Value: strings.Join(p.failedNodes, ",")},
-		{Name: ResultImagePullJobs, Value: strings.Join(p.jobNames(), ",")},
+		{Name: v1alpha1.ResultDesired, Value: strconv.Itoa(int(p.desired))},
+		{Name: v1alpha1.ResultSucceeded, Value: strconv.Itoa(int(p.succeeded))},
+		{Name: v1alpha1.ResultFailed, Value: strconv.Itoa(len(p.failedNodes))},
+		{Name: v1alpha1.ResultFailedNodes, Value: strings.Join(p.failedNodes, ",")},
+		{Name: v1alpha1.ResultImagePullJobs, Value: strings.Join(p.jobNames(), ",")},
 	}
 }
 

@@ -65,7 +65,7 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		if msg == "" {
 			msg = "CustomRun cancelled"
 		}
-		return r.fail(run, v1beta1.CustomRunReasonCancelled.String(), "%s", msg)
+		return r.fail(run, v1beta1.CustomRunReasonCancelled, "%s", msg)
 	}
 	if run.HasTimedOut(r.clock) {
 		msg := fmt.Sprintf("CustomRun %s timed out after %s", run.Name, run.GetTimeout())
@@ -80,7 +80,7 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		if err := r.deleteJobs(ctx, run, attempt(run)); err != nil {
 			return err
 		}
-		return r.failAttempt(ctx, run, v1beta1.CustomRunReasonTimedOut.String(), "%s", msg)
+		return r.failAttempt(ctx, run, v1beta1.CustomRunReasonTimedOut, "%s", msg)
 	}
 
 	spec, err := r.resolveSpec(ctx, run)
@@ -140,11 +140,11 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 func (r *Reconciler) judge(ctx context.Context, run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullSpec, p progress) kreconciler.Event {
 	run.Status.Results = p.results()
 	if p.desired == 0 {
-		return r.fail(run, ReasonNoNodes, "no node matched %s", describeTargets(spec))
+		return r.fail(run, v1alpha1.ReasonNoNodes, "no node matched %s", describeTargets(spec))
 	}
 	need, err := required(*spec.SuccessThreshold, p.desired)
 	if err != nil {
-		return r.fail(run, ReasonInvalidParams, "successThreshold: %v", err)
+		return r.fail(run, v1alpha1.ReasonInvalidParams, "successThreshold: %v", err)
 	}
 	if p.succeeded >= need {
 		msg := p.message()
@@ -154,7 +154,7 @@ func (r *Reconciler) judge(ctx context.Context, run *v1beta1.CustomRun, spec *v1
 		run.Status.MarkCustomRunSucceeded(v1beta1.CustomRunReasonSuccessful.String(), "%s", msg)
 		return kreconciler.NewEvent(corev1.EventTypeNormal, v1beta1.CustomRunReasonSuccessful.String(), "%s", msg)
 	}
-	return r.failAttempt(ctx, run, ReasonThresholdNotMet, "%s; %d of %d nodes have every image, successThreshold %s needs %d; failed: %s",
+	return r.failAttempt(ctx, run, v1alpha1.ReasonThresholdNotMet, "%s; %d of %d nodes have every image, successThreshold %s needs %d; failed: %s",
 		p.message(), p.succeeded, p.desired, spec.SuccessThreshold.String(), need, r.whyFailed(ctx, p))
 }
 
@@ -169,13 +169,13 @@ func (r *Reconciler) failOrRetry(run *v1beta1.CustomRun, err error) kreconciler.
 
 // failAttempt ends the current attempt: another one starts if spec.retries
 // allows it (Tekton counts them in retriesStatus), else the run fails.
-func (r *Reconciler) failAttempt(ctx context.Context, run *v1beta1.CustomRun, reason, format string, args ...any) kreconciler.Event {
+func (r *Reconciler) failAttempt(ctx context.Context, run *v1beta1.CustomRun, reason fmt.Stringer, format string, args ...any) kreconciler.Event {
 	if run.Spec.Retries <= len(run.Status.RetriesStatus) {
 		return r.fail(run, reason, format, args...)
 	}
 	ended := run.Status.DeepCopy()
 	ended.RetriesStatus = nil
-	ended.MarkCustomRunFailed(reason, "%s", bounded(fmt.Sprintf(format, args...)))
+	ended.MarkCustomRunFailed(reason.String(), "%s", bounded(fmt.Sprintf(format, args...)))
 	run.Status.RetriesStatus = append(run.Status.RetriesStatus, *ended)
 
 	run.Status.StartTime = &metav1.Time{Time: r.clock.Now()}
@@ -184,12 +184,13 @@ func (r *Reconciler) failAttempt(ctx context.Context, run *v1beta1.CustomRun, re
 	run.Status.ExtraFields.Raw = nil
 	run.Status.MarkCustomRunRunning(v1beta1.CustomRunReasonRunning.String(), "Retrying: attempt %d of %d (%s)",
 		attempt(run)+1, run.Spec.Retries+1, reason)
-	logging.FromContext(ctx).Infow("Retrying", "attempt", attempt(run), "reason", reason)
+	logging.FromContext(ctx).Infow("Retrying", "attempt", attempt(run), "reason", reason.String())
 	return controller.NewRequeueImmediately()
 }
 
 // fail ends the run, and the returned event tells the same on the CustomRun.
-func (r *Reconciler) fail(run *v1beta1.CustomRun, reason, format string, args ...any) kreconciler.Event {
-	run.Status.MarkCustomRunFailed(reason, "%s", bounded(fmt.Sprintf(format, args...)))
-	return kreconciler.NewEvent(corev1.EventTypeWarning, reason, "%s", run.Status.GetCondition(apis.ConditionSucceeded).Message)
+// reason is one of ours (v1alpha1.Reason) or Tekton's (v1beta1.CustomRunReason).
+func (r *Reconciler) fail(run *v1beta1.CustomRun, reason fmt.Stringer, format string, args ...any) kreconciler.Event {
+	run.Status.MarkCustomRunFailed(reason.String(), "%s", bounded(fmt.Sprintf(format, args...)))
+	return kreconciler.NewEvent(corev1.EventTypeWarning, reason.String(), "%s", run.Status.GetCondition(apis.ConditionSucceeded).Message)
 }

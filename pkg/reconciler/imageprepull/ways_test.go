@@ -103,13 +103,13 @@ func TestSeveralImagesOneJobEach(t *testing.T) {
 	e.setJobStatus(images["nginx:1.27"], completed(3, 2, "node-3"))
 	run = e.mustReconcile("run")
 	// node-2 misses redis, node-3 misses nginx: only node-1 has every image.
-	if result(run, ResultSucceeded) != "1" || result(run, ResultFailed) != "2" || result(run, ResultDesired) != "3" {
+	if result(run, v1alpha1.ResultSucceeded) != "1" || result(run, v1alpha1.ResultFailed) != "2" || result(run, v1alpha1.ResultDesired) != "3" {
 		t.Errorf("results = %+v", run.Status.Results)
 	}
-	if got := list(t, result(run, ResultFailedNodes)); fmt.Sprint(got) != "[node-2 node-3]" {
+	if got := list(t, result(run, v1alpha1.ResultFailedNodes)); fmt.Sprint(got) != "[node-2 node-3]" {
 		t.Errorf("failedNodes = %v", got)
 	}
-	if got := list(t, result(run, ResultImagePullJobs)); len(got) != 3 {
+	if got := list(t, result(run, v1alpha1.ResultImagePullJobs)); len(got) != 3 {
 		t.Errorf("imagePullJobs = %v", got)
 	}
 	if condition(run).IsTrue() {
@@ -143,7 +143,7 @@ func TestSuccessThreshold(t *testing.T) {
 			if got := condition(run).IsTrue(); got != tc.succeed {
 				t.Errorf("succeeded = %v, want %v: %+v", got, tc.succeed, condition(run))
 			}
-			if !tc.succeed && condition(run).Reason != ReasonThresholdNotMet {
+			if !tc.succeed && condition(run).Reason != v1alpha1.ReasonThresholdNotMet.String() {
 				t.Errorf("reason = %s", condition(run).Reason)
 			}
 		})

@@ -1,4 +1,4 @@
-package imageprepull
+package v1alpha1
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 // An embedded taskSpec's spec is user input: decoding it never panics,
 // what it accepts survives a round trip unchanged (empty and absent lists
 // alike), and defaulting and validating what it accepts never panic either.
-func FuzzDecodeEmbedded(f *testing.F) {
+func FuzzDecodeSpec(f *testing.F) {
 	for _, seed := range []string{
 		``, `{}`, `{"images":["registry.local/app:v1"]}`,
 		`{"images":["a:b"],"nodeSelector":{"names":["n1","n2"]},"parallelism":3,"successThreshold":"50%"}`,
@@ -23,7 +23,7 @@ func FuzzDecodeEmbedded(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, raw []byte) {
-		spec, err := decodeEmbedded(raw)
+		spec, err := DecodeSpec(raw)
 		if err != nil {
 			return
 		}
@@ -31,7 +31,7 @@ func FuzzDecodeEmbedded(f *testing.F) {
 		if err != nil {
 			t.Fatalf("re-encoding %q: %v", raw, err)
 		}
-		back, err := decodeEmbedded(again)
+		back, err := DecodeSpec(again)
 		if err != nil || !equality.Semantic.DeepEqual(spec, back) {
 			t.Fatalf("round trip of %q: %+v -> %s -> %+v (%v)", raw, spec, again, back, err)
 		}

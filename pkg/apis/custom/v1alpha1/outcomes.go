@@ -1,0 +1,117 @@
+package v1alpha1
+
+import (
+	pipelinev1beta1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+)
+
+// This file is what an ImagePrePull CustomRun shows when it ends: the
+// reasons of its Succeeded condition, its results and its Events, each
+// documented beside it. README's tables are made from the docs below
+// (go run ./hack/readme), and the reconciler tests check that every reason
+// a run ends with is one of them.
+
+// Reason is why a run ended, besides Tekton's own CustomRunReasons
+// (Succeeded, CustomRunCancelled, CustomRunTimedOut), which runs end with
+// too. It is the reason of the Succeeded condition and of the Event that
+// tells the end.
+type Reason string
+
+func (r Reason) String() string { return string(r) }
+
+// Reasons a run ends with. ReasonDocs says what each means to a user.
+const (
+	ReasonThresholdNotMet           Reason = "ThresholdNotMet"
+	ReasonNoNodes                   Reason = "NoNodesMatched"
+	ReasonInvalidParams             Reason = "InvalidParams"
+	ReasonInvalidSpec               Reason = "InvalidSpec"
+	ReasonNotFound                  Reason = "ImagePrePullNotFound"
+	ReasonNotAuthorized             Reason = "ServiceAccountNotAuthorized"
+	ReasonImageNotAllowed           Reason = "ImageNotAllowed"
+	ReasonKruiseNotInstalled        Reason = "KruiseNotInstalled"
+	ReasonKruiseVersionUnsupported  Reason = "KruiseVersionUnsupported"
+	ReasonKruiseFeatureGateDisabled Reason = "KruiseFeatureGateDisabled"
+	ReasonImagePullJobForbidden     Reason = "ImagePullJobForbidden"
+	ReasonImagePullJobRejected      Reason = "ImagePullJobRejected"
+	ReasonImagePullJobDeleted       Reason = "ImagePullJobDeleted"
+	ReasonImagePullJobConflict      Reason = "ImagePullJobConflict"
+)
+
+// Doc documents one name a run shows: a reason, a result or an event.
+// +k8s:deepcopy-gen=false
+type Doc struct {
+	Name, Meaning string
+}
+
+// ReasonDocs documents every reason a run can end with, Tekton's included,
+// in README's order.
+var ReasonDocs = []Doc{
+	{pipelinev1beta1.CustomRunReasonSuccessful.String(), "every job completed and successThreshold is met, or wait is false and the jobs exist"},
+	{ReasonThresholdNotMet.String(), "too few nodes got every image; the message names the failed nodes and kruise-daemon's reason"},
+	{ReasonNoNodes.String(), "the selector matched no node"},
+	{pipelinev1beta1.CustomRunReasonCancelled.String(), "the run, or its PipelineRun, was cancelled or the PipelineRun timed out; the jobs are deleted"},
+	{pipelinev1beta1.CustomRunReasonTimedOut.String(), "the run's own timeout passed; the message says where the pulls stood and, for the first few nodes not done, whether each was queued behind other pulls (kruise-daemon v1.9), pulling or not reported; the jobs are deleted"},
+	{ReasonInvalidParams.String(), "a param is unknown, of the wrong type, or has a bad value; the message names it"},
+	{ReasonInvalidSpec.String(), "the ImagePrePull or the embedded taskSpec has a bad field; the message names it"},
+	{ReasonNotFound.String(), "the ImagePrePull named by taskRef does not exist in the run's namespace"},
+	{ReasonNotAuthorized.String(), "the run's ServiceAccount may not create ImagePullJobs in its namespace, or not get a Secret in pullSecrets; the message says what to bind; nothing is created"},
+	{ReasonImageNotAllowed.String(), "the platform's policy (config-imageprepull allowed-images) does not allow an image; the message names it and the patterns"},
+	{ReasonKruiseNotInstalled.String(), "the API server does not serve ImagePullJobs: install OpenKruise"},
+	{ReasonKruiseVersionUnsupported.String(), "the API server serves ImagePullJobs, but not in apps.kruise.io/v1alpha1 (a future OpenKruise); the message names the versions it serves"},
+	{ReasonKruiseFeatureGateDisabled.String(), "OpenKruise's webhook refuses ImagePullJobs: enable the ImagePullJobGate feature gate"},
+	{ReasonImagePullJobForbidden.String(), "RBAC forbids the controller to create ImagePullJobs: apply config/ again"},
+	{ReasonImagePullJobRejected.String(), "OpenKruise's webhook rejected the ImagePullJob; the message says why"},
+	{ReasonImagePullJobDeleted.String(), "a job of a running run was deleted by someone else (the run fails, the job is not made again)"},
+	{ReasonImagePullJobConflict.String(), "a job with the run's deterministic name exists and belongs to something else"},
+}
+
+// IsDocumentedReason says whether reason is one a run may end with, or
+// Tekton's Started or Running while it runs.
+func IsDocumentedReason(reason string) bool {
+	if reason == pipelinev1beta1.CustomRunReasonStarted.String() || reason == pipelinev1beta1.CustomRunReasonRunning.String() {
+		return true
+	}
+	for _, d := range ReasonDocs {
+		if d.Name == reason {
+			return true
+		}
+	}
+	return false
+}
+
+// Result names, declared by the custom task for later tasks.
+const (
+	ResultDesired       = "desired"
+	ResultSucceeded     = "succeeded"
+	ResultFailed        = "failed"
+	ResultFailedNodes   = "failedNodes"
+	ResultImagePullJobs = "imagePullJobs"
+)
+
+// ResultDoc documents a result and how a later task uses it.
+// +k8s:deepcopy-gen=false
+type ResultDoc struct {
+	Doc
+	// Use says what the string a later task receives holds and where it
+	// fits: every result reaches params, when expressions and pipeline
+	// results as a string, whatever its value.
+	Use string
+}
+
+// ResultDocs documents every result, in the order a run lists them.
+var ResultDocs = []ResultDoc{
+	{Doc{ResultDesired, "nodes matched (the largest count over the images' jobs)"},
+		`a count ("3"): a param, or another ImagePrePull's successThreshold`},
+	{Doc{ResultSucceeded, "nodes that have every image"}, `a count, as desired`},
+	{Doc{ResultFailed, "nodes that failed at least one image"},
+		`a count; "0" when none did: a when expression (operator: notin, values: ["0"])`},
+	{Doc{ResultFailedNodes, "those nodes, sorted and comma-separated (node-3,node-9); empty when none failed"},
+		`a list in one string: a param of a later or finally task, split on commas there`},
+	{Doc{ResultImagePullJobs, "the ImagePullJobs of the last attempt, comma-separated"},
+		`a list in one string, as failedNodes`},
+}
+
+// EventDocs documents the Events on the CustomRun: one when it ends.
+var EventDocs = []Doc{
+	{"Normal " + pipelinev1beta1.CustomRunReasonSuccessful.String(), "the run succeeded; the message is the run's"},
+	{"Warning <reason>", "the run failed, with the reason and message of its Succeeded condition"},
+}
