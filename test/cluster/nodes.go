@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -35,14 +36,8 @@ func (c *Cluster) AddNode(ctx context.Context, n Node) error {
 	if err != nil {
 		return fmt.Errorf("creating node %s: %w", n.Name, err)
 	}
-	// Kruise makes a NodeImage only for a node Ready for a while.
-	since := metav1.NewTime(time.Now().Add(-time.Minute))
-	node.Status.Conditions = []corev1.NodeCondition{{
-		Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
-		LastHeartbeatTime: since, LastTransitionTime: since,
-	}}
-	if _, err := c.Kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
-		return fmt.Errorf("marking node %s Ready: %w", n.Name, err)
+	if err := c.markReady(ctx, node); err != nil {
+		return err
 	}
 	return until(ctx, time.Minute, "the NodeImage of "+n.Name, c.kruise, func(ctx context.Context) error {
 		_, err := c.Kruise.AppsV1alpha1().NodeImages().Get(ctx, n.Name, metav1.GetOptions{})
@@ -65,3 +60,31 @@ func (c *Cluster) startSimulator(ctx context.Context) error {
 
 // Simulator is the running pull simulator.
 func (c *Cluster) Simulator() *simulator.Simulator { return c.sim }
+
+// markReady does for a node without a kubelet what its kubelet and the node
+// lifecycle controller would: report it Ready (for a while: Kruise makes a
+// NodeImage only for such a node), then lift the not-ready NoSchedule taint
+// that the API server's TaintNodesByCondition admission put on it at
+// creation, so that the scheduler's rules (nodes: eligible) see it as a
+// real cluster's Ready node.
+func (c *Cluster) markReady(ctx context.Context, node *corev1.Node) error {
+	since := metav1.NewTime(time.Now().Add(-time.Minute))
+	node.Status.Conditions = []corev1.NodeCondition{{
+		Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+		LastHeartbeatTime: since, LastTransitionTime: since,
+	}}
+	updated, err := c.Kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
+	if err != nil {
+		return fmt.Errorf("marking node %s Ready: %w", node.Name, err)
+	}
+	node = updated
+	kept := slices.DeleteFunc(slices.Clone(node.Spec.Taints), func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady })
+	if len(kept) == len(node.Spec.Taints) {
+		return nil
+	}
+	node.Spec.Taints = kept
+	if _, err := c.Kube.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+		return fmt.Errorf("lifting the not-ready taint of node %s: %w", node.Name, err)
+	}
+	return nil
+}

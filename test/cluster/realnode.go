@@ -292,10 +292,7 @@ func (c *Cluster) createRealNode(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("creating node %s: %w", RealNodeName, err)
 	}
-	now := metav1.NewTime(time.Now().Add(-time.Minute))
-	node.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionTrue,
-		Reason: "KubeletReady", LastHeartbeatTime: now, LastTransitionTime: now}}
-	if _, err := c.Kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{}); err != nil {
+	if err := c.markReady(ctx, node); err != nil {
 		return err
 	}
 	return until(ctx, time.Minute, "the NodeImage of "+RealNodeName, c.kruise, func(ctx context.Context) error {
