@@ -45,6 +45,8 @@ var examples = map[string]example{
 	"params only":  {files: []string{"ways/params-only.yaml"}, nodes: webNodes, need: 2},
 	"embedded spec": {files: []string{"ways/embedded-spec.yaml"}, nodes: []string{"web-a2", "web-b1"}, need: 2,
 		setup: func(t *testing.T, ns string) { podsOn(t, ns, map[string]string{"app": "web"}, "web-a2", "web-b1") }},
+	// nodes: eligible picks web's nodeSelector (node-type=web): the web nodes.
+	"workload":   {files: []string{"ways/workload.yaml"}, nodes: webNodes, need: 3},
 	"local demo": {files: []string{"seed-pipeline/20-imageprepull.yaml", "local-demo/pipelinerun.yaml"}, nodes: webNodes, need: 3},
 	// The seed pipeline as make demo runs it: its build Task needs a pod,
 	// which nothing runs here, so the pipeline's pre-pull runs without it.
@@ -123,6 +125,40 @@ func TestParamsOnlyExampleFeedsItsTasks(t *testing.T) {
 			cancel(t, ns, pr)
 		})
 	}
+}
+
+// examples/ways/workload.yaml: the pre-pull resolves deployment/web's
+// eligible nodes and its template's image replaced by the new one, and the
+// rollout task is created with the pre-pull's result in its params.
+func TestWorkloadExampleFeedsItsRollout(t *testing.T) {
+	ns := namespace(t)
+	pr := examples["workload"].create(t, ns, nil)
+	tr := waitTaskRun(t, ns, pr, "rollout")
+	params := map[string]string{}
+	for _, p := range tr.Spec.Params {
+		params[p.Name] = p.Value.StringVal
+	}
+	if params["nodes"] != "3" || params["image"] != "registry.local/web:v2" {
+		t.Errorf("rollout TaskRun params %v, want nodes 3 and image registry.local/web:v2", params)
+	}
+	run := customRuns(t, ns, pr)["prepull"]
+	if !cond(run).IsTrue() {
+		t.Fatalf("CustomRun %+v", cond(run))
+	}
+	// The batch node is left out by web's nodeSelector.
+	if want := "3/3 nodes have registry.local/web:v2; workload deployment.apps/web: nodes eligible: 3 of 4 " +
+		"(left out: 1 not matched by the node selector or required node affinity)"; cond(run).Message != want {
+		t.Errorf("message %q, want %q", cond(run).Message, want)
+	}
+	jobs, err := c.Kruise.AppsV1alpha1().ImagePullJobs(ns).List(context.Background(), metav1.ListOptions{})
+	if err != nil || len(jobs.Items) != 1 {
+		t.Fatalf("jobs %v, %v", jobs, err)
+	}
+	job := jobs.Items[0]
+	if job.Spec.Image != "registry.local/web:v2" || job.Spec.Selector == nil || strings.Join(job.Spec.Selector.Names, ",") != "web-a1,web-a2,web-b1" {
+		t.Errorf("job pulls %s onto %+v, want registry.local/web:v2 onto web-a1,web-a2,web-b1", job.Spec.Image, job.Spec.Selector)
+	}
+	cancel(t, ns, pr)
 }
 
 // create makes the example's objects in ns and returns its PipelineRun's name;

@@ -80,8 +80,16 @@ func TestServiceAccountPermissions(t *testing.T) {
 		"imagepulljobs.apps.kruise.io":              "create delete get list watch",
 		"nodeimages.apps.kruise.io":                 "get list",
 		"subjectaccessreviews.authorization.k8s.io": "create",
-		"events":               "create patch",
-		"events.events.k8s.io": "create patch",
+		"deployments.apps":                          "get",
+		"statefulsets.apps":                         "get",
+		"daemonsets.apps":                           "get",
+		"clonesets.apps.kruise.io":                  "get",
+		"statefulsets.apps.kruise.io":               "get",
+		"daemonsets.apps.kruise.io":                 "get",
+		"pods":                                      "list",
+		"nodes":                                     "list",
+		"events":                                    "create patch",
+		"events.events.k8s.io":                      "create patch",
 	}
 	for res, verbs := range got {
 		if want[res] != verbs {

@@ -51,14 +51,10 @@ type access struct {
 // Secret. A refusal is a failure naming what is missing; an API error is
 // returned to be retried, never taken for a refusal.
 func (a *authorizer) authorize(ctx context.Context, run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullSpec) error {
-	policy := config.FromContext(ctx)
-	for _, image := range spec.Images {
-		if !policy.Allows(image) {
-			return failed(v1alpha1.ReasonImageNotAllowed, "image %q is not allowed here: %s %s allows only %s",
-				image, config.PolicyConfigName, config.KeyAllowedImages, strings.Join(policy.AllowedImages, ", "))
-		}
+	if err := a.allowImages(ctx, spec.Images); err != nil {
+		return err
 	}
-	if !policy.Authorize {
+	if !config.FromContext(ctx).Authorize {
 		return nil
 	}
 	sa := run.Spec.ServiceAccountName
@@ -69,6 +65,11 @@ func (a *authorizer) authorize(ctx context.Context, run *v1beta1.CustomRun, spec
 	for _, s := range spec.PullSecrets {
 		wants = append(wants, access{run.Namespace, sa, "get", "", "secrets", s})
 	}
+	if ref, fe := v1alpha1.ParseWorkload(spec.Workload); spec.Workload != "" && fe == nil {
+		// The controller reads the workload for the run: the run's
+		// ServiceAccount must be allowed to read it itself.
+		wants = append(wants, access{run.Namespace, sa, "get", ref.Group, ref.Resource, ref.Name})
+	}
 	for _, w := range wants {
 		allowed, err := a.allowed(ctx, w)
 		if err != nil {
@@ -76,6 +77,18 @@ func (a *authorizer) authorize(ctx context.Context, run *v1beta1.CustomRun, spec
 		}
 		if !allowed {
 			return failed(v1alpha1.ReasonNotAuthorized, "%s", w.refusal())
+		}
+	}
+	return nil
+}
+
+// allowImages checks images against the platform's policy (allowed-images).
+func (a *authorizer) allowImages(ctx context.Context, images []string) error {
+	policy := config.FromContext(ctx)
+	for _, image := range images {
+		if !policy.Allows(image) {
+			return failed(v1alpha1.ReasonImageNotAllowed, "image %q is not allowed here: %s %s allows only %s",
+				image, config.PolicyConfigName, config.KeyAllowedImages, strings.Join(policy.AllowedImages, ", "))
 		}
 	}
 	return nil
@@ -116,6 +129,13 @@ func (w access) refusal() string {
 			"kubectl -n %s create role %s-pull-secrets --verb=get --resource=secrets --resource-name=%s && "+
 			"kubectl -n %s create rolebinding %s-pull-secrets --role=%s-pull-secrets --serviceaccount=%s:%s",
 			subject, w.name, w.namespace, w.namespace, w.serviceAccount, w.name, w.namespace, w.serviceAccount, w.serviceAccount, w.namespace, w.serviceAccount)
+	}
+	if w.verb == "get" {
+		return fmt.Sprintf("%s may not get %s.%s %q (the run's workload) in namespace %s: let it read the workload: "+
+			"kubectl -n %s create role %s-workload-read --verb=get --resource=%s.%s --resource-name=%s && "+
+			"kubectl -n %s create rolebinding %s-workload-read --role=%s-workload-read --serviceaccount=%s:%s",
+			subject, w.resource, w.group, w.name, w.namespace, w.namespace, w.serviceAccount, w.resource, w.group, w.name,
+			w.namespace, w.serviceAccount, w.serviceAccount, w.namespace, w.serviceAccount)
 	}
 	return fmt.Sprintf("%s may not create imagepulljobs.apps.kruise.io in namespace %s: bind the ClusterRole %s to it: "+
 		"kubectl -n %s create rolebinding %s --clusterrole=%s --serviceaccount=%s:%s",

@@ -65,6 +65,7 @@ func NewController(opts Options, clk clock.PassiveClock) injection.ControllerCon
 func newController(ctx context.Context, cmw configmap.Watcher, opts Options, clk clock.PassiveClock) (*controller.Impl, *Reconciler) {
 	customRuns := customruninformer.Get(ctx)
 	r := &Reconciler{
+		kube:          kubeclient.Get(ctx),
 		kruise:        kruiseclient.Get(ctx),
 		auth:          newAuthorizer(kubeclient.Get(ctx), clk),
 		policies:      imageprepullinformer.Get(ctx).Lister(),

@@ -29,6 +29,8 @@ type progress struct {
 	// failedNodes failed at least one image.
 	failedNodes []string
 	complete    bool
+	// target, when the run names a workload, says how its nodes were chosen.
+	target *target
 }
 
 func summarize(jobs []*kruisev1alpha1.ImagePullJob) progress {
@@ -78,6 +80,9 @@ func (p progress) message() string {
 			part += fmt.Sprintf(" (%d failed)", s.Failed)
 		}
 		parts = append(parts, part)
+	}
+	if p.target != nil {
+		parts = append(parts, "workload "+p.target.Workload+": "+p.target.Matched)
 	}
 	return strings.Join(parts, "; ")
 }

@@ -13,6 +13,7 @@ import (
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	"knative.dev/pkg/apis"
 	"knative.dev/pkg/controller"
@@ -26,6 +27,7 @@ import (
 
 // Reconciler implements the generated CustomRun reconciler's Interface.
 type Reconciler struct {
+	kube     kubernetes.Interface
 	kruise   kruiseclient.Interface
 	auth     *authorizer
 	policies listers.ImagePrePullLister
@@ -41,6 +43,9 @@ type extraFields struct {
 	// ImagePullJobs were created by this attempt: one missing later was
 	// deleted by someone else, not yet to be created.
 	ImagePullJobs []string `json:"imagePullJobs,omitempty"`
+	// Target is what spec.workload resolved to at the run's start; it is
+	// kept through retries.
+	Target *target `json:"target,omitempty"`
 }
 
 // ReconcileKind moves a CustomRun one step on: start, cancel, time out,
@@ -97,19 +102,34 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 
 	var extra extraFields
 	_ = run.Status.DecodeExtraFields(&extra) // unreadable extra fields: as good as none
-	if attempt(run) == 0 && len(extra.ImagePullJobs) == 0 {
+	first := attempt(run) == 0 && len(extra.ImagePullJobs) == 0
+	if first {
 		// Once, before the run's first job: retries pull the same images
 		// with the same Secrets.
 		if err := r.auth.authorize(ctx, run, spec); err != nil {
 			return r.failOrRetry(run, err)
 		}
 	}
+	if spec.Workload != "" {
+		if extra.Target == nil {
+			t, err := r.resolveWorkload(ctx, run, spec)
+			if err == nil && first {
+				err = r.auth.allowImages(ctx, t.Images)
+			}
+			if err != nil {
+				return r.failOrRetry(run, err)
+			}
+			extra.Target = t
+		}
+		extra.Target.applyTo(spec)
+	}
 	jobs, err := r.ensureJobs(ctx, run, spec, lister, extra.ImagePullJobs)
 	if err != nil {
 		return r.failOrRetry(run, err)
 	}
 	p := summarize(jobs)
-	if err := run.Status.EncodeExtraFields(extraFields{ImagePullJobs: p.jobNames()}); err != nil {
+	p.target = extra.Target
+	if err := run.Status.EncodeExtraFields(extraFields{ImagePullJobs: p.jobNames(), Target: extra.Target}); err != nil {
 		return err
 	}
 
@@ -181,7 +201,15 @@ func (r *Reconciler) failAttempt(ctx context.Context, run *v1beta1.CustomRun, re
 	run.Status.StartTime = &metav1.Time{Time: r.clock.Now()}
 	run.Status.CompletionTime = nil
 	run.Status.Results = nil
+	// The next attempt makes new jobs, onto the nodes this one resolved.
+	var extra extraFields
+	_ = run.Status.DecodeExtraFields(&extra)
 	run.Status.ExtraFields.Raw = nil
+	if extra.Target != nil {
+		if err := run.Status.EncodeExtraFields(extraFields{Target: extra.Target}); err != nil {
+			return err
+		}
+	}
 	run.Status.MarkCustomRunRunning(v1beta1.CustomRunReasonRunning.String(), "Retrying: attempt %d of %d (%s)",
 		attempt(run)+1, run.Spec.Retries+1, reason)
 	logging.FromContext(ctx).Infow("Retrying", "attempt", attempt(run), "reason", reason.String())

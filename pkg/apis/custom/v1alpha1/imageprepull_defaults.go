@@ -38,6 +38,9 @@ func (s *ImagePrePullSpec) SetDefaults(context.Context) {
 	if s.ImagePullPolicy == "" {
 		s.ImagePullPolicy = DefaultImagePullPolicy
 	}
+	if s.Workload != "" && s.Nodes == "" {
+		s.Nodes = NodesRunning
+	}
 	if s.SuccessThreshold == nil {
 		t := DefaultSuccessThreshold
 		s.SuccessThreshold = &t

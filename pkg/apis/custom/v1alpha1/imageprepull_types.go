@@ -36,6 +36,25 @@ type ImagePrePullSpec struct {
 	// +optional
 	PodSelector *metav1.LabelSelector `json:"podSelector,omitempty"`
 
+	// Workload picks the nodes of a workload of the run's namespace, as
+	// kubectl names it: KIND[.GROUP]/NAME (deployment/web,
+	// cloneset.apps.kruise.io/web). Exclusive with NodeSelector and
+	// PodSelector. The nodes are resolved once, at the run's start.
+	// +optional
+	Workload string `json:"workload,omitempty"`
+
+	// Nodes says which nodes of Workload pull: running (the default: where
+	// its pods are scheduled now) or eligible (every Ready node its pod
+	// template could be scheduled on, where a rollout's new pods may land).
+	// +optional
+	Nodes string `json:"nodes,omitempty"`
+
+	// WorkloadImages adds every image of Workload's pod template, init
+	// containers included; an image of Images replaces the template's image
+	// of the same repository.
+	// +optional
+	WorkloadImages *bool `json:"workloadImages,omitempty"`
+
 	// Parallelism is how many nodes pull at once, per image.
 	// +optional
 	Parallelism *int32 `json:"parallelism,omitempty"`

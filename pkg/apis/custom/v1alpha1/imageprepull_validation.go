@@ -50,6 +50,7 @@ func (s *ImagePrePullSpec) Validate(context.Context) (errs *apis.FieldError) {
 	if s.NodeSelector != nil && s.PodSelector != nil {
 		errs = errs.Also(apis.ErrMultipleOneOf("nodeSelector", "podSelector"))
 	}
+	errs = errs.Also(s.validateWorkload())
 	errs = errs.Also(ValidateInt32Range(s.Parallelism, 1, MaxParallelism, "parallelism"))
 	errs = errs.Also(ValidateInt32Range(s.PullTimeoutSeconds, 1, MaxPullTimeoutSeconds, "pullTimeoutSeconds"))
 	errs = errs.Also(ValidateInt32Range(s.BackoffLimit, 0, MaxBackoffLimit, "backoffLimit"))
@@ -203,6 +204,31 @@ func validateDistinct(values []string) (errs *apis.FieldError) {
 			errs = errs.Also(&apis.FieldError{Message: "duplicate value " + fmt.Sprintf("%q", shown(v)), Paths: []string{fmt.Sprintf("[%d]", i)}})
 		}
 		seen[v] = true
+	}
+	return errs
+}
+
+// validateWorkload checks workload, nodes and workloadImages, and that
+// workload is the only way the spec names nodes.
+func (s *ImagePrePullSpec) validateWorkload() (errs *apis.FieldError) {
+	errs = ValidateNodes(s.Nodes).ViaField("nodes")
+	if s.Workload == "" {
+		if s.Nodes != "" {
+			errs = errs.Also(&apis.FieldError{Message: "nodes needs workload", Paths: []string{"nodes"}, Details: "nodes says which nodes of the workload pull"})
+		}
+		if s.WorkloadImages != nil && *s.WorkloadImages {
+			errs = errs.Also(&apis.FieldError{Message: "workloadImages needs workload", Paths: []string{"workloadImages"}})
+		}
+		return errs
+	}
+	if _, fe := ParseWorkload(s.Workload); fe != nil {
+		errs = errs.Also(fe.ViaField("workload"))
+	}
+	if s.NodeSelector != nil {
+		errs = errs.Also(apis.ErrMultipleOneOf("workload", "nodeSelector"))
+	}
+	if s.PodSelector != nil {
+		errs = errs.Also(apis.ErrMultipleOneOf("workload", "podSelector"))
 	}
 	return errs
 }

@@ -25,6 +25,7 @@ const (
 	ReasonInvalidParams             Reason = "InvalidParams"
 	ReasonInvalidSpec               Reason = "InvalidSpec"
 	ReasonNotFound                  Reason = "ImagePrePullNotFound"
+	ReasonWorkloadNotFound          Reason = "WorkloadNotFound"
 	ReasonNotAuthorized             Reason = "ServiceAccountNotAuthorized"
 	ReasonImageNotAllowed           Reason = "ImageNotAllowed"
 	ReasonKruiseNotInstalled        Reason = "KruiseNotInstalled"
@@ -47,12 +48,13 @@ type Doc struct {
 var ReasonDocs = []Doc{
 	{pipelinev1beta1.CustomRunReasonSuccessful.String(), "every job completed and successThreshold is met, or wait is false and the jobs exist"},
 	{ReasonThresholdNotMet.String(), "too few nodes got every image; the message names the failed nodes and kruise-daemon's reason"},
-	{ReasonNoNodes.String(), "the selector matched no node"},
+	{ReasonNoNodes.String(), "the selector matched no node, or the workload has no node by the rule asked for (the message counts what each rule left out)"},
 	{pipelinev1beta1.CustomRunReasonCancelled.String(), "the run, or its PipelineRun, was cancelled or the PipelineRun timed out; the jobs are deleted"},
 	{pipelinev1beta1.CustomRunReasonTimedOut.String(), "the run's own timeout passed; the message says where the pulls stood and, for the first few nodes not done, whether each was queued behind other pulls (kruise-daemon v1.9), pulling or not reported; the jobs are deleted"},
 	{ReasonInvalidParams.String(), "a param is unknown, of the wrong type, or has a bad value; the message names it"},
 	{ReasonInvalidSpec.String(), "the ImagePrePull or the embedded taskSpec has a bad field; the message names it"},
 	{ReasonNotFound.String(), "the ImagePrePull named by taskRef does not exist in the run's namespace"},
+	{ReasonWorkloadNotFound.String(), "the workload does not exist in the run's namespace, or its kind is not served (OpenKruise's kinds without OpenKruise)"},
 	{ReasonNotAuthorized.String(), "the run's ServiceAccount may not create ImagePullJobs in its namespace, or not get a Secret in pullSecrets; the message says what to bind; nothing is created"},
 	{ReasonImageNotAllowed.String(), "the platform's policy (config-imageprepull allowed-images) does not allow an image; the message names it and the patterns"},
 	{ReasonKruiseNotInstalled.String(), "the API server does not serve ImagePullJobs: install OpenKruise"},

@@ -70,6 +70,25 @@ var Params = []ParamSpec{{
 		return ValidatePodSelector(sel)
 	},
 }, {
+	Name: "workload", Type: pipelinev1beta1.ParamTypeString,
+	Description: "A workload of the run's namespace, as kubectl names it: KIND[.GROUP]/NAME (deployment/web, cloneset.apps.kruise.io/web); its nodes pull (see nodes). Replaces spec.nodeSelector, spec.podSelector and spec.workload.",
+	apply: func(s *ImagePrePullSpec, v pipelinev1beta1.ParamValue) *apis.FieldError {
+		s.Workload = v.StringVal
+		_, fe := ParseWorkload(v.StringVal)
+		return fe
+	},
+}, {
+	Name: "nodes", Type: pipelinev1beta1.ParamTypeString,
+	Description: "Which nodes of the workload pull: running (default: where its pods are scheduled now) or eligible (every Ready node its pod template could be scheduled on: node selector, required node affinity, taints and tolerations).",
+	apply: func(s *ImagePrePullSpec, v pipelinev1beta1.ParamValue) *apis.FieldError {
+		s.Nodes = v.StringVal
+		return ValidateNodes(v.StringVal)
+	},
+}, {
+	Name: "workloadImages", Type: pipelinev1beta1.ParamTypeString,
+	Description: `"true" adds every image of the workload's pod template (init containers and sidecars included); image and images replace the template's images of the same repository.`,
+	apply:       boolParam(func(s *ImagePrePullSpec) **bool { return &s.WorkloadImages }),
+}, {
 	Name: "parallelism", Type: pipelinev1beta1.ParamTypeString,
 	Description: fmt.Sprintf("How many nodes pull at once, per image (default %d).", DefaultParallelism),
 	apply:       int32Param(1, MaxParallelism, func(s *ImagePrePullSpec) **int32 { return &s.Parallelism }),
@@ -110,13 +129,7 @@ var Params = []ParamSpec{{
 }, {
 	Name: "wait", Type: pipelinev1beta1.ParamTypeString,
 	Description: `"false" finishes the run once the ImagePullJobs exist, without waiting for the pulls (default "true").`,
-	apply: func(s *ImagePrePullSpec, v pipelinev1beta1.ParamValue) *apis.FieldError {
-		if v.StringVal != "true" && v.StringVal != "false" {
-			return apis.ErrInvalidValue(shown(v.StringVal), apis.CurrentField, `must be "true" or "false"`)
-		}
-		s.Wait = ptr.To(v.StringVal == "true")
-		return nil
-	},
+	apply:       boolParam(func(s *ImagePrePullSpec) **bool { return &s.Wait }),
 }}
 
 // ApplyParams overrides spec fields with the CustomRun's params. Errors name
@@ -152,7 +165,7 @@ func ApplyParams(s *ImagePrePullSpec, params pipelinev1beta1.Params) (errs *apis
 	}
 
 	var targets []string
-	for _, name := range []string{"nodeNames", "nodeSelector", "podSelector"} {
+	for _, name := range []string{"nodeNames", "nodeSelector", "podSelector", "workload"} {
 		if _, ok := given[name]; ok {
 			targets = append(targets, "params."+name)
 		}
@@ -161,7 +174,7 @@ func ApplyParams(s *ImagePrePullSpec, params pipelinev1beta1.Params) (errs *apis
 		return apis.ErrMultipleOneOf(targets...)
 	}
 	if len(targets) == 1 {
-		s.NodeSelector, s.PodSelector = nil, nil
+		s.NodeSelector, s.PodSelector, s.Workload = nil, nil, ""
 	}
 	_, image := given["image"]
 	_, images := given["images"]
@@ -195,6 +208,16 @@ func int32Param(lo, hi int32, field func(*ImagePrePullSpec) **int32) func(*Image
 		}
 		*field(s) = ptr.To(int32(n))
 		return ValidateInt32Range(ptr.To(int32(n)), lo, hi, apis.CurrentField)
+	}
+}
+
+func boolParam(field func(*ImagePrePullSpec) **bool) func(*ImagePrePullSpec, pipelinev1beta1.ParamValue) *apis.FieldError {
+	return func(s *ImagePrePullSpec, v pipelinev1beta1.ParamValue) *apis.FieldError {
+		if v.StringVal != "true" && v.StringVal != "false" {
+			return apis.ErrInvalidValue(shown(v.StringVal), apis.CurrentField, `must be "true" or "false"`)
+		}
+		*field(s) = ptr.To(v.StringVal == "true")
+		return nil
 	}
 }
 

@@ -37,8 +37,8 @@ func ResolveSpec(ctx context.Context, base *ImagePrePullSpec, params pipelinev1b
 	if fe := ApplyParams(base, params); fe != nil {
 		return nil, fe
 	}
-	if len(base.Images) == 0 {
-		return nil, &apis.FieldError{Message: "no image to pull (give param image or images, or spec.images)", Paths: []string{"params.image"}}
+	if len(base.Images) == 0 && (base.WorkloadImages == nil || !*base.WorkloadImages) {
+		return nil, &apis.FieldError{Message: "no image to pull (give param image or images, spec.images, or workloadImages)", Paths: []string{"params.image"}}
 	}
 	if platformDefaults != nil {
 		platformDefaults(base)

@@ -105,6 +105,11 @@ func (in *ImagePrePullSpec) DeepCopyInto(out *ImagePrePullSpec) {
 		*out = new(v1.LabelSelector)
 		(*in).DeepCopyInto(*out)
 	}
+	if in.WorkloadImages != nil {
+		in, out := &in.WorkloadImages, &out.WorkloadImages
+		*out = new(bool)
+		**out = **in
+	}
 	if in.Parallelism != nil {
 		in, out := &in.Parallelism, &out.Parallelism
 		*out = new(int32)

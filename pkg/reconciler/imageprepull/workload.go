@@ -1,0 +1,252 @@
+package imageprepull
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"sort"
+	"strings"
+
+	"github.com/docker/distribution/reference"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+)
+
+// target is what spec.workload resolved to when the run started. It is kept
+// in the run's status (extraFields), so that every later reconcile, every
+// retry and a restarted controller pull the same images onto the same
+// nodes, whatever the workload does meanwhile.
+type target struct {
+	Workload string   `json:"workload"`
+	Nodes    []string `json:"nodes"`
+	Images   []string `json:"images"`
+	// Matched says how the nodes were chosen, for the run's message.
+	Matched string `json:"matched"`
+}
+
+// applyTo makes spec pull the target's images onto the target's nodes.
+func (t *target) applyTo(spec *v1alpha1.ImagePrePullSpec) {
+	spec.Images = t.Images
+	spec.NodeSelector = &v1alpha1.NodeSelector{Names: t.Nodes}
+}
+
+// workload is what a run needs of a workload object.
+type workload struct {
+	selector *metav1.LabelSelector
+	template corev1.PodTemplateSpec
+}
+
+// resolveWorkload reads spec.workload and resolves its nodes (spec.nodes)
+// and images (spec.workloadImages). A workload that is missing, not served
+// or has no node is a failure naming it.
+func (r *Reconciler) resolveWorkload(ctx context.Context, run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullSpec) (*target, error) {
+	ref, fe := v1alpha1.ParseWorkload(spec.Workload)
+	if fe != nil {
+		return nil, failed(v1alpha1.ReasonInvalidParams, "%v", fe.ViaField("workload"))
+	}
+	w, err := r.getWorkload(ctx, run.Namespace, ref)
+	switch {
+	case apierrors.IsNotFound(err) && isMissingResource(err):
+		return nil, failed(v1alpha1.ReasonWorkloadNotFound, "workload %s: the API server does not serve %s.%s/%s (is OpenKruise installed?)",
+			ref, ref.Resource, ref.Group, ref.Version)
+	case apierrors.IsNotFound(err):
+		return nil, failed(v1alpha1.ReasonWorkloadNotFound, "workload %s not found in namespace %s", ref, run.Namespace)
+	case err != nil:
+		return nil, fmt.Errorf("reading workload %s/%s: %w", run.Namespace, ref, err)
+	}
+	t := &target{Workload: ref.String()}
+	if t.Images, err = workloadImages(spec, &w.template.Spec); err != nil {
+		return nil, err
+	}
+	switch spec.Nodes {
+	case v1alpha1.NodesEligible:
+		t.Nodes, t.Matched, err = r.eligibleNodes(ctx, ref, &w.template.Spec)
+	default:
+		t.Nodes, t.Matched, err = r.runningNodes(ctx, run.Namespace, ref, w.selector)
+	}
+	if err != nil {
+		return nil, err
+	}
+	if len(t.Nodes) == 0 {
+		return nil, failed(v1alpha1.ReasonNoNodes, "no node matched workload %s: %s", ref, t.Matched)
+	}
+	if len(t.Nodes) > v1alpha1.MaxNodeNames {
+		return nil, failed(v1alpha1.ReasonInvalidParams, "workload %s: %s, more than the %d node names an ImagePullJob takes here; "+
+			"pick its nodes with param nodeSelector instead", ref, t.Matched, v1alpha1.MaxNodeNames)
+	}
+	return t, nil
+}
+
+func (r *Reconciler) getWorkload(ctx context.Context, ns string, ref v1alpha1.WorkloadRef) (*workload, error) {
+	opts := metav1.GetOptions{}
+	switch ref.Group + "/" + ref.Resource {
+	case "apps/deployments":
+		o, err := r.kube.AppsV1().Deployments(ns).Get(ctx, ref.Name, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &workload{o.Spec.Selector, o.Spec.Template}, nil
+	case "apps/statefulsets":
+		o, err := r.kube.AppsV1().StatefulSets(ns).Get(ctx, ref.Name, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &workload{o.Spec.Selector, o.Spec.Template}, nil
+	case "apps/daemonsets":
+		o, err := r.kube.AppsV1().DaemonSets(ns).Get(ctx, ref.Name, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &workload{o.Spec.Selector, o.Spec.Template}, nil
+	case "apps.kruise.io/clonesets":
+		o, err := r.kruise.AppsV1alpha1().CloneSets(ns).Get(ctx, ref.Name, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &workload{o.Spec.Selector, o.Spec.Template}, nil
+	case "apps.kruise.io/statefulsets":
+		o, err := r.kruise.AppsV1beta1().StatefulSets(ns).Get(ctx, ref.Name, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &workload{o.Spec.Selector, o.Spec.Template}, nil
+	case "apps.kruise.io/daemonsets":
+		o, err := r.kruise.AppsV1alpha1().DaemonSets(ns).Get(ctx, ref.Name, opts)
+		if err != nil {
+			return nil, err
+		}
+		return &workload{o.Spec.Selector, o.Spec.Template}, nil
+	}
+	return nil, fmt.Errorf("workload kind %s has no reader", ref)
+}
+
+// isMissingResource tells a 404 for a resource the API server does not
+// serve from one for an object that does not exist, which names the object.
+func isMissingResource(err error) bool {
+	status, ok := err.(apierrors.APIStatus)
+	return ok && (status.Status().Details == nil || status.Status().Details.Name == "")
+}
+
+// runningNodes are the nodes the workload's pods are scheduled on now,
+// found through its own selector, as kubectl finds them.
+func (r *Reconciler) runningNodes(ctx context.Context, ns string, ref v1alpha1.WorkloadRef, sel *metav1.LabelSelector) ([]string, string, error) {
+	selector, err := metav1.LabelSelectorAsSelector(sel)
+	if err != nil || selector.Empty() {
+		return nil, "", failed(v1alpha1.ReasonInvalidParams, "workload %s has no usable selector (%v)", ref, err)
+	}
+	pods, err := r.kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector.String()})
+	if err != nil {
+		return nil, "", fmt.Errorf("listing the pods of workload %s/%s: %w", ns, ref, err)
+	}
+	nodes := map[string]bool{}
+	running := 0
+	for _, p := range pods.Items {
+		if p.Spec.NodeName == "" || p.DeletionTimestamp != nil || p.Status.Phase == corev1.PodSucceeded || p.Status.Phase == corev1.PodFailed {
+			continue
+		}
+		running++
+		nodes[p.Spec.NodeName] = true
+	}
+	names := sortedKeys(nodes)
+	return names, fmt.Sprintf("nodes running: %d, where %d of its %d pods are scheduled", len(names), running, len(pods.Items)), nil
+}
+
+// eligibleNodes are the nodes the workload's pod template could be scheduled on.
+func (r *Reconciler) eligibleNodes(ctx context.Context, ref v1alpha1.WorkloadRef, spec *corev1.PodSpec) ([]string, string, error) {
+	nodes, err := r.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
+	if err != nil {
+		return nil, "", fmt.Errorf("listing nodes for workload %s: %w", ref, err)
+	}
+	var names []string
+	left := map[string]int{}
+	for i := range nodes.Items {
+		if ok, why := eligible(&nodes.Items[i], spec, ref.DaemonSet); ok {
+			names = append(names, nodes.Items[i].Name)
+		} else {
+			left[why]++
+		}
+	}
+	sort.Strings(names)
+	msg := fmt.Sprintf("nodes eligible: %d of %d", len(names), len(nodes.Items))
+	var out []string
+	for _, why := range []string{notReady, cordoned, notMatched, taintUntolerated} {
+		if left[why] > 0 {
+			out = append(out, fmt.Sprintf("%d %s", left[why], why))
+		}
+	}
+	if len(out) > 0 {
+		msg += " (left out: " + strings.Join(out, ", ") + ")"
+	}
+	return names, msg, nil
+}
+
+// workloadImages are the images the run pulls: with spec.workloadImages,
+// every image of the pod template (init containers, sidecars included),
+// those whose repository an image of spec.images names replaced by it,
+// then the rest of spec.images; else spec.images alone.
+func workloadImages(spec *v1alpha1.ImagePrePullSpec, pod *corev1.PodSpec) ([]string, error) {
+	if spec.WorkloadImages == nil || !*spec.WorkloadImages {
+		return spec.Images, nil
+	}
+	given := map[string]string{}
+	for _, image := range spec.Images {
+		name, _, _ := strings.Cut(repository(image), "@")
+		given[name] = image
+	}
+	var out []string
+	used := map[string]bool{}
+	containers := append(append([]corev1.Container(nil), pod.InitContainers...), pod.Containers...)
+	for _, c := range containers {
+		named, err := reference.ParseNormalizedNamed(c.Image)
+		if err != nil {
+			return nil, failed(v1alpha1.ReasonInvalidParams, "workload container %s: image %q: %v", c.Name, c.Image, err)
+		}
+		image := c.Image
+		if g, ok := given[named.Name()]; ok {
+			image = g
+			used[named.Name()] = true
+		} else if _, tagged := named.(reference.Tagged); !tagged {
+			if _, digested := named.(reference.Digested); digested {
+				return nil, failed(v1alpha1.ReasonInvalidParams, "workload container %s: image %q is pinned by digest, which kruise-daemon cannot pull; "+
+					"give it with a tag in param images", c.Name, c.Image)
+			}
+			image = reference.TagNameOnly(named).String() // as the kubelet pulls it: :latest
+		}
+		if !slices.Contains(out, image) {
+			out = append(out, image)
+		}
+	}
+	for _, image := range spec.Images {
+		if name, _, _ := strings.Cut(repository(image), "@"); !used[name] && !slices.Contains(out, image) {
+			out = append(out, image)
+		}
+	}
+	for _, image := range out {
+		if fe := v1alpha1.ValidateImage(image); fe != nil {
+			return nil, failed(v1alpha1.ReasonInvalidParams, "workload images: %v", fe)
+		}
+	}
+	return out, nil
+}
+
+// repository is an image's normalized repository name (docker.io/library/nginx).
+func repository(image string) string {
+	named, err := reference.ParseNormalizedNamed(image)
+	if err != nil {
+		return image
+	}
+	return named.Name()
+}
+
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
