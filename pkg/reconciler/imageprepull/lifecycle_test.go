@@ -351,6 +351,33 @@ func TestTimeoutSaysWhereEachNodeStood(t *testing.T) {
 	}
 }
 
+// The run times out just after Kruise ended its job at the same deadline:
+// the queued node, now counted failed, is still named as queued.
+func TestTimeoutAfterKruisesDeadlineNamesQueuedNodes(t *testing.T) {
+	name, tag := nodeImageKey(app)
+	ni := &kruisev1alpha1.NodeImage{
+		ObjectMeta: metav1.ObjectMeta{Name: "node-3"},
+		Spec:       kruisev1alpha1.NodeImageSpec{Images: map[string]kruisev1alpha1.ImageSpec{name: {Tags: []kruisev1alpha1.ImageTagSpec{{Tag: tag}}}}},
+		Status: kruisev1alpha1.NodeImageStatus{ImageStatuses: map[string]kruisev1alpha1.ImageStatus{
+			name: {Tags: []kruisev1alpha1.ImageTagStatus{{Tag: tag, Phase: kruisev1alpha1.ImagePhaseWaiting}}},
+		}},
+	}
+	e := newEnv(t, withNodeImage(ni))
+	e.create(newRun("run", str("image", app), timeout(time.Minute)))
+	e.mustReconcile("run")
+	st := completed(1, 0, "node-3")
+	st.Message = "job exceeds activeDeadlineSeconds"
+	e.setJobStatus(e.jobList()[0].Name, st)
+	e.syncJobs()
+	e.clock.Step(time.Minute + time.Second)
+	c := condition(e.mustReconcile("run"))
+	if c.Reason != v1beta1.CustomRunReasonTimedOut.String() {
+		t.Fatalf("condition = %+v", c)
+	}
+	contains(t, "message", c.Message, "timed out after 1m0s; 0/1 nodes have "+app+" (1 failed); failed: node-3 ("+app+
+		"): job exceeds activeDeadlineSeconds: queued, never started")
+}
+
 // A node still queued when Kruise ended the job at its deadline is named as
 // queued, not only as "job exceeds activeDeadlineSeconds".
 func TestJobDeadlineNamesQueuedNodes(t *testing.T) {

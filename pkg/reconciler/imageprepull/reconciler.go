@@ -81,6 +81,11 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 			if why := r.whyNotDone(ctx, jobs); why != "" {
 				msg += "; " + why
 			}
+			// Kruise may have ended a job at its deadline a moment before:
+			// its nodes then count as failed, queued ones included.
+			if len(p.failedNodes) > 0 {
+				msg += "; failed: " + r.whyFailed(ctx, p)
+			}
 		}
 		if err := r.deleteJobs(ctx, run, attempt(run)); err != nil {
 			return err
