@@ -81,6 +81,9 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcd string) error {
 		"--service-account-signing-key-file=" + filepath.Join(certDir, "sa.key"),
 		"--token-auth-file=" + filepath.Join(certDir, "tokens.csv"),
 		"--authorization-mode=RBAC", "--service-cluster-ip-range=10.0.0.0/24",
+		// As on clusters that check blockOwnerDeletion against the owner's
+		// finalizers: the controller's jobs set it.
+		"--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
 		"--enable-priority-and-fairness=false", "--v=0",
 		"--audit-policy-file=" + filepath.Join(certDir, "audit-policy.yaml"), "--audit-log-path=" + c.AuditLog,
 		"--audit-log-format=json", "--audit-log-mode=batch", "--audit-log-batch-max-wait=1s",

@@ -7,10 +7,12 @@ package e2e
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"testing"
 	"time"
 
@@ -67,6 +69,15 @@ func run(m *testing.M) int {
 	if !c.ControllerRunning() {
 		fmt.Fprintln(os.Stderr, "the controller died during the tests:\n"+c.ControllerLog(50))
 		return 1
+	}
+	if run := flag.Lookup("test.run").Value.String(); code == 0 && (run == "" || run == ".") {
+		// The whole suite ran: what the controller did is what it needs.
+		time.Sleep(2500 * time.Millisecond) // the audit log's batch wait
+		if problems := rbacAgainstAudit(c.AuditLog); len(problems) > 0 {
+			fmt.Fprintln(os.Stderr, "RBAC against the audit log of the whole suite:\n  "+strings.Join(problems, "\n  "))
+			return 1
+		}
+		fmt.Fprintln(os.Stderr, "RBAC against the audit log of the whole suite: every granted rule used, no request refused")
 	}
 	return code
 }

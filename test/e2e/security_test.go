@@ -73,10 +73,10 @@ func TestServiceAccountPermissions(t *testing.T) {
 		got[m[1]] = strings.Join(verbs, " ")
 	}
 	want := map[string]string{
-		"customruns.tekton.dev":                     "get list patch update watch",
-		"customruns.tekton.dev/status":              "get patch update",
-		"customruns.tekton.dev/finalizers":          "patch update",
-		"imageprepulls.custom.kruise.dev":           "get list watch",
+		"customruns.tekton.dev":                     "get list watch",
+		"customruns.tekton.dev/status":              "update",
+		"customruns.tekton.dev/finalizers":          "update",
+		"imageprepulls.custom.kruise.dev":           "list watch",
 		"imagepulljobs.apps.kruise.io":              "create delete get list watch",
 		"nodeimages.apps.kruise.io":                 "get list",
 		"subjectaccessreviews.authorization.k8s.io": "create",
@@ -89,7 +89,6 @@ func TestServiceAccountPermissions(t *testing.T) {
 		"pods":                                      "list",
 		"nodes":                                     "list",
 		"events":                                    "create patch",
-		"events.events.k8s.io":                      "create patch",
 	}
 	for res, verbs := range got {
 		if want[res] != verbs {
