@@ -6,7 +6,7 @@ SHELL := /bin/bash
 export GOTOOLCHAIN := auto
 GO_TEST_FLAGS ?=
 # The OpenKruise release of the local cluster (hack/build-tools.sh's default
-# when unset): make e2e KRUISE_VERSION=v1.8.0.
+# when unset, where each pinned release lives): make e2e KRUISE_VERSION=v1.8.0.
 export KRUISE_VERSION
 
 .PHONY: all build test unit e2e e2e-kruise-previous chaos bench vulncheck verify codegen install release fuzz clean tools demo cluster-up cluster-down
@@ -29,9 +29,9 @@ E2E_RUN ?= .
 e2e: tools
 	go test -tags e2e -count=1 -timeout 40m -run '$(E2E_RUN)' $(GO_TEST_FLAGS) ./test/e2e/
 
-## e2e-kruise-previous: the real node, OpenKruise-specific cases and examples on OpenKruise v1.8.0
+## e2e-kruise-previous: the real node, OpenKruise-specific cases and examples on the previous OpenKruise line (v1.8.0)
 e2e-kruise-previous:
-	$(MAKE) e2e KRUISE_VERSION=v1.8.0 E2E_RUN='^(TestRealNode|TestKruiseFeatureGateOff|TestKruiseCRDAbsent|TestExamples|TestTkn)$$'
+	$(MAKE) e2e KRUISE_VERSION=$$(./hack/build-tools.sh --kruise-previous-version) E2E_RUN='^(TestRealNode|TestKruiseFeatureGateOff|TestKruiseCRDAbsent|TestExamples|TestTkn)$$'
 
 ## chaos: 200 CustomRuns through faults (kill -9, failover, API server restart, Kruise down) on a fresh cluster
 chaos: tools

@@ -53,9 +53,12 @@ tkn() {
 }
 
 # OpenKruise's release the local cluster runs (manager, kruise-daemon, CRDs):
-# its current line by default, or KRUISE_VERSION (v1.8.0 is tested too). Only
-# releases that verify against the checksum database: v1.9.0 does not here.
-KRUISE_VERSION=${KRUISE_VERSION:-v1.9.1}
+# its current line by default, or KRUISE_VERSION; the previous line is tested
+# too (make e2e-kruise-previous). Only releases that verify against the
+# checksum database: v1.9.0 does not here.
+KRUISE_DEFAULT_VERSION=v1.9.1
+KRUISE_PREVIOUS_VERSION=v1.8.0
+KRUISE_VERSION=${KRUISE_VERSION:-$KRUISE_DEFAULT_VERSION}
 
 # OpenKruise's go.mod has replace directives, so it builds from its own module
 # directory (a writable copy of the module cache's).
@@ -77,7 +80,8 @@ ko() {
 }
 
 # --path NAME: where a tool is, for scripts and the Makefile (Kruise's, of
-# KRUISE_VERSION). --kruise-version: the release the cluster runs.
+# KRUISE_VERSION). --kruise-version: the release the cluster runs;
+# --kruise-previous-version: the previous release line, tested too.
 if [ "${1:-}" = "--path" ]; then
   shift
   for name in "$@"; do
@@ -90,6 +94,10 @@ if [ "${1:-}" = "--path" ]; then
 fi
 if [ "${1:-}" = "--kruise-version" ]; then
   echo "$KRUISE_VERSION"
+  exit 0
+fi
+if [ "${1:-}" = "--kruise-previous-version" ]; then
+  echo "$KRUISE_PREVIOUS_VERSION"
   exit 0
 fi
 
