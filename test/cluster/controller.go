@@ -69,19 +69,44 @@ func (c *Cluster) StartController(ctx context.Context) error {
 	if len(c.controllers) == 0 {
 		name = "imageprepull-controller"
 	}
-	p, err := c.start(name, []string{
-		"SYSTEM_NAMESPACE=" + Namespace, "CONFIG_LOGGING_NAME=config-logging",
-		"CONFIG_OBSERVABILITY_NAME=config-observability", "CONFIG_LEADERELECTION_NAME=config-leader-election",
-		"METRICS_DOMAIN=custom.kruise.dev/imageprepull",
-		"PROBES_PORT=" + strconv.Itoa(ports[0]), "PROFILING_PORT=" + strconv.Itoa(ports[1]),
-		"METRICS_PROMETHEUS_PORT=" + strconv.Itoa(ports[2]),
-	}, c.controllerBinary, "--kubeconfig="+c.controllerKubeconfig)
+	env, args, err := c.deploymentEnv(ctx)
+	if err != nil {
+		return err
+	}
+	// Processes share the host's ports, where each pod would have its own.
+	env = append(env, "PROBES_PORT="+strconv.Itoa(ports[0]), "PROFILING_PORT="+strconv.Itoa(ports[1]),
+		"METRICS_PROMETHEUS_PORT="+strconv.Itoa(ports[2]))
+	p, err := c.start(name, env, c.controllerBinary, append(args, "--kubeconfig="+c.controllerKubeconfig)...)
 	if err != nil {
 		return err
 	}
 	c.controllers = append(c.controllers, p)
 	c.profilingPorts = append(c.profilingPorts, ports[1])
 	return until(ctx, 2*time.Minute, "the imageprepull controller to start", p, logContains(p, "Starting controllers"))
+}
+
+// deploymentEnv is the environment and arguments of the controller
+// container of the Deployment config/ installed, as its pod would get them:
+// a value, or the pod's namespace. The port variables are left out; the
+// caller picks free ones.
+func (c *Cluster) deploymentEnv(ctx context.Context) (env, args []string, err error) {
+	d, err := c.Kube.AppsV1().Deployments(Namespace).Get(ctx, "imageprepull-controller", metav1.GetOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("the controller's Deployment: %w", err)
+	}
+	ctr := d.Spec.Template.Spec.Containers[0]
+	for _, e := range ctr.Env {
+		switch {
+		case strings.HasSuffix(e.Name, "_PORT"):
+		case e.ValueFrom == nil:
+			env = append(env, e.Name+"="+e.Value)
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
+			env = append(env, e.Name+"="+d.Namespace)
+		default:
+			return nil, nil, fmt.Errorf("the controller's Deployment sets %s from %+v, which the local cluster cannot give a process", e.Name, e.ValueFrom)
+		}
+	}
+	return env, ctr.Args, nil
 }
 
 // RestartController kills every controller process and starts one afresh,
