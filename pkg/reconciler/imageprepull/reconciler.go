@@ -38,7 +38,8 @@ type Reconciler struct {
 	progressEvery time.Duration
 }
 
-// extraFields is kept in the run's status.extraFields.
+// extraFields is kept in the run's status.extraFields. Its fields are in
+// the order of their JSON names (see target).
 type extraFields struct {
 	// ImagePullJobs were created by this attempt: one missing later was
 	// deleted by someone else, not yet to be created.
