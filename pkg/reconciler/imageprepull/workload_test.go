@@ -1,11 +1,13 @@
 package imageprepull
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
 
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
+	kruisev1beta1 "github.com/openkruise/kruise-api/apps/v1beta1"
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -294,5 +296,76 @@ func TestWorkloadNodesAreKeptThroughRetries(t *testing.T) {
 	}
 	if len(e.jobList()) < 2 {
 		t.Errorf("no job for the retry: %v", e.jobList())
+	}
+}
+
+// Each kind is read through its own API, with its own selector and template.
+func TestWorkloadEveryKind(t *testing.T) {
+	template := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: webLabels}, Spec: podSpec(app)}
+	sel := &metav1.LabelSelector{MatchLabels: webLabels}
+	meta := metav1.ObjectMeta{Name: "w", Namespace: ns}
+	for _, tc := range []struct {
+		ref    string
+		create func(e *env) error
+	}{
+		{"deployment/w", func(e *env) error {
+			_, err := e.kube.AppsV1().Deployments(ns).Create(e.ctx, &appsv1.Deployment{ObjectMeta: meta, Spec: appsv1.DeploymentSpec{Selector: sel, Template: template}}, metav1.CreateOptions{})
+			return err
+		}},
+		{"statefulset/w", func(e *env) error {
+			_, err := e.kube.AppsV1().StatefulSets(ns).Create(e.ctx, &appsv1.StatefulSet{ObjectMeta: meta, Spec: appsv1.StatefulSetSpec{Selector: sel, Template: template}}, metav1.CreateOptions{})
+			return err
+		}},
+		{"daemonset.apps/w", func(e *env) error {
+			_, err := e.kube.AppsV1().DaemonSets(ns).Create(e.ctx, &appsv1.DaemonSet{ObjectMeta: meta, Spec: appsv1.DaemonSetSpec{Selector: sel, Template: template}}, metav1.CreateOptions{})
+			return err
+		}},
+		{"clone/w", func(e *env) error {
+			_, err := e.kruise.AppsV1alpha1().CloneSets(ns).Create(e.ctx, &kruisev1alpha1.CloneSet{ObjectMeta: meta, Spec: kruisev1alpha1.CloneSetSpec{Selector: sel, Template: template}}, metav1.CreateOptions{})
+			return err
+		}},
+		{"statefulset.apps.kruise.io/w", func(e *env) error {
+			_, err := e.kruise.AppsV1beta1().StatefulSets(ns).Create(e.ctx, &kruisev1beta1.StatefulSet{ObjectMeta: meta, Spec: kruisev1beta1.StatefulSetSpec{Selector: sel, Template: template}}, metav1.CreateOptions{})
+			return err
+		}},
+		{"daemonset.apps.kruise.io/w", func(e *env) error {
+			_, err := e.kruise.AppsV1alpha1().DaemonSets(ns).Create(e.ctx, &kruisev1alpha1.DaemonSet{ObjectMeta: meta, Spec: kruisev1alpha1.DaemonSetSpec{Selector: sel, Template: template}}, metav1.CreateOptions{})
+			return err
+		}},
+	} {
+		t.Run(tc.ref, func(t *testing.T) {
+			e := newEnv(t)
+			if err := tc.create(e); err != nil {
+				t.Fatal(err)
+			}
+			e.pod("w-1", "node-k", webLabels, corev1.PodRunning)
+			e.create(newRun("run", str("workload", tc.ref), str("workloadImages", "true")))
+			run := e.mustReconcile("run")
+			if got := jobNodes(t, e)[app]; got != "node-k" {
+				t.Errorf("jobs %v, want %s onto node-k; condition %+v", jobNodes(t, e), app, condition(run))
+			}
+		})
+	}
+}
+
+// The API server returns extraFields with its keys sorted; the reconciler's
+// own encoding must be byte for byte the same, or each reconcile sees a
+// changed status and writes it again.
+func TestExtraFieldsEncodeAsTheAPIServerReturnsThem(t *testing.T) {
+	ours, err := json.Marshal(extraFields{ImagePullJobs: []string{"j1"}, Target: &target{
+		Workload: "deployment.apps/web", Nodes: []string{"n1"}, Images: []string{app}, Matched: "nodes running: 1"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var generic map[string]any
+	if err := json.Unmarshal(ours, &generic); err != nil {
+		t.Fatal(err)
+	}
+	sorted, err := json.Marshal(generic) // maps encode with sorted keys
+	if err != nil {
+		t.Fatal(err)
+	}
+	if string(ours) != string(sorted) {
+		t.Errorf("extraFields encode as\n%s\nthe API server returns\n%s", ours, sorted)
 	}
 }

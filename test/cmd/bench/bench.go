@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"github.com/prometheus/procfs"
 	"io"
+	appsv1 "k8s.io/api/apps/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	"os"
 	"sort"
 	"strconv"
@@ -268,6 +270,11 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 	if err := b.c.AllowPrePulls(ctx, ns, "default"); err != nil {
 		return level{}, err
 	}
+	if selector == "workload" {
+		if err := b.createWorkload(ctx, ns); err != nil {
+			return level{}, err
+		}
+	}
 	pid := b.c.ControllerPID()
 	cpu0 := cpuSeconds(pid)
 	auditFrom := fileSize(b.c.AuditLog)
@@ -417,9 +424,14 @@ func pipelineRun(ns, level string, i, images int, selector string, pools int) *p
 		refs = append(refs, fmt.Sprintf("registry.local/bench/%s-%d-%d:v1", level, i, k))
 	}
 	params := pipelinev1.Params{{Name: "images", Value: pipelinev1.ParamValue{Type: pipelinev1.ParamTypeArray, ArrayVal: refs}}}
-	if selector == "all" {
+	switch selector {
+	case "all":
 		params = append(params, pipelinev1.Param{Name: "parallelism", Value: *pipelinev1.NewStructuredValues("1000")})
-	} else {
+	case "workload":
+		params = append(params, pipelinev1.Param{Name: "parallelism", Value: *pipelinev1.NewStructuredValues("1000")},
+			pipelinev1.Param{Name: "workload", Value: *pipelinev1.NewStructuredValues("deployment/" + benchWorkload)},
+			pipelinev1.Param{Name: "nodes", Value: *pipelinev1.NewStructuredValues("eligible")})
+	default:
 		params = append(params, pipelinev1.Param{Name: "nodeSelector", Value: *pipelinev1.NewStructuredValues("pool=" + poolName(i%pools))})
 	}
 	return &pipelinev1.PipelineRun{
@@ -433,6 +445,35 @@ func pipelineRun(ns, level string, i, images int, selector string, pools int) *p
 			}}},
 		},
 	}
+}
+
+// benchWorkload is the Deployment the workload level pre-pulls for.
+const benchWorkload = "web"
+
+// createWorkload makes the Deployment a workload run targets (every node is
+// eligible: no nodeSelector, no taint to tolerate) and lets the namespace's
+// runs read it, as the run's authorization asks.
+func (b *bench) createWorkload(ctx context.Context, ns string) error {
+	labels := map[string]string{"app": benchWorkload}
+	if _, err := b.c.Kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+		ObjectMeta: metav1.ObjectMeta{Name: benchWorkload},
+		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: corev1.PodTemplateSpec{
+			ObjectMeta: metav1.ObjectMeta{Labels: labels},
+			Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "web", Image: "registry.local/bench/web:v1"}}},
+		}},
+	}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "read-web"}, Rules: []rbacv1.PolicyRule{{
+		APIGroups: []string{"apps"}, Resources: []string{"deployments"}, ResourceNames: []string{benchWorkload}, Verbs: []string{"get"},
+	}}}
+	if _, err := b.c.Kube.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	_, err := b.c.Kube.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "read-web"},
+		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "read-web"},
+		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "default", Namespace: ns}}}, metav1.CreateOptions{})
+	return err
 }
 
 // addNodes adds simulated nodes until there are total, many at a time.

@@ -138,6 +138,12 @@ func run(ctx context.Context, levels, levels3 []int, nodes, pool, large int, out
 			return err
 		}
 		res.Large = &l
+		logf("large cluster: one run for a Deployment's eligible nodes, all %d of them", large)
+		w, err := b.level(ctx, "large-workload", 1, 1, "workload")
+		if err != nil {
+			return err
+		}
+		res.LargeWorkload = &w
 	}
 	if res.Pods, err = b.pods(ctx); err != nil {
 		return err

@@ -23,7 +23,11 @@ type results struct {
 	Floor       stats     `json:"floor"`
 	Levels      []level   `json:"levels"`
 	Large       *level    `json:"largeCluster,omitempty"`
-	Pods        int       `json:"podsInCluster"`
+	// LargeWorkload is one run over the large cluster's nodes that a
+	// Deployment's pod template could be scheduled on (workload, nodes:
+	// eligible): every node.
+	LargeWorkload *level `json:"largeClusterWorkload,omitempty"`
+	Pods          int    `json:"podsInCluster"`
 }
 
 // level is one load level: runs created at once.
@@ -76,8 +80,10 @@ func (r results) print(w io.Writer) {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "level\truns\timages\twall\tours p50\tp95\tp99\tfloor p50\tp99\tours/floor p99\tstart p50\tp99\tkruise p50\ttekton p50\tpipeline p50\tp99\treq/run\tstatus writes/run\tjobs/image\tcpu s/100 runs\tpeak RSS MiB\toutcomes\t")
 	all := r.Levels
-	if r.Large != nil {
-		all = append(all[:len(all):len(all)], *r.Large)
+	for _, l := range []*level{r.Large, r.LargeWorkload} {
+		if l != nil {
+			all = append(all[:len(all):len(all)], *l)
+		}
 	}
 	for _, l := range all {
 		ratio := 0.0
