@@ -11,7 +11,11 @@ import (
 	appsv1 "k8s.io/api/apps/v1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	clientgotesting "k8s.io/client-go/testing"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 )
@@ -368,4 +372,16 @@ func TestExtraFieldsEncodeAsTheAPIServerReturnsThem(t *testing.T) {
 	if string(ours) != string(sorted) {
 		t.Errorf("extraFields encode as\n%s\nthe API server returns\n%s", ours, sorted)
 	}
+}
+
+// OpenKruise's kinds without OpenKruise: the API server answers 404 for the
+// resource, not for an object, and the run says which resource is missing.
+func TestWorkloadKindNotServed(t *testing.T) {
+	e := newEnv(t)
+	e.kruise.PrependReactor("get", "clonesets", func(clientgotesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewNotFound(schema.GroupResource{}, "") // as for a path nothing serves
+	})
+	e.create(newRun("run", str("image", app), str("workload", "cloneset/web")))
+	e.failsAtOnce("run", v1alpha1.ReasonWorkloadNotFound,
+		"workload cloneset.apps.kruise.io/web: the API server does not serve clonesets.apps.kruise.io/v1alpha1 (is OpenKruise installed?)")
 }
