@@ -12,6 +12,7 @@ import (
 	"strings"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/openkruise/imageprepull/pkg/reconciler/imageprepull"
 )
 
 var exampleRE = regexp.MustCompile("(?s)(<!-- example: (\\S+) -->\n```yaml\n)(.*?)(\n```)")
@@ -22,6 +23,7 @@ var tables = map[string]func() string{
 	"results": ResultsTable,
 	"reasons": func() string { return docTable("reason", v1alpha1.ReasonDocs) },
 	"events":  func() string { return docTable("event", v1alpha1.EventDocs) },
+	"metrics": MetricsTable,
 }
 
 // Render returns README with its generated parts made anew; root is the
@@ -62,6 +64,20 @@ func ResultsTable() string {
 	b.WriteString("| result | type a later task receives | holds | meaning |\n|---|---|---|---|\n")
 	for _, d := range v1alpha1.ResultDocs {
 		fmt.Fprintf(&b, "| `%s` | string | %s | %s |\n", d.Name, strings.ReplaceAll(d.Use, "|", `\|`), strings.ReplaceAll(d.Meaning, "|", `\|`))
+	}
+	return b.String()
+}
+
+// MetricsTable is the metrics table, as Prometheus scrapes them.
+func MetricsTable() string {
+	var b strings.Builder
+	b.WriteString("| metric | type | labels | meaning |\n|---|---|---|---|\n")
+	for _, m := range imageprepull.MetricDocs {
+		labels := m.Labels
+		if labels == "" {
+			labels = "none"
+		}
+		fmt.Fprintf(&b, "| `%s` | %s | %s | %s |\n", m.Name, m.Type, labels, strings.ReplaceAll(m.Meaning, "|", `\|`))
 	}
 	return b.String()
 }

@@ -109,8 +109,10 @@ type Cluster struct {
 	apiserverArgs []string
 	kruise        *process
 	controllers   []*process
-	// profilingPorts[i] is controllers[i]'s PROFILING_PORT.
+	// profilingPorts[i] is controllers[i]'s PROFILING_PORT, metricsPorts[i]
+	// its METRICS_PROMETHEUS_PORT.
 	profilingPorts []int
+	metricsPorts   []int
 
 	controllerBinary     string
 	controllerKubeconfig string

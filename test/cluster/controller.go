@@ -82,6 +82,7 @@ func (c *Cluster) StartController(ctx context.Context) error {
 	}
 	c.controllers = append(c.controllers, p)
 	c.profilingPorts = append(c.profilingPorts, ports[1])
+	c.metricsPorts = append(c.metricsPorts, ports[2])
 	return until(ctx, 2*time.Minute, "the imageprepull controller to start", p, logContains(p, "Starting controllers"))
 }
 
@@ -251,4 +252,29 @@ func (c *Cluster) AllowPrePulls(ctx context.Context, namespace, serviceAccount s
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: serviceAccount, Namespace: namespace}},
 	}, metav1.CreateOptions{})
 	return err
+}
+
+// ControllerMetrics is what Prometheus would scrape from the first live
+// controller process: its /metrics, in the text format.
+func (c *Cluster) ControllerMetrics(ctx context.Context) (string, error) {
+	for i, p := range c.controllers {
+		if p.exited() {
+			continue
+		}
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(c.metricsPorts[i])+"/metrics", nil)
+		if err != nil {
+			return "", err
+		}
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil || resp.StatusCode != http.StatusOK {
+			return "", fmt.Errorf("GET /metrics: %s %v", resp.Status, err)
+		}
+		return string(b), nil
+	}
+	return "", errors.New("no controller process is running")
 }

@@ -90,6 +90,14 @@ func newController(ctx context.Context, cmw configmap.Watcher, opts Options, clk
 	customRuns.Informer().AddEventHandler(runEventHandler(impl))
 	r.jobs = kruise.NewJobInformer(ctx, r.kruise, ManagedBySelector, jobEventHandler(impl, customRuns.Lister()))
 	r.jobs.Start(ctx)
+	m, err := newRunMetrics(customRuns.Lister(), r.jobs)
+	if err != nil {
+		// The metrics are the operators', not the runs': a run goes on without them.
+		logging.FromContext(ctx).Errorw("Metrics are not recorded", "error", err)
+	} else {
+		r.metrics = m
+		customRuns.Informer().AddEventHandler(m.eventHandler())
+	}
 	return impl, r
 }
 

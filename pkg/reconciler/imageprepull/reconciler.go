@@ -33,6 +33,8 @@ type Reconciler struct {
 	policies listers.ImagePrePullLister
 	jobs     *kruise.JobInformer
 	clock    clock.PassiveClock
+	// metrics counts ended runs; nil records none.
+	metrics *runMetrics
 	// progressEvery is the least time between two progress writes of a
 	// running run's status; zero writes every change.
 	progressEvery time.Duration
@@ -50,11 +52,24 @@ type extraFields struct {
 }
 
 // ReconcileKind moves a CustomRun one step on: start, cancel, time out,
-// create the jobs, follow them, and finish.
+// create the jobs, follow them, and finish. A step that ends the run is
+// recorded for the metrics, which count it once the informer shows the
+// status write that ended it.
 func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) kreconciler.Event {
 	if run.IsDone() {
 		return nil
 	}
+	classes := map[string]int{}
+	event := r.reconcile(ctx, run, classes)
+	if run.IsDone() && r.metrics != nil {
+		r.metrics.ended(run, r.attemptJobs(ctx, run), classes, r.clock.Now())
+	}
+	return event
+}
+
+// reconcile is ReconcileKind's step; the classes of failed nodes' reasons
+// it reads go into classes.
+func (r *Reconciler) reconcile(ctx context.Context, run *v1beta1.CustomRun, classes map[string]int) kreconciler.Event {
 	if !run.HasStarted() {
 		// No Event for the start: startTime and the Running condition tell
 		// it, and at a thousand runs an Event each is a thousand requests.
@@ -85,7 +100,7 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 			// Kruise may have ended a job at its deadline a moment before:
 			// its nodes then count as failed, queued ones included.
 			if len(p.failedNodes) > 0 {
-				msg += "; failed: " + r.whyFailed(ctx, p)
+				msg += "; failed: " + r.whyFailed(ctx, p, classes)
 			}
 		}
 		if err := r.deleteJobs(ctx, run, attempt(run)); err != nil {
@@ -159,11 +174,11 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 		}
 		return nil
 	}
-	return r.judge(ctx, run, spec, p)
+	return r.judge(ctx, run, spec, p, classes)
 }
 
 // judge ends an attempt whose jobs are all complete.
-func (r *Reconciler) judge(ctx context.Context, run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullSpec, p progress) kreconciler.Event {
+func (r *Reconciler) judge(ctx context.Context, run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullSpec, p progress, classes map[string]int) kreconciler.Event {
 	run.Status.Results = p.results()
 	if p.desired == 0 {
 		return r.fail(run, v1alpha1.ReasonNoNodes, "no node matched %s", describeTargets(spec))
@@ -175,13 +190,13 @@ func (r *Reconciler) judge(ctx context.Context, run *v1beta1.CustomRun, spec *v1
 	if p.succeeded >= need {
 		msg := p.message()
 		if len(p.failedNodes) > 0 {
-			msg += "; successThreshold " + spec.SuccessThreshold.String() + " met; failed: " + r.whyFailed(ctx, p)
+			msg += "; successThreshold " + spec.SuccessThreshold.String() + " met; failed: " + r.whyFailed(ctx, p, classes)
 		}
 		run.Status.MarkCustomRunSucceeded(v1beta1.CustomRunReasonSuccessful.String(), "%s", msg)
 		return kreconciler.NewEvent(corev1.EventTypeNormal, v1beta1.CustomRunReasonSuccessful.String(), "%s", msg)
 	}
 	return r.failAttempt(ctx, run, v1alpha1.ReasonThresholdNotMet, "%s; %d of %d nodes have every image, successThreshold %s needs %d; failed: %s",
-		p.message(), p.succeeded, p.desired, spec.SuccessThreshold.String(), need, r.whyFailed(ctx, p))
+		p.message(), p.succeeded, p.desired, spec.SuccessThreshold.String(), need, r.whyFailed(ctx, p, classes))
 }
 
 // failOrRetry ends the run for a failure, and passes other errors on to be retried.

@@ -18,7 +18,9 @@ const maxExplained = 5
 // kruise-daemon left in the node's NodeImage tag status, or the job's own
 // message (such as "job exceeds activeDeadlineSeconds") when there is none.
 // It runs once per failed attempt, never while pulls are in progress.
-func (r *Reconciler) whyFailed(ctx context.Context, p progress) string {
+// The class of each failed node's reason goes into classes (nil: none), for
+// the failed-nodes metric; nodes past the first few are "unread".
+func (r *Reconciler) whyFailed(ctx context.Context, p progress, classes map[string]int) string {
 	var lines []string
 	more := 0
 	for _, job := range p.jobs {
@@ -26,6 +28,9 @@ func (r *Reconciler) whyFailed(ctx context.Context, p progress) string {
 		for _, node := range job.Status.FailedNodes {
 			if len(lines) == maxExplained {
 				more++
+				if classes != nil {
+					classes["unread"]++
+				}
 				continue
 			}
 			why := job.Status.Message
@@ -37,6 +42,9 @@ func (r *Reconciler) whyFailed(ctx context.Context, p progress) string {
 			} else if found && !finished(st.Phase) {
 				// Still queued or pulling when the job's deadline came.
 				why += ": " + describeUnfinished(st)
+			}
+			if classes != nil {
+				classes[failureClass(why)]++
 			}
 			lines = append(lines, fmt.Sprintf("%s (%s): %s", node, job.Spec.Image, why))
 		}

@@ -1,0 +1,206 @@
+package imageprepull
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"time"
+
+	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	tektonlisters "github.com/tektoncd/pipeline/pkg/client/listers/pipeline/v1beta1"
+	tkncontroller "github.com/tektoncd/pipeline/pkg/controller"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/tools/cache"
+	"knative.dev/pkg/apis"
+
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/openkruise/imageprepull/pkg/kruise"
+)
+
+// MeterName is the OpenTelemetry scope of the controller's metrics.
+const MeterName = "github.com/openkruise/imageprepull"
+
+// MetricDoc documents one metric as Prometheus scrapes it (knative's
+// exporter adds _total to counters and the unit to histograms).
+type MetricDoc struct {
+	Name, Type, Labels, Meaning string
+}
+
+// MetricDocs documents every metric of this controller; README's table is
+// made from it, and e2e checks it against a real scrape.
+var MetricDocs = []MetricDoc{
+	{"imageprepull_runs_finished_total", "counter", "reason", "runs ended, counted once the status write that ended them landed, by the reason of their Succeeded condition"},
+	{"imageprepull_run_duration_seconds", "histogram", "reason", "from a run's start (its first attempt's) to its end"},
+	{"imageprepull_kruise_duration_seconds", "histogram", "", "the run's wait on OpenKruise: from its last attempt's first ImagePullJob created to its last job complete"},
+	{"imageprepull_failed_nodes_total", "counter", "class", "nodes that failed a pull in an ended run, by the class of kruise-daemon's reason: not_found, unauthorized, timeout, other; unread for failed nodes past the first five, whose NodeImages a run does not read"},
+	{"imageprepull_runs_in_flight", "gauge", "", "ImagePrePull runs started and not ended (each replica reports the cluster's count)"},
+	{"imageprepull_imagepulljobs_active", "gauge", "", "ImagePullJobs this controller owns that are not complete (each replica reports the cluster's count)"},
+}
+
+// ending is what a reconcile that ended a run records, to be counted once
+// the informer shows the run ended: a status write that fails (a 409)
+// counts nothing, and the reconcile that ends the run again records anew.
+type ending struct {
+	reason   string
+	duration time.Duration
+	kruise   time.Duration
+	classes  map[string]int
+}
+
+// runMetrics records the metrics of MetricDocs.
+type runMetrics struct {
+	finished    metric.Int64Counter
+	duration    metric.Float64Histogram
+	kruise      metric.Float64Histogram
+	failedNodes metric.Int64Counter
+	pending     sync.Map // types.NamespacedName -> ending
+}
+
+// Buckets for durations: a pre-pull takes seconds to tens of minutes.
+var durationBuckets = []float64{1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200}
+
+func newRunMetrics(runs tektonlisters.CustomRunLister, jobs *kruise.JobInformer) (*runMetrics, error) {
+	meter := otel.GetMeterProvider().Meter(MeterName)
+	m := &runMetrics{}
+	var err error
+	if m.finished, err = meter.Int64Counter("imageprepull_runs_finished", metric.WithDescription(MetricDocs[0].Meaning)); err != nil {
+		return nil, err
+	}
+	if m.duration, err = meter.Float64Histogram("imageprepull_run_duration", metric.WithUnit("s"),
+		metric.WithDescription(MetricDocs[1].Meaning), metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
+		return nil, err
+	}
+	if m.kruise, err = meter.Float64Histogram("imageprepull_kruise_duration", metric.WithUnit("s"),
+		metric.WithDescription(MetricDocs[2].Meaning), metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
+		return nil, err
+	}
+	if m.failedNodes, err = meter.Int64Counter("imageprepull_failed_nodes", metric.WithDescription(MetricDocs[3].Meaning)); err != nil {
+		return nil, err
+	}
+	inFlight, err := meter.Int64ObservableGauge("imageprepull_runs_in_flight", metric.WithDescription(MetricDocs[4].Meaning))
+	if err != nil {
+		return nil, err
+	}
+	active, err := meter.Int64ObservableGauge("imageprepull_imagepulljobs_active", metric.WithDescription(MetricDocs[5].Meaning))
+	if err != nil {
+		return nil, err
+	}
+	ours := tkncontroller.FilterCustomRunRef(v1alpha1.APIVersion, v1alpha1.Kind)
+	_, err = meter.RegisterCallback(func(ctx context.Context, o metric.Observer) error {
+		all, err := runs.List(labels.Everything())
+		if err != nil {
+			return err
+		}
+		n := int64(0)
+		for _, run := range all {
+			if ours(run) && run.HasStarted() && !run.IsDone() {
+				n++
+			}
+		}
+		o.ObserveInt64(inFlight, n)
+		if lister, err := jobs.Lister(ctx); err == nil {
+			list, err := lister.List(labels.Everything())
+			if err != nil {
+				return err
+			}
+			n = 0
+			for _, job := range list {
+				if job.Status.CompletionTime == nil {
+					n++
+				}
+			}
+			o.ObserveInt64(active, n)
+		}
+		return nil
+	}, inFlight, active)
+	return m, err
+}
+
+// ended records that this reconcile ends run: counted when the informer
+// shows the write landed.
+func (m *runMetrics) ended(run *v1beta1.CustomRun, jobs []*kruisev1alpha1.ImagePullJob, classes map[string]int, now time.Time) {
+	c := run.Status.GetCondition(apis.ConditionSucceeded)
+	if c == nil {
+		return
+	}
+	start := run.Status.StartTime
+	if len(run.Status.RetriesStatus) > 0 && run.Status.RetriesStatus[0].StartTime != nil {
+		start = run.Status.RetriesStatus[0].StartTime
+	}
+	e := ending{reason: c.Reason, classes: classes}
+	if start != nil {
+		e.duration = now.Sub(start.Time)
+	}
+	var first, last time.Time
+	for _, job := range jobs {
+		if first.IsZero() || job.CreationTimestamp.Time.Before(first) {
+			first = job.CreationTimestamp.Time
+		}
+		if job.Status.CompletionTime != nil && job.Status.CompletionTime.Time.After(last) {
+			last = job.Status.CompletionTime.Time
+		}
+	}
+	if !first.IsZero() && !last.IsZero() && last.After(first) {
+		e.kruise = last.Sub(first)
+	}
+	m.pending.Store(types.NamespacedName{Namespace: run.Namespace, Name: run.Name}, e)
+}
+
+// eventHandler counts a run's end when the informer sees the write that
+// ended it: only the process whose reconcile recorded it counts it.
+func (m *runMetrics) eventHandler() cache.ResourceEventHandler {
+	return cache.ResourceEventHandlerFuncs{
+		UpdateFunc: func(_, obj any) {
+			run, ok := obj.(*v1beta1.CustomRun)
+			if !ok || !run.IsDone() {
+				return
+			}
+			v, ok := m.pending.LoadAndDelete(types.NamespacedName{Namespace: run.Namespace, Name: run.Name})
+			if !ok {
+				return
+			}
+			m.record(v.(ending))
+		},
+		DeleteFunc: func(obj any) {
+			if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
+				obj = tombstone.Obj
+			}
+			if run, ok := obj.(*v1beta1.CustomRun); ok {
+				m.pending.Delete(types.NamespacedName{Namespace: run.Namespace, Name: run.Name})
+			}
+		},
+	}
+}
+
+func (m *runMetrics) record(e ending) {
+	ctx := context.Background()
+	reason := metric.WithAttributes(attribute.String("reason", e.reason))
+	m.finished.Add(ctx, 1, reason)
+	m.duration.Record(ctx, e.duration.Seconds(), reason)
+	if e.kruise > 0 {
+		m.kruise.Record(ctx, e.kruise.Seconds())
+	}
+	for class, n := range e.classes {
+		m.failedNodes.Add(ctx, int64(n), metric.WithAttributes(attribute.String("class", class)))
+	}
+}
+
+// failureClass sorts kruise-daemon's message for a failed pull into a few
+// classes (a label of low cardinality: never the node or the image).
+func failureClass(msg string) string {
+	m := strings.ToLower(msg)
+	switch {
+	case strings.Contains(m, "not found") || strings.Contains(m, "notfound"):
+		return "not_found"
+	case strings.Contains(m, "unauthorized") || strings.Contains(m, "401") || strings.Contains(m, "403") || strings.Contains(m, "denied"):
+		return "unauthorized"
+	case strings.Contains(m, "deadline") || strings.Contains(m, "timeout") || strings.Contains(m, "timed out"):
+		return "timeout"
+	}
+	return "other"
+}

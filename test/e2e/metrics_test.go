@@ -1,0 +1,132 @@
+//go:build e2e
+
+package e2e
+
+import (
+	"context"
+	"regexp"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/openkruise/imageprepull/pkg/reconciler/imageprepull"
+)
+
+var sampleRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)`)
+
+// scrape reads the controller's /metrics: each sample's value by name and
+// the labels it is asked for (name{label="v"}), summed over the others.
+func scrape(t *testing.T) (map[string]float64, string) {
+	t.Helper()
+	text, err := c.ControllerMetrics(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := map[string]float64{}
+	for _, line := range strings.Split(text, "\n") {
+		m := sampleRE.FindStringSubmatch(line)
+		if m == nil || strings.HasPrefix(line, "#") {
+			continue
+		}
+		v, err := strconv.ParseFloat(m[3], 64)
+		if err != nil {
+			continue
+		}
+		out[m[1]] += v
+		for _, l := range []string{"reason", "class"} {
+			if lm := regexp.MustCompile(l + `="([^"]*)"`).FindStringSubmatch(m[2]); lm != nil {
+				out[m[1]+"{"+l+"=\""+lm[1]+"\"}"] += v
+			}
+		}
+	}
+	return out, text
+}
+
+// After a known set of runs (a success, a threshold failure, a cancel, a
+// timeout), the controller's metrics, as Prometheus scrapes them, counted
+// each end by its reason, observed each run's duration and Kruise's share,
+// and classed the failed node; every metric README lists is in the scrape.
+func TestMetricsAfterKnownRuns(t *testing.T) {
+	ctx := context.Background()
+	before, _ := scrape(t)
+	ns := namespace(t)
+	for _, run := range []struct{ name, image, timeout string }{
+		{"ok", "registry.local/app:metrics", ""},
+		{"threshold", "registry.local/flaky-metrics:v1", ""}, // web-b1 fails flaky- images
+		{"cancelled", "registry.local/slow-metrics:v1", ""},
+		{"timeout", "registry.local/slow-metrics:v2", "\n        timeout: 6s"},
+	} {
+		create(t, ns, pipelineRun(run.name, `
+      - name: prepull`+run.timeout+`
+        taskRef: {apiVersion: custom.kruise.dev/v1alpha1, kind: ImagePrePull}
+        params: [{name: image, value: "`+run.image+`"}, {name: nodeSelector, value: node-type=web}]
+`))
+	}
+	waitCustomRun(t, ns, "cancelled-prepull", time.Minute, "started", func(r *v1beta1.CustomRun) bool { return r.HasStarted() })
+	if _, err := c.Tekton.TektonV1().PipelineRuns(ns).Patch(ctx, "cancelled", types.MergePatchType,
+		[]byte(`{"spec":{"status":"Cancelled"}}`), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]string{"ok": v1beta1.CustomRunReasonSuccessful.String(), "threshold": v1alpha1.ReasonThresholdNotMet.String(),
+		"cancelled": v1beta1.CustomRunReasonCancelled.String(), "timeout": v1beta1.CustomRunReasonTimedOut.String()}
+	for pr, reason := range want {
+		run := waitCustomRun(t, ns, pr+"-prepull", prTimeout, "done", func(r *v1beta1.CustomRun) bool { return r.IsDone() })
+		if cond(run).Reason != reason {
+			t.Fatalf("%s: %s %s, want %s", pr, cond(run).Reason, cond(run).Message, reason)
+		}
+	}
+
+	var after map[string]float64
+	var text string
+	deltas := func() map[string]float64 {
+		d := map[string]float64{}
+		for k, v := range after {
+			d[k] = v - before[k]
+		}
+		return d
+	}
+	// Counted when the informer sees the ending write: a moment after the run is done.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		after, text = scrape(t)
+		d := deltas()
+		ok := d["imageprepull_run_duration_seconds_count"] >= 4
+		for _, reason := range want {
+			ok = ok && d[`imageprepull_runs_finished_total{reason="`+reason+`"}`] >= 1
+		}
+		if ok || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(500 * time.Millisecond)
+	}
+	d := deltas()
+	for _, reason := range want {
+		if got := d[`imageprepull_runs_finished_total{reason="`+reason+`"}`]; got < 1 {
+			t.Errorf("runs finished with %s went up by %v", reason, got)
+		}
+	}
+	if got := d["imageprepull_run_duration_seconds_count"]; got < 4 {
+		t.Errorf("run durations observed: %v more, want at least the 4 runs", got)
+	}
+	if got := d["imageprepull_kruise_duration_seconds_count"]; got < 2 {
+		t.Errorf("Kruise's share observed: %v more, want at least the 2 runs whose jobs completed", got)
+	}
+	if got := d[`imageprepull_failed_nodes_total{class="not_found"}`]; got < 1 {
+		t.Errorf("failed nodes of class not_found: %v more, want web-b1's", got)
+	}
+	for _, m := range imageprepull.MetricDocs {
+		name := m.Name
+		if m.Type == "histogram" {
+			name += "_count"
+		}
+		if _, ok := after[name]; !ok {
+			t.Errorf("README lists %s, which the scrape does not have:\n%s", m.Name, text)
+		}
+	}
+}
