@@ -15,6 +15,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -248,8 +249,9 @@ func TestChaos(t *testing.T) {
 	if strings.Contains(logs, "panic") {
 		t.Errorf("the controller's log has a panic")
 	}
-	summary := fmt.Sprintf("runs %d; faults injected %d; outcomes right %d, wrong %d; ImagePullJobs created %d; duplicate jobs %d; latest timeout mark %s after the deadline",
-		len(want), len(faults), right, wrong, created.count(), len(dups), maxLate.Round(time.Second))
+	counted := checkReplicaCounts(ctx, t, c)
+	summary := fmt.Sprintf("runs %d; faults injected %d; outcomes right %d, wrong %d; ImagePullJobs created %d; duplicate jobs %d; latest timeout mark %s after the deadline; %s",
+		len(want), len(faults), right, wrong, created.count(), len(dups), maxLate.Round(time.Second), counted)
 	t.Log(summary)
 	fmt.Fprintln(os.Stderr, "chaos:", summary)
 }
@@ -462,4 +464,52 @@ func (l *jobLedger) count() int {
 		n += len(uids)
 	}
 	return n
+}
+
+// checkReplicaCounts: a live replica counts only the ends its own status
+// writes made, so its count of finished runs is at most the runs that ended
+// since it started (it can have led no earlier), and the live replicas'
+// counts together are at most the runs that ended.
+func checkReplicaCounts(ctx context.Context, t *testing.T, c *cluster.Cluster) string {
+	replicas, err := c.ReplicaMetrics(ctx)
+	if err != nil {
+		t.Errorf("scraping the replicas: %v", err)
+		return "replicas not scraped"
+	}
+	runs, err := c.Tekton.TektonV1beta1().CustomRuns("").List(ctx, metav1.ListOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ends []time.Time
+	for _, r := range runs.Items {
+		if cond := r.Status.GetCondition(apis.ConditionSucceeded); r.IsDone() && cond != nil {
+			ends = append(ends, cond.LastTransitionTime.Inner.Time)
+		}
+	}
+	var parts []string
+	total := 0.0
+	for i, r := range replicas {
+		n := 0.0
+		for _, line := range strings.Split(r.Text, "\n") {
+			if f := strings.Fields(line); len(f) == 2 && strings.HasPrefix(f[0], "imageprepull_runs_finished_total") {
+				v, _ := strconv.ParseFloat(f[1], 64)
+				n += v
+			}
+		}
+		since := 0
+		for _, end := range ends {
+			if !end.Before(r.Started.Truncate(time.Second)) { // condition times are whole seconds
+				since++
+			}
+		}
+		if n > float64(since) {
+			t.Errorf("replica %d counted %v finished runs; only %d ended since it started", i, n, since)
+		}
+		total += n
+		parts = append(parts, fmt.Sprintf("%v of %d", n, since))
+	}
+	if total > float64(len(ends)) {
+		t.Errorf("the live replicas counted %v finished runs together; %d ended", total, len(ends))
+	}
+	return "finished runs counted by the live replicas (of those ended since each started): " + strings.Join(parts, ", ")
 }

@@ -257,24 +257,43 @@ func (c *Cluster) AllowPrePulls(ctx context.Context, namespace, serviceAccount s
 // ControllerMetrics is what Prometheus would scrape from the first live
 // controller process: its /metrics, in the text format.
 func (c *Cluster) ControllerMetrics(ctx context.Context) (string, error) {
+	all, err := c.ReplicaMetrics(ctx)
+	if err != nil {
+		return "", err
+	}
+	if len(all) == 0 {
+		return "", errors.New("no controller process is running")
+	}
+	return all[0].Text, nil
+}
+
+// Replica is one live controller process's scrape.
+type Replica struct {
+	Started time.Time
+	Text    string
+}
+
+// ReplicaMetrics scrapes every live controller process's /metrics.
+func (c *Cluster) ReplicaMetrics(ctx context.Context) ([]Replica, error) {
+	var out []Replica
 	for i, p := range c.controllers {
 		if p.exited() {
 			continue
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(c.metricsPorts[i])+"/metrics", nil)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
-			return "", err
+			return nil, err
 		}
-		defer resp.Body.Close()
 		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
 		if err != nil || resp.StatusCode != http.StatusOK {
-			return "", fmt.Errorf("GET /metrics: %s %v", resp.Status, err)
+			return nil, fmt.Errorf("GET /metrics of %s: %s %v", p.name, resp.Status, err)
 		}
-		return string(b), nil
+		out = append(out, Replica{Started: p.started, Text: string(b)})
 	}
-	return "", errors.New("no controller process is running")
+	return out, nil
 }

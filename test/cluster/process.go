@@ -16,11 +16,12 @@ import (
 
 // process is one program of the cluster, logging to <dir>/logs/<name>.log.
 type process struct {
-	name string
-	cmd  *exec.Cmd
-	log  string
-	done chan struct{}
-	err  error
+	name    string
+	cmd     *exec.Cmd
+	log     string
+	started time.Time
+	done    chan struct{}
+	err     error
 }
 
 func (c *Cluster) start(name string, env []string, bin string, args ...string) (*process, error) {
@@ -49,7 +50,7 @@ func (c *Cluster) startWith(name string, env []string, tweak func(*syscall.SysPr
 		f.Close()
 		return nil, fmt.Errorf("starting %s: %w", name, err)
 	}
-	p := &process{name: name, cmd: cmd, log: logPath, done: make(chan struct{})}
+	p := &process{name: name, cmd: cmd, log: logPath, started: time.Now(), done: make(chan struct{})}
 	go func() {
 		p.err = cmd.Wait()
 		f.Close()
