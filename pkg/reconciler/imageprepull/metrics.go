@@ -152,7 +152,10 @@ func (m *runMetrics) ended(run *v1beta1.CustomRun, jobs []*kruisev1alpha1.ImageP
 }
 
 // eventHandler counts a run's end when the informer sees the write that
-// ended it: only the process whose reconcile recorded it counts it.
+// ended it: only a process whose reconcile recorded it counts it. One case
+// counts twice: this process's ending write failed, it lost the run's key,
+// and the new leader's write ended the run; both processes then count it
+// (the stale record here goes when the run is deleted).
 func (m *runMetrics) eventHandler() cache.ResourceEventHandler {
 	return cache.ResourceEventHandlerFuncs{
 		UpdateFunc: func(_, obj any) {
