@@ -254,6 +254,22 @@ func (c *Cluster) AllowPrePulls(ctx context.Context, namespace, serviceAccount s
 	return err
 }
 
+// AllowServiceAccount binds a Role named name, holding rules, to a
+// ServiceAccount of namespace: what a namespace's admin grants a run's
+// ServiceAccount (its workload to read, say).
+func (c *Cluster) AllowServiceAccount(ctx context.Context, namespace, serviceAccount, name string, rules ...rbacv1.PolicyRule) error {
+	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace}, Rules: rules}
+	if _, err := c.Kube.RbacV1().Roles(namespace).Create(ctx, role, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	_, err := c.Kube.RbacV1().RoleBindings(namespace).Create(ctx, &rbacv1.RoleBinding{
+		ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: namespace},
+		RoleRef:    rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: serviceAccount, Namespace: namespace}},
+	}, metav1.CreateOptions{})
+	return err
+}
+
 // ControllerMetrics is what Prometheus would scrape from the first live
 // controller process: its /metrics, in the text format.
 func (c *Cluster) ControllerMetrics(ctx context.Context) (string, error) {

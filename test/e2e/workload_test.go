@@ -66,16 +66,9 @@ func TestWorkloadCloneSetRunningNodes(t *testing.T) {
 		}
 	}
 	// The run's ServiceAccount may read the CloneSet, as the controller checks.
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "read-shop"}, Rules: []rbacv1.PolicyRule{{
+	if err := c.AllowServiceAccount(ctx, ns, "default", "read-shop", rbacv1.PolicyRule{
 		APIGroups: []string{"apps.kruise.io"}, Resources: []string{"clonesets"}, ResourceNames: []string{"shop"}, Verbs: []string{"get"},
-	}}}
-	if _, err := c.Kube.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "read-shop"},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "read-shop"},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "default", Namespace: ns}}}
-	if _, err := c.Kube.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+	}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -108,17 +101,10 @@ func TestWorkloadCloneSetRunningNodes(t *testing.T) {
 func TestEveryWorkloadKindIsRead(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "read-workloads"}, Rules: []rbacv1.PolicyRule{
-		{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets"}, Verbs: []string{"get"}},
-		{APIGroups: []string{"apps.kruise.io"}, Resources: []string{"clonesets", "statefulsets", "daemonsets"}, Verbs: []string{"get"}},
-	}}
-	if _, err := c.Kube.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "read-workloads"},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "read-workloads"},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "default", Namespace: ns}}}
-	if _, err := c.Kube.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+	if err := c.AllowServiceAccount(ctx, ns, "default", "read-workloads",
+		rbacv1.PolicyRule{APIGroups: []string{"apps"}, Resources: []string{"deployments", "statefulsets", "daemonsets"}, Verbs: []string{"get"}},
+		rbacv1.PolicyRule{APIGroups: []string{"apps.kruise.io"}, Resources: []string{"clonesets", "statefulsets", "daemonsets"}, Verbs: []string{"get"}},
+	); err != nil {
 		t.Fatal(err)
 	}
 	refs := map[string]string{
@@ -345,17 +331,9 @@ func taintNode(key, value string, effect corev1.TaintEffect) func(*corev1.Node) 
 // Deployment, as the run's authorization asks.
 func readDeployment(t *testing.T, ns, name string) {
 	t.Helper()
-	ctx := context.Background()
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "read-" + name}, Rules: []rbacv1.PolicyRule{{
+	if err := c.AllowServiceAccount(context.Background(), ns, "default", "read-"+name, rbacv1.PolicyRule{
 		APIGroups: []string{"apps"}, Resources: []string{"deployments"}, ResourceNames: []string{name}, Verbs: []string{"get"},
-	}}}
-	if _, err := c.Kube.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "read-" + name},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "read-" + name},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "default", Namespace: ns}}}
-	if _, err := c.Kube.RbacV1().RoleBindings(ns).Create(ctx, binding, metav1.CreateOptions{}); err != nil {
+	}); err != nil {
 		t.Fatal(err)
 	}
 }

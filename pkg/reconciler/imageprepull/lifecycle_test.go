@@ -351,18 +351,23 @@ func TestTimeoutSaysWhereEachNodeStood(t *testing.T) {
 	}
 }
 
-// The run times out just after Kruise ended its job at the same deadline:
-// the queued node, now counted failed, is still named as queued.
-func TestTimeoutAfterKruisesDeadlineNamesQueuedNodes(t *testing.T) {
+// queuedOn is a node whose kruise-daemon reports app's tag Waiting: queued
+// behind other pulls (v1.9).
+func queuedOn(node string) *kruisev1alpha1.NodeImage {
 	name, tag := nodeImageKey(app)
-	ni := &kruisev1alpha1.NodeImage{
-		ObjectMeta: metav1.ObjectMeta{Name: "node-3"},
+	return &kruisev1alpha1.NodeImage{
+		ObjectMeta: metav1.ObjectMeta{Name: node},
 		Spec:       kruisev1alpha1.NodeImageSpec{Images: map[string]kruisev1alpha1.ImageSpec{name: {Tags: []kruisev1alpha1.ImageTagSpec{{Tag: tag}}}}},
 		Status: kruisev1alpha1.NodeImageStatus{ImageStatuses: map[string]kruisev1alpha1.ImageStatus{
 			name: {Tags: []kruisev1alpha1.ImageTagStatus{{Tag: tag, Phase: kruisev1alpha1.ImagePhaseWaiting}}},
 		}},
 	}
-	e := newEnv(t, withNodeImage(ni))
+}
+
+// The run times out just after Kruise ended its job at the same deadline:
+// the queued node, now counted failed, is still named as queued.
+func TestTimeoutAfterKruisesDeadlineNamesQueuedNodes(t *testing.T) {
+	e := newEnv(t, withNodeImage(queuedOn("node-3")))
 	e.create(newRun("run", str("image", app), timeout(time.Minute)))
 	e.mustReconcile("run")
 	st := completed(1, 0, "node-3")
@@ -381,15 +386,7 @@ func TestTimeoutAfterKruisesDeadlineNamesQueuedNodes(t *testing.T) {
 // A node still queued when Kruise ended the job at its deadline is named as
 // queued, not only as "job exceeds activeDeadlineSeconds".
 func TestJobDeadlineNamesQueuedNodes(t *testing.T) {
-	name, tag := nodeImageKey(app)
-	ni := &kruisev1alpha1.NodeImage{
-		ObjectMeta: metav1.ObjectMeta{Name: "node-3"},
-		Spec:       kruisev1alpha1.NodeImageSpec{Images: map[string]kruisev1alpha1.ImageSpec{name: {Tags: []kruisev1alpha1.ImageTagSpec{{Tag: tag}}}}},
-		Status: kruisev1alpha1.NodeImageStatus{ImageStatuses: map[string]kruisev1alpha1.ImageStatus{
-			name: {Tags: []kruisev1alpha1.ImageTagStatus{{Tag: tag, Phase: kruisev1alpha1.ImagePhaseWaiting}}},
-		}},
-	}
-	e := newEnv(t, withNodeImage(ni))
+	e := newEnv(t, withNodeImage(queuedOn("node-3")))
 	e.create(newRun("run", str("image", app)))
 	e.mustReconcile("run")
 	st := completed(2, 1, "node-3")

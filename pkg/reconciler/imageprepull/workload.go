@@ -3,6 +3,7 @@ package imageprepull
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"sort"
 	"strings"
@@ -157,7 +158,7 @@ func (r *Reconciler) runningNodes(ctx context.Context, ns string, ref v1alpha1.W
 		running++
 		nodes[p.Spec.NodeName] = true
 	}
-	names := sortedKeys(nodes)
+	names := slices.Sorted(maps.Keys(nodes))
 	return names, fmt.Sprintf("nodes running: %d, where %d of its %d pods are scheduled", len(names), running, len(pods.Items)), nil
 }
 
@@ -246,13 +247,4 @@ func repository(image string) string {
 		return image
 	}
 	return named.Name()
-}
-
-func sortedKeys(m map[string]bool) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -3,6 +3,7 @@ package imageprepull
 import (
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 
@@ -206,21 +207,9 @@ func TestWorkloadImages(t *testing.T) {
 		images = append(images, image)
 	}
 	want := "busybox:1.36 docker.io/library/nginx:latest envoyproxy/envoy:v1.30.0 registry.example.com/team/app:v2"
-	if got := strings.Join(sorted(images), " "); got != want {
+	if got := strings.Join(slices.Sorted(slices.Values(images)), " "); got != want {
 		t.Errorf("images = %s, want %s", got, want)
 	}
-}
-
-func sorted(s []string) []string {
-	out := append([]string(nil), s...)
-	for i := range out {
-		for j := i + 1; j < len(out); j++ {
-			if out[j] < out[i] {
-				out[i], out[j] = out[j], out[i]
-			}
-		}
-	}
-	return out
 }
 
 // OpenKruise's CloneSet is read through Kruise's API.

@@ -464,16 +464,9 @@ func (b *bench) createWorkload(ctx context.Context, ns string) error {
 	}, metav1.CreateOptions{}); err != nil {
 		return err
 	}
-	role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Name: "read-web"}, Rules: []rbacv1.PolicyRule{{
+	return b.c.AllowServiceAccount(ctx, ns, "default", "read-web", rbacv1.PolicyRule{
 		APIGroups: []string{"apps"}, Resources: []string{"deployments"}, ResourceNames: []string{benchWorkload}, Verbs: []string{"get"},
-	}}}
-	if _, err := b.c.Kube.RbacV1().Roles(ns).Create(ctx, role, metav1.CreateOptions{}); err != nil {
-		return err
-	}
-	_, err := b.c.Kube.RbacV1().RoleBindings(ns).Create(ctx, &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Name: "read-web"},
-		RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: "read-web"},
-		Subjects: []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: "default", Namespace: ns}}}, metav1.CreateOptions{})
-	return err
+	})
 }
 
 // addNodes adds simulated nodes until there are total, many at a time.

@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 
 	"k8s.io/apimachinery/pkg/runtime/schema"
@@ -67,7 +68,7 @@ func ParseWorkload(s string) (WorkloadRef, *apis.FieldError) {
 	}
 	kind, group, _ := strings.Cut(strings.ToLower(kindGroup), ".")
 	for _, k := range WorkloadKinds {
-		if !contains(k.names, kind) || (group != "" && group != k.Group) || (group == "" && k.Group != "apps" && hasAppsKind(kind)) {
+		if !slices.Contains(k.names, kind) || (group != "" && group != k.Group) || (group == "" && k.Group != "apps" && hasAppsKind(kind)) {
 			continue
 		}
 		return WorkloadRef{WorkloadKind: k, Name: name}, nil
@@ -77,16 +78,7 @@ func ParseWorkload(s string) (WorkloadRef, *apis.FieldError) {
 
 func hasAppsKind(name string) bool {
 	for _, k := range WorkloadKinds {
-		if k.Group == "apps" && contains(k.names, name) {
-			return true
-		}
-	}
-	return false
-}
-
-func contains(list []string, s string) bool {
-	for _, l := range list {
-		if l == s {
+		if k.Group == "apps" && slices.Contains(k.names, name) {
 			return true
 		}
 	}
