@@ -238,11 +238,13 @@ func TestQueuedPullTimingOutIsReportedAsQueued(t *testing.T) {
 	if !strings.HasPrefix(c.KruiseVersion, "v1.9.") {
 		t.Fatalf("kruise-daemon %s has no worker limit; this case needs v1.9: run it with KRUISE_VERSION=v1.9.1", c.KruiseVersion)
 	}
-	const node = "one-worker"
+	ns := namespace(t)
+	// Named after the namespace: a node of the same name deleted a moment
+	// ago may still have its NodeImage going (go test -count).
+	node := "one-worker-" + ns[strings.LastIndex(ns, "-")+1:]
 	if err := c.AddNode(ctx, cluster.Node{Name: node, Annotations: map[string]string{simulator.AnnotationMaxWorkers: "1"}}); err != nil {
 		t.Fatal(err)
 	}
-	ns := namespace(t)
 	t.Cleanup(func() {
 		// Other tests' runs without a selector would queue on this node.
 		_, _ = c.Kubectl(ctx, "patch", "pipelinerun", "blocker", "-n", ns, "--type=merge", "-p", `{"spec":{"status":"Cancelled"}}`)

@@ -4,10 +4,12 @@ import (
 	"context"
 	"time"
 
+	tektonclient "github.com/tektoncd/pipeline/pkg/client/injection/client"
 	customruninformer "github.com/tektoncd/pipeline/pkg/client/injection/informers/pipeline/v1beta1/customrun"
 	customrunreconciler "github.com/tektoncd/pipeline/pkg/client/injection/reconciler/pipeline/v1beta1/customrun"
 	tektonlisters "github.com/tektoncd/pipeline/pkg/client/listers/pipeline/v1beta1"
 	tkncontroller "github.com/tektoncd/pipeline/pkg/controller"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 	kubeclient "knative.dev/pkg/client/injection/kube/client"
@@ -90,15 +92,21 @@ func newController(ctx context.Context, cmw configmap.Watcher, opts Options, clk
 	customRuns.Informer().AddEventHandler(runEventHandler(impl))
 	r.jobs = kruise.NewJobInformer(ctx, r.kruise, ManagedBySelector, jobEventHandler(impl, customRuns.Lister()))
 	r.jobs.Start(ctx)
-	m, err := newRunMetrics(customRuns.Lister(), r.jobs)
-	if err != nil {
+	r.ends = &endWrites{tekton: tektonclient.Get(ctx), isLeader: impl.Reconciler.(leaderAware).IsLeaderFor}
+	if m, err := newRunMetrics(customRuns.Lister(), r.jobs); err != nil {
 		// The metrics are the operators', not the runs': a run goes on without them.
 		logging.FromContext(ctx).Errorw("Metrics are not recorded", "error", err)
 	} else {
-		r.metrics = m
-		customRuns.Informer().AddEventHandler(m.eventHandler())
+		r.ends.seen = m.record
 	}
+	customRuns.Informer().AddEventHandler(r.ends.eventHandler())
 	return impl, r
+}
+
+// leaderAware is what the generated reconciler's embedded
+// reconciler.LeaderAwareFuncs tells of the keys this process leads.
+type leaderAware interface {
+	IsLeaderFor(types.NamespacedName) bool
 }
 
 // runEventHandler enqueues the CustomRuns of kind ImagePrePull, deletions

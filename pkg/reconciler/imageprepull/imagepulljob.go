@@ -175,21 +175,21 @@ func (r *Reconciler) ensureJobs(ctx context.Context, run *v1beta1.CustomRun, spe
 }
 
 // attemptJobs are the jobs of the run's current attempt in the informer's
-// cache, by name; none when the cache cannot say.
-func (r *Reconciler) attemptJobs(ctx context.Context, run *v1beta1.CustomRun) []*kruisev1alpha1.ImagePullJob {
+// cache, by name.
+func (r *Reconciler) attemptJobs(ctx context.Context, run *v1beta1.CustomRun) ([]*kruisev1alpha1.ImagePullJob, error) {
 	lister, err := r.jobs.Lister(ctx)
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	jobs, err := lister.ImagePullJobs(run.Namespace).List(labels.SelectorFromSet(labels.Set{
 		LabelCustomRun: run.Name, LabelAttempt: strconv.Itoa(attempt(run)),
 	}))
 	if err != nil {
-		return nil
+		return nil, err
 	}
 	jobs = slices.DeleteFunc(jobs, func(job *kruisev1alpha1.ImagePullJob) bool { return !metav1.IsControlledBy(job, run) })
 	slices.SortFunc(jobs, func(a, b *kruisev1alpha1.ImagePullJob) int { return strings.Compare(a.Name, b.Name) })
-	return jobs
+	return jobs, nil
 }
 
 // deleteJobs deletes the run's jobs (of one attempt, or of all when attempt

@@ -3,7 +3,6 @@ package imageprepull
 import (
 	"context"
 	"strings"
-	"sync"
 	"time"
 
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
@@ -14,8 +13,6 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/metric"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/cache"
 	"knative.dev/pkg/apis"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
@@ -42,9 +39,10 @@ var MetricDocs = []MetricDoc{
 	{"imageprepull_imagepulljobs_active", "gauge", "", "ImagePullJobs this controller owns that are not complete (each replica reports the cluster's count)"},
 }
 
-// ending is what a reconcile that ended a run records, to be counted once
-// the informer shows the run ended: a status write that fails (a 409)
-// counts nothing, and the reconcile that ends the run again records anew.
+// ending is what a reconcile that ended a run records, counted once the
+// informer shows the status write that ended it (endWrites): a write that
+// fails counts nothing, and the reconcile that ends the run again records
+// anew.
 type ending struct {
 	reason   string
 	duration time.Duration
@@ -58,7 +56,6 @@ type runMetrics struct {
 	duration    metric.Float64Histogram
 	kruise      metric.Float64Histogram
 	failedNodes metric.Int64Counter
-	pending     sync.Map // types.NamespacedName -> ending
 }
 
 // Buckets for durations: a pre-pull takes seconds to tens of minutes.
@@ -121,18 +118,16 @@ func newRunMetrics(runs tektonlisters.CustomRunLister, jobs *kruise.JobInformer)
 	return m, err
 }
 
-// ended records that this reconcile ends run: counted when the informer
-// shows the write landed.
-func (m *runMetrics) ended(run *v1beta1.CustomRun, jobs []*kruisev1alpha1.ImagePullJob, classes map[string]int, now time.Time) {
-	c := run.Status.GetCondition(apis.ConditionSucceeded)
-	if c == nil {
-		return
+// newEnding is what ends run, from the jobs of its last attempt.
+func newEnding(run *v1beta1.CustomRun, jobs []*kruisev1alpha1.ImagePullJob, classes map[string]int, now time.Time) ending {
+	e := ending{classes: classes}
+	if c := run.Status.GetCondition(apis.ConditionSucceeded); c != nil {
+		e.reason = c.Reason
 	}
 	start := run.Status.StartTime
 	if len(run.Status.RetriesStatus) > 0 && run.Status.RetriesStatus[0].StartTime != nil {
 		start = run.Status.RetriesStatus[0].StartTime
 	}
-	e := ending{reason: c.Reason, classes: classes}
 	if start != nil {
 		e.duration = now.Sub(start.Time)
 	}
@@ -148,36 +143,7 @@ func (m *runMetrics) ended(run *v1beta1.CustomRun, jobs []*kruisev1alpha1.ImageP
 	if !first.IsZero() && !last.IsZero() && last.After(first) {
 		e.kruise = last.Sub(first)
 	}
-	m.pending.Store(types.NamespacedName{Namespace: run.Namespace, Name: run.Name}, e)
-}
-
-// eventHandler counts a run's end when the informer sees the write that
-// ended it: only a process whose reconcile recorded it counts it. One case
-// counts twice: this process's ending write failed, it lost the run's key,
-// and the new leader's write ended the run; both processes then count it
-// (the stale record here goes when the run is deleted).
-func (m *runMetrics) eventHandler() cache.ResourceEventHandler {
-	return cache.ResourceEventHandlerFuncs{
-		UpdateFunc: func(_, obj any) {
-			run, ok := obj.(*v1beta1.CustomRun)
-			if !ok || !run.IsDone() {
-				return
-			}
-			v, ok := m.pending.LoadAndDelete(types.NamespacedName{Namespace: run.Namespace, Name: run.Name})
-			if !ok {
-				return
-			}
-			m.record(v.(ending))
-		},
-		DeleteFunc: func(obj any) {
-			if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-				obj = tombstone.Obj
-			}
-			if run, ok := obj.(*v1beta1.CustomRun); ok {
-				m.pending.Delete(types.NamespacedName{Namespace: run.Namespace, Name: run.Name})
-			}
-		},
-	}
+	return e
 }
 
 func (m *runMetrics) record(e ending) {

@@ -97,7 +97,7 @@ func TestRunEndIsCountedOnceItsWriteLanded(t *testing.T) {
 	if !done.IsDone() {
 		t.Fatalf("condition %+v", condition(done))
 	}
-	handler := e.r.metrics.eventHandler()
+	handler := e.r.ends.eventHandler()
 	handler.OnUpdate(before, done)
 	handler.OnUpdate(done, done) // the same write seen again (a resync)
 	got = sums(t, reader)

@@ -13,6 +13,7 @@ import (
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	"knative.dev/pkg/apis"
@@ -33,8 +34,9 @@ type Reconciler struct {
 	policies listers.ImagePrePullLister
 	jobs     *kruise.JobInformer
 	clock    clock.PassiveClock
-	// metrics counts ended runs; nil records none.
-	metrics *runMetrics
+	// ends are the runs this process ended that its informer does not show
+	// ended yet.
+	ends *endWrites
 	// progressEvery is the least time between two progress writes of a
 	// running run's status; zero writes every change.
 	progressEvery time.Duration
@@ -53,16 +55,24 @@ type extraFields struct {
 
 // ReconcileKind moves a CustomRun one step on: start, cancel, time out,
 // create the jobs, follow them, and finish. A step that ends the run is
-// recorded for the metrics, which count it once the informer shows the
-// status write that ended it.
+// remembered until the informer shows the status write that ended it (the
+// metrics count it then); meanwhile the informer's copy is not trusted.
 func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) kreconciler.Event {
 	if run.IsDone() {
 		return nil
 	}
+	if live, err := r.ends.stale(ctx, run); err != nil {
+		return err
+	} else if live != nil {
+		// Ended here a moment ago: the informer's event for that write
+		// will come, and nothing is left to do.
+		return nil
+	}
 	classes := map[string]int{}
 	event := r.reconcile(ctx, run, classes)
-	if run.IsDone() && r.metrics != nil {
-		r.metrics.ended(run, r.attemptJobs(ctx, run), classes, r.clock.Now())
+	if run.IsDone() {
+		jobs, _ := r.attemptJobs(ctx, run) // none readable: Kruise's share unknown
+		r.ends.wrote(types.NamespacedName{Namespace: run.Namespace, Name: run.Name}, newEnding(run, jobs, classes, r.clock.Now()))
 	}
 	return event
 }
@@ -90,7 +100,14 @@ func (r *Reconciler) reconcile(ctx context.Context, run *v1beta1.CustomRun, clas
 	}
 	if run.HasTimedOut(r.clock) {
 		msg := fmt.Sprintf("CustomRun %s timed out after %s", run.Name, run.GetTimeout())
-		if jobs := r.attemptJobs(ctx, run); len(jobs) > 0 {
+		jobs, err := r.attemptJobs(ctx, run)
+		if kruise.IsStarting(err) {
+			// The jobs, which tell where the pulls stood, are deleted
+			// next: wait for the informer that reads them. Kruise's own
+			// deadline on them holds meanwhile.
+			return controller.NewRequeueAfter(startingRetry)
+		}
+		if len(jobs) > 0 {
 			// Where the pulls stood, before the jobs that tell it go.
 			p := summarize(jobs)
 			msg += "; " + p.message()
