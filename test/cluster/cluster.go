@@ -113,6 +113,8 @@ type Cluster struct {
 	// its METRICS_PROMETHEUS_PORT.
 	profilingPorts []int
 	metricsPorts   []int
+	// prometheusURL is the cluster's Prometheus, once StartPrometheus ran.
+	prometheusURL string
 
 	controllerBinary     string
 	controllerKubeconfig string

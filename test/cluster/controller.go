@@ -83,6 +83,11 @@ func (c *Cluster) StartController(ctx context.Context) error {
 	c.controllers = append(c.controllers, p)
 	c.profilingPorts = append(c.profilingPorts, ports[1])
 	c.metricsPorts = append(c.metricsPorts, ports[2])
+	if c.prometheusURL != "" {
+		if err := c.writeScrapeTargets(); err != nil {
+			return err
+		}
+	}
 	return until(ctx, 2*time.Minute, "the imageprepull controller to start", p, logContains(p, "Starting controllers"))
 }
 
@@ -157,6 +162,17 @@ func (c *Cluster) ControllerLog(lines int) string {
 		fmt.Fprintf(&b, "----- %s\n%s\n", p.name, p.tail(lines))
 	}
 	return b.String()
+}
+
+// PID is the process id of the cluster's live process of that name
+// ("tekton-controller", "kruise-manager", ...); 0 if none.
+func (c *Cluster) PID(name string) int {
+	for _, p := range c.procs {
+		if p.name == name && !p.exited() {
+			return p.cmd.Process.Pid
+		}
+	}
+	return 0
 }
 
 // ControllerPID is the process ID of the first live controller process, or 0.

@@ -47,7 +47,7 @@ func RealNodeUnavailable() string {
 		return "containerd needs root"
 	}
 	if _, err := exec.LookPath("containerd"); err != nil {
-		return "containerd is not installed (hack/install-containerd.sh installs it)"
+		return "containerd is not installed (hack/install-system-packages.sh installs it)"
 	}
 	if _, err := exec.LookPath("ctr"); err != nil {
 		return "ctr (containerd's client) is not installed"

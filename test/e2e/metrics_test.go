@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
@@ -16,6 +17,8 @@ import (
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/openkruise/imageprepull/pkg/reconciler/imageprepull"
+	"github.com/openkruise/imageprepull/test/cluster"
+	"github.com/openkruise/imageprepull/test/dashboard"
 )
 
 var sampleRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)`)
@@ -54,31 +57,46 @@ func scrape(t *testing.T) (map[string]float64, string) {
 // and classed the failed node; every metric README lists is in the scrape.
 func TestMetricsAfterKnownRuns(t *testing.T) {
 	ctx := context.Background()
+	prometheus, err := c.StartPrometheus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
 	before, _ := scrape(t)
 	ns := namespace(t)
-	for _, run := range []struct{ name, image, timeout string }{
-		{"ok", "registry.local/app:metrics", ""},
-		{"threshold", "registry.local/flaky-metrics:v1", ""}, // web-b1 fails flaky- images
-		{"cancelled", "registry.local/slow-metrics:v1", ""},
-		{"timeout", "registry.local/slow-metrics:v2", "\n        timeout: 6s"},
-	} {
-		create(t, ns, pipelineRun(run.name, `
+	want := map[string]string{"ok": v1beta1.CustomRunReasonSuccessful.String(), "threshold": v1alpha1.ReasonThresholdNotMet.String(),
+		"cancelled": v1beta1.CustomRunReasonCancelled.String(), "timeout": v1beta1.CustomRunReasonTimedOut.String()}
+	// Twice: a histogram's series is born with its first observation, and
+	// Prometheus's rate() counts from a series' second sample; the
+	// dashboard's duration panels see the second round.
+	for round := range 2 {
+		suffix := ""
+		if round > 0 {
+			suffix = "-again"
+			time.Sleep(3 * cluster.ScrapeInterval) // the first round scraped
+		}
+		for _, run := range []struct{ name, image, timeout string }{
+			{"ok", "registry.local/app:metrics", ""},
+			{"threshold", "registry.local/flaky-metrics:v1", ""}, // web-b1 fails flaky- images
+			{"cancelled", "registry.local/slow-metrics:v1", ""},
+			{"timeout", "registry.local/slow-metrics:v2", "\n        timeout: 6s"},
+		} {
+			create(t, ns, pipelineRun(run.name+suffix, `
       - name: prepull`+run.timeout+`
         taskRef: {apiVersion: custom.kruise.dev/v1alpha1, kind: ImagePrePull}
         params: [{name: image, value: "`+run.image+`"}, {name: nodeSelector, value: node-type=web}]
 `))
-	}
-	waitCustomRun(t, ns, "cancelled-prepull", time.Minute, "started", func(r *v1beta1.CustomRun) bool { return r.HasStarted() })
-	if _, err := c.Tekton.TektonV1().PipelineRuns(ns).Patch(ctx, "cancelled", types.MergePatchType,
-		[]byte(`{"spec":{"status":"Cancelled"}}`), metav1.PatchOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	want := map[string]string{"ok": v1beta1.CustomRunReasonSuccessful.String(), "threshold": v1alpha1.ReasonThresholdNotMet.String(),
-		"cancelled": v1beta1.CustomRunReasonCancelled.String(), "timeout": v1beta1.CustomRunReasonTimedOut.String()}
-	for pr, reason := range want {
-		run := waitCustomRun(t, ns, pr+"-prepull", prTimeout, "done", func(r *v1beta1.CustomRun) bool { return r.IsDone() })
-		if cond(run).Reason != reason {
-			t.Fatalf("%s: %s %s, want %s", pr, cond(run).Reason, cond(run).Message, reason)
+		}
+		waitCustomRun(t, ns, "cancelled"+suffix+"-prepull", time.Minute, "started", func(r *v1beta1.CustomRun) bool { return r.HasStarted() })
+		if _, err := c.Tekton.TektonV1().PipelineRuns(ns).Patch(ctx, "cancelled"+suffix, types.MergePatchType,
+			[]byte(`{"spec":{"status":"Cancelled"}}`), metav1.PatchOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		for pr, reason := range want {
+			run := waitCustomRun(t, ns, pr+suffix+"-prepull", prTimeout, "done", func(r *v1beta1.CustomRun) bool { return r.IsDone() })
+			if cond(run).Reason != reason {
+				t.Fatalf("%s: %s %s, want %s", pr+suffix, cond(run).Reason, cond(run).Message, reason)
+			}
 		}
 	}
 
@@ -96,9 +114,9 @@ func TestMetricsAfterKnownRuns(t *testing.T) {
 	for {
 		after, text = scrape(t)
 		d := deltas()
-		ok := d["imageprepull_run_duration_seconds_count"] >= 4
+		ok := d["imageprepull_run_duration_seconds_count"] >= 8
 		for _, reason := range want {
-			ok = ok && d[`imageprepull_runs_finished_total{reason="`+reason+`"}`] >= 1
+			ok = ok && d[`imageprepull_runs_finished_total{reason="`+reason+`"}`] >= 2
 		}
 		if ok || time.Now().After(deadline) {
 			break
@@ -107,18 +125,18 @@ func TestMetricsAfterKnownRuns(t *testing.T) {
 	}
 	d := deltas()
 	for _, reason := range want {
-		if got := d[`imageprepull_runs_finished_total{reason="`+reason+`"}`]; got < 1 {
+		if got := d[`imageprepull_runs_finished_total{reason="`+reason+`"}`]; got < 2 {
 			t.Errorf("runs finished with %s went up by %v", reason, got)
 		}
 	}
-	if got := d["imageprepull_run_duration_seconds_count"]; got < 4 {
-		t.Errorf("run durations observed: %v more, want at least the 4 runs", got)
+	if got := d["imageprepull_run_duration_seconds_count"]; got < 8 {
+		t.Errorf("run durations observed: %v more, want at least the 8 runs", got)
 	}
-	if got := d["imageprepull_kruise_duration_seconds_count"]; got < 2 {
-		t.Errorf("Kruise's share observed: %v more, want at least the 2 runs whose jobs completed", got)
+	if got := d["imageprepull_kruise_duration_seconds_count"]; got < 4 {
+		t.Errorf("Kruise's share observed: %v more, want at least the 4 runs whose jobs completed", got)
 	}
-	if got := d[`imageprepull_failed_nodes_total{class="not_found"}`]; got < 1 {
-		t.Errorf("failed nodes of class not_found: %v more, want web-b1's", got)
+	if got := d[`imageprepull_failed_nodes_total{class="not_found"}`]; got < 2 {
+		t.Errorf("failed nodes of class not_found: %v more, want web-b1's, once a round", got)
 	}
 	for _, m := range imageprepull.MetricDocs {
 		name := m.Name
@@ -127,6 +145,24 @@ func TestMetricsAfterKnownRuns(t *testing.T) {
 		}
 		if _, ok := after[name]; !ok {
 			t.Errorf("README lists %s, which the scrape does not have:\n%s", m.Name, text)
+		}
+	}
+
+	// The dashboard docs/dashboard ships, every query of it evaluated by a
+	// real Prometheus that scraped the controller through these runs: each
+	// has data that is not all zeros.
+	time.Sleep(3 * cluster.ScrapeInterval) // the last scrape after the last end
+	board, err := dashboard.Load(filepath.Join("..", "..", dashboard.Path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	results, err := dashboard.Evaluate(ctx, prometheus, board, start, time.Now(), time.Second, 15*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range results {
+		for _, q := range r.Empty {
+			t.Errorf("dashboard panel %q: query %s returned nothing but zeros after the known runs", r.Panel.Title, q)
 		}
 	}
 }

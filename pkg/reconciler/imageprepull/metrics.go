@@ -46,9 +46,15 @@ var MetricDocs = []MetricDoc{
 type ending struct {
 	reason   string
 	duration time.Duration
-	kruise   time.Duration
-	classes  map[string]int
+	// kruise is the wait on OpenKruise, when the run's jobs completed
+	// (zero: within the second Kubernetes timestamps resolve).
+	kruise      time.Duration
+	kruiseKnown bool
+	classes     map[string]int
 }
+
+// failureClasses are the values of the failed-nodes metric's class label.
+var failureClasses = []string{"not_found", "unauthorized", "timeout", "other", "unread"}
 
 // runMetrics records the metrics of MetricDocs.
 type runMetrics struct {
@@ -78,6 +84,15 @@ func newRunMetrics(runs tektonlisters.CustomRunLister, jobs *kruise.JobInformer)
 	}
 	if m.failedNodes, err = meter.Int64Counter("imageprepull_failed_nodes", metric.WithDescription(MetricDocs[3].Meaning)); err != nil {
 		return nil, err
+	}
+	// Every counter's series exists from the start, at zero: Prometheus's
+	// increase() and rate() count from a series' second sample, so a series
+	// born at 1 would hide the first run of its reason after each start.
+	for _, d := range v1alpha1.ReasonDocs {
+		m.finished.Add(context.Background(), 0, metric.WithAttributes(attribute.String("reason", d.Name)))
+	}
+	for _, class := range failureClasses {
+		m.failedNodes.Add(context.Background(), 0, metric.WithAttributes(attribute.String("class", class)))
 	}
 	inFlight, err := meter.Int64ObservableGauge("imageprepull_runs_in_flight", metric.WithDescription(MetricDocs[4].Meaning))
 	if err != nil {
@@ -140,8 +155,8 @@ func newEnding(run *v1beta1.CustomRun, jobs []*kruisev1alpha1.ImagePullJob, clas
 			last = job.Status.CompletionTime.Time
 		}
 	}
-	if !first.IsZero() && !last.IsZero() && last.After(first) {
-		e.kruise = last.Sub(first)
+	if !first.IsZero() && !last.IsZero() {
+		e.kruise, e.kruiseKnown = max(last.Sub(first), 0), true
 	}
 	return e
 }
@@ -151,7 +166,7 @@ func (m *runMetrics) record(e ending) {
 	reason := metric.WithAttributes(attribute.String("reason", e.reason))
 	m.finished.Add(ctx, 1, reason)
 	m.duration.Record(ctx, e.duration.Seconds(), reason)
-	if e.kruise > 0 {
+	if e.kruiseKnown {
 		m.kruise.Record(ctx, e.kruise.Seconds())
 	}
 	for class, n := range e.classes {

@@ -15,6 +15,8 @@ import (
 	clientgotesting "k8s.io/client-go/testing"
 
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
+
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 )
 
 var attributeEncoder = attribute.DefaultEncoder()
@@ -109,5 +111,24 @@ func TestRunEndIsCountedOnceItsWriteLanded(t *testing.T) {
 	}
 	if n := got["imageprepull_failed_nodes class=other"]; n != 1 {
 		t.Errorf("failed nodes %v, want node-3 as other (its NodeImage unread: the job's message)", got)
+	}
+}
+
+// A started controller exports every reason's and every class's counter at
+// zero: Prometheus's increase() counts from a series' second sample, so a
+// series born at 1 would hide the first run of its reason on a dashboard.
+func TestCountersStartAtZero(t *testing.T) {
+	reader := withMetrics(t)
+	newEnv(t)
+	got := sums(t, reader)
+	for _, d := range v1alpha1.ReasonDocs {
+		if v, ok := got["imageprepull_runs_finished reason="+d.Name]; !ok || v != 0 {
+			t.Errorf("runs finished with %s: %d (exported: %v), want 0", d.Name, v, ok)
+		}
+	}
+	for _, class := range failureClasses {
+		if v, ok := got["imageprepull_failed_nodes class="+class]; !ok || v != 0 {
+			t.Errorf("failed nodes of class %s: %d (exported: %v), want 0", class, v, ok)
+		}
 	}
 }

@@ -277,6 +277,12 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 	}
 	pid := b.c.ControllerPID()
 	cpu0 := cpuSeconds(pid)
+	// Tekton's controller and OpenKruise's manager, measured the same way.
+	others := map[string]*cost{"tekton-controller": {}, "kruise-manager": {}}
+	for name, o := range others {
+		o.pid = b.c.PID(name)
+		o.cpu0 = cpuSeconds(o.pid)
+	}
 	auditFrom := fileSize(b.c.AuditLog)
 	start := time.Now()
 	stopFloor := make(chan struct{})
@@ -315,6 +321,9 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 	var peakRSS int64
 	err := wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 15*time.Minute, true, func(context.Context) (bool, error) {
 		peakRSS = max(peakRSS, rssBytes(pid))
+		for _, o := range others {
+			o.peakRSS = max(o.peakRSS, rssBytes(o.pid))
+		}
 		b.mu.Lock()
 		defer b.mu.Unlock()
 		done := 0
@@ -330,6 +339,9 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 	}
 	wall := time.Since(start)
 	cpu := cpuSeconds(pid) - cpu0
+	for _, o := range others {
+		o.cpu = cpuSeconds(o.pid) - o.cpu0
+	}
 	if err := <-profiled; err != nil {
 		return level{}, fmt.Errorf("profiling the controller: %w", err)
 	}
@@ -344,7 +356,11 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 	l := level{Name: name, Runs: n, ImagesPerRun: images, Wall: wall.Round(10 * time.Millisecond).String(), Floor: floor,
 		ControllerCPUSeconds: round(cpu, 2), ControllerCPUSecondsPer100Runs: round(cpu/float64(n)*100, 2),
 		ControllerPeakRSSMiB: round(float64(max(peakRSS, hwmBytes(pid)))/(1<<20), 1),
-		RequestsPerRun:       map[string]float64{}, Outcomes: map[string]int{}}
+		RequestsPerRun:       map[string]float64{}, Outcomes: map[string]int{}, Others: map[string]processCost{}}
+	for name, o := range others {
+		l.Others[name] = processCost{CPUSecondsPer100Runs: round(o.cpu/float64(n)*100, 2),
+			PeakRSSMiB: round(float64(max(o.peakRSS, hwmBytes(o.pid)))/(1<<20), 1)}
+	}
 	var ours, oursStart, kruise, tekton, pipeline []time.Duration
 	var slowest []slowRun
 	b.mu.Lock()
@@ -398,6 +414,13 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 		requests["update customruns/status (409)"])/float64(n), 2)
 	l.JobCreatesPerImage = round(float64(requests["create imagepulljobs"])/float64(n*images), 2)
 	return l, nil
+}
+
+// cost follows one process's CPU and memory through a level.
+type cost struct {
+	pid       int
+	cpu0, cpu float64
+	peakRSS   int64
 }
 
 // profileDuring writes the controller's CPU profile if this level is the one

@@ -2,8 +2,11 @@
 // nodes whose pulls finish at once, side by side with the floor any
 // watch-driven controller pays on the same API server: latency (ours,
 // Kruise's and Tekton's shares), API requests, status writes and jobs per
-// run, controller CPU and memory, and pods created. `make bench` runs it;
-// it prints a table and writes JSON and an SVG plot under bench/results.
+// run, CPU and memory of our controller, Tekton's and OpenKruise's manager,
+// and pods created. A real Prometheus scrapes the controller throughout, and
+// each panel of docs/dashboard is drawn from its answers. `make bench` runs
+// it; it prints a table and writes JSON, an SVG plot and the panels under
+// bench/results (the panels also into docs/dashboard, for README).
 package main
 
 import (
@@ -22,6 +25,7 @@ import (
 	"time"
 
 	"github.com/openkruise/imageprepull/test/cluster"
+	"github.com/openkruise/imageprepull/test/dashboard"
 )
 
 func main() {
@@ -31,6 +35,7 @@ func main() {
 	pool := flag.Int("pool", 2, "nodes each run pre-pulls onto (a label selector over a pool of that many)")
 	large := flag.Int("large", 2000, "nodes for the one-run large-cluster case (0 skips it)")
 	out := flag.String("out", filepath.Join("bench", "results"), "where the JSON and the plot go")
+	dashboardOut := flag.String("dashboard-out", filepath.Dir(dashboard.Path), "where the dashboard's panels, drawn from the bench's Prometheus, go for README")
 	tektonDefaults := flag.Bool("tekton-defaults", false, "run Tekton's controller with its defaults instead of the tuning its performance guide shows")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the controller, taken from the start of the largest level, to this file")
 	profileFor := flag.Duration("profile-for", time.Minute, "how long -cpuprofile profiles")
@@ -54,7 +59,7 @@ func main() {
 	case len(ns3) > 0:
 		prof.level = fmt.Sprintf("l%dx3", slices.Max(ns3))
 	}
-	if err := run(ctx, ns, ns3, *nodes, *pool, *large, *out, prof, !*tektonDefaults); err != nil {
+	if err := run(ctx, ns, ns3, *nodes, *pool, *large, *out, *dashboardOut, prof, !*tektonDefaults); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -83,7 +88,7 @@ func counts(name, list string) ([]int, error) {
 	return ns, nil
 }
 
-func run(ctx context.Context, levels, levels3 []int, nodes, pool, large int, out string, prof profile, tuneTekton bool) error {
+func run(ctx context.Context, levels, levels3 []int, nodes, pool, large int, out, dashboardOut string, prof profile, tuneTekton bool) error {
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -104,6 +109,11 @@ func run(ctx context.Context, levels, levels3 []int, nodes, pool, large int, out
 		return err
 	}
 	defer c.Stop()
+	prometheus, err := c.StartPrometheus(ctx)
+	if err != nil {
+		return err
+	}
+	scraped := time.Now()
 	b, err := newBench(ctx, c, nodes/pool, prof)
 	if err != nil {
 		return err
@@ -168,6 +178,43 @@ func run(ctx context.Context, levels, levels3 []int, nodes, pool, large int, out
 		return err
 	}
 	fmt.Printf("\nwrote %s and %s\n", jsonPath, svgPath)
+	return drawDashboard(ctx, prometheus, scraped, stamp, out, dashboardOut)
+}
+
+// drawDashboard evaluates every query of the dashboard docs/dashboard ships
+// with the Prometheus that scraped the controller through the bench, and
+// draws each panel as SVG, into out and dashboardOut (README shows those).
+func drawDashboard(ctx context.Context, prometheus string, from time.Time, stamp, out, dashboardOut string) error {
+	board, err := dashboard.Load(dashboard.Path)
+	if err != nil {
+		return err
+	}
+	to := time.Now()
+	// About 240 points, and Grafana's $__rate_interval for that step:
+	// max(step + scrape interval, 4 scrape intervals).
+	step := max(to.Sub(from)/240, time.Second).Round(time.Second)
+	rate := max(step+cluster.ScrapeInterval, 4*cluster.ScrapeInterval)
+	results, err := dashboard.Evaluate(ctx, prometheus, board, from, to, step, rate)
+	if err != nil {
+		return err
+	}
+	for _, r := range results {
+		caption := fmt.Sprintf("Drawn by make bench (%s) from a real Prometheus's answers to this panel's queries; not a Grafana screenshot.", stamp)
+		if len(r.Empty) > 0 {
+			caption = fmt.Sprintf("No data for %d of its queries in this bench (its runs do not fail). ", len(r.Empty)) + caption
+		}
+		svg := dashboard.SVG(r, caption)
+		for _, dir := range []string{out, dashboardOut} {
+			name := fmt.Sprintf("%s-panel-%d.svg", stamp, r.Panel.ID)
+			if dir == dashboardOut {
+				name = fmt.Sprintf("panel-%d.svg", r.Panel.ID)
+			}
+			if err := os.WriteFile(filepath.Join(dir, name), svg, 0o644); err != nil {
+				return err
+			}
+		}
+	}
+	fmt.Printf("drew %d dashboard panels into %s and %s\n", len(results), out, dashboardOut)
 	return nil
 }
 

@@ -50,13 +50,16 @@ type level struct {
 	Tekton stats `json:"tektonMs"`
 	// Pipeline is what the pipeline sees: from the PipelineRun created to
 	// the PipelineRun seen done.
-	Pipeline                       stats              `json:"pipelineMs"`
-	Outcomes                       map[string]int     `json:"outcomes"`
-	ControllerCPUSeconds           float64            `json:"controllerCpuSeconds"`
-	ControllerCPUSecondsPer100Runs float64            `json:"controllerCpuSecondsPer100Runs"`
-	ControllerPeakRSSMiB           float64            `json:"controllerPeakRssMiB"`
-	RequestsPerRunTotal            float64            `json:"requestsPerRun"`
-	RequestsPerRun                 map[string]float64 `json:"requestsPerRunByVerbAndResource"`
+	Pipeline                       stats          `json:"pipelineMs"`
+	Outcomes                       map[string]int `json:"outcomes"`
+	ControllerCPUSeconds           float64        `json:"controllerCpuSeconds"`
+	ControllerCPUSecondsPer100Runs float64        `json:"controllerCpuSecondsPer100Runs"`
+	ControllerPeakRSSMiB           float64        `json:"controllerPeakRssMiB"`
+	// Others are Tekton's controller's and OpenKruise's manager's costs in
+	// the same level, by process name.
+	Others              map[string]processCost `json:"others"`
+	RequestsPerRunTotal float64                `json:"requestsPerRun"`
+	RequestsPerRun      map[string]float64     `json:"requestsPerRunByVerbAndResource"`
 	// StatusWritesPerRun counts every status write, those refused with 409 too.
 	StatusWritesPerRun float64 `json:"statusWritesPerRun"`
 	// SlowestOurs are the runs with the largest share of ours, with when the
@@ -78,7 +81,7 @@ func (r results) print(w io.Writer) {
 		r.Floor.P50, r.Floor.P95, r.Floor.P99, r.Floor.N)
 	fmt.Fprintf(w, "ours: from the run's last ImagePullJob seen complete to the CustomRun seen done; start: from the CustomRun seen to its last ImagePullJob seen;\nfloor: the same probe during the level\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "level\truns\timages\twall\tours p50\tp95\tp99\tfloor p50\tp99\tours/floor p99\tstart p50\tp99\tkruise p50\ttekton p50\tpipeline p50\tp99\treq/run\tstatus writes/run\tjobs/image\tcpu s/100 runs\tpeak RSS MiB\toutcomes\t")
+	fmt.Fprintln(tw, "level\truns\timages\twall\tours p50\tp95\tp99\tfloor p50\tp99\tours/floor p99\tstart p50\tp99\tkruise p50\ttekton p50\tpipeline p50\tp99\treq/run\tstatus writes/run\tjobs/image\tcpu s/100 runs\tpeak RSS MiB\ttekton cpu s/100\tRSS\tkruise cpu s/100\tRSS\toutcomes\t")
 	all := r.Levels
 	for _, l := range []*level{r.Large, r.LargeWorkload} {
 		if l != nil {
@@ -90,10 +93,11 @@ func (r results) print(w io.Writer) {
 		if l.Floor.P99 > 0 {
 			ratio = l.Ours.P99 / l.Floor.P99
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1fx\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1fx\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f\t%.2f\t%.1f\t%.2f\t%.1f\t%s\t\n",
 			l.Name, l.Runs, l.ImagesPerRun, l.Wall, l.Ours.P50, l.Ours.P95, l.Ours.P99, l.Floor.P50, l.Floor.P99, ratio, l.OursStart.P50, l.OursStart.P99, l.Kruise.P50, l.Tekton.P50, l.Pipeline.P50, l.Pipeline.P99,
 			l.RequestsPerRunTotal, l.StatusWritesPerRun, l.JobCreatesPerImage, l.ControllerCPUSecondsPer100Runs,
-			l.ControllerPeakRSSMiB, outcomes(l.Outcomes))
+			l.ControllerPeakRSSMiB, l.Others["tekton-controller"].CPUSecondsPer100Runs, l.Others["tekton-controller"].PeakRSSMiB,
+			l.Others["kruise-manager"].CPUSecondsPer100Runs, l.Others["kruise-manager"].PeakRSSMiB, outcomes(l.Outcomes))
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nPods in the cluster after every run: %d\n", r.Pods)
@@ -115,6 +119,12 @@ func (r results) print(w io.Writer) {
 		}
 		fmt.Fprintln(w)
 	}
+}
+
+// processCost is what one process of the platform spent in a level.
+type processCost struct {
+	CPUSecondsPer100Runs float64 `json:"cpuSecondsPer100Runs"`
+	PeakRSSMiB           float64 `json:"peakRssMiB"`
 }
 
 // slowRun is one run's share of ours, with its ends.

@@ -1,0 +1,107 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/api"
+	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
+	"github.com/prometheus/common/model"
+)
+
+// ScrapeInterval is how often the cluster's Prometheus scrapes the
+// controller: short, for tests and the bench to see runs of seconds.
+const ScrapeInterval = time.Second
+
+// StartPrometheus starts a real Prometheus (Debian's package, installed by
+// make tools) scraping every controller process's /metrics, those started
+// later included, and returns its URL.
+func (c *Cluster) StartPrometheus(ctx context.Context) (string, error) {
+	if c.prometheusURL != "" {
+		return c.prometheusURL, nil
+	}
+	bin, err := exec.LookPath("prometheus")
+	if err != nil {
+		return "", fmt.Errorf("prometheus is not installed (hack/install-system-packages.sh prometheus installs Debian's package): %w", err)
+	}
+	dir := filepath.Join(c.Dir, "prometheus")
+	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
+		return "", err
+	}
+	if err := c.writeScrapeTargets(); err != nil {
+		return "", err
+	}
+	config := fmt.Sprintf(`global:
+  scrape_interval: %[1]s
+  evaluation_interval: %[1]s
+scrape_configs:
+  - job_name: imageprepull-controller
+    file_sd_configs:
+      - files: [%[2]q]
+        refresh_interval: %[1]s
+`, ScrapeInterval, filepath.Join(dir, "targets.json"))
+	if err := os.WriteFile(filepath.Join(dir, "prometheus.yml"), []byte(config), 0o644); err != nil {
+		return "", err
+	}
+	port, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	addr := "127.0.0.1:" + strconv.Itoa(port)
+	p, err := c.start("prometheus", nil, bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
+		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
+	if err != nil {
+		return "", err
+	}
+	url := "http://" + addr
+	prom, err := api.NewClient(api.Config{Address: url})
+	if err != nil {
+		return "", err
+	}
+	// Ready and has scraped the controller once, so that what comes next is
+	// measured from a sample.
+	if err := until(ctx, time.Minute, "Prometheus's first scrape of the controller", p, func(ctx context.Context) error {
+		v, _, err := promv1.NewAPI(prom).Query(ctx, `up{job="imageprepull-controller"} == 1`, time.Now())
+		if err != nil {
+			return err
+		}
+		if vec, _ := v.(model.Vector); len(vec) == 0 {
+			return errors.New("no controller scraped yet")
+		}
+		return nil
+	}); err != nil {
+		return "", err
+	}
+	c.prometheusURL = url
+	return url, nil
+}
+
+// writeScrapeTargets lists the controller processes' metrics ports for
+// Prometheus's file discovery.
+func (c *Cluster) writeScrapeTargets() error {
+	targets := []string{}
+	for _, port := range c.metricsPorts {
+		targets = append(targets, "127.0.0.1:"+strconv.Itoa(port))
+	}
+	b, err := json.Marshal([]map[string]any{{"targets": targets}})
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(c.Dir, "prometheus")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return err
+	}
+	// Renamed into place: Prometheus may read the file at any moment.
+	tmp := filepath.Join(dir, ".targets.json")
+	if err := os.WriteFile(tmp, b, 0o644); err != nil {
+		return err
+	}
+	return os.Rename(tmp, filepath.Join(dir, "targets.json"))
+}
