@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/prometheus/procfs"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -164,13 +165,29 @@ func (c *Cluster) ControllerLog(lines int) string {
 	return b.String()
 }
 
-// PID is the process id of the cluster's live process of that name
-// ("tekton-controller", "kruise-manager", ...); 0 if none.
+// PID is the process id of the cluster's live program of that name
+// ("tekton-controller", "kruise-manager", ...), the program itself where
+// isolate runs it (isolate's own forwarding is the harness's cost, not the
+// program's); 0 if none.
 func (c *Cluster) PID(name string) int {
 	for _, p := range c.procs {
-		if p.name == name && !p.exited() {
-			return p.cmd.Process.Pid
+		if p.name != name || p.exited() {
+			continue
 		}
+		pid := p.cmd.Process.Pid
+		if !p.wrapped {
+			return pid
+		}
+		all, err := procfs.AllProcs()
+		if err != nil {
+			return 0
+		}
+		for _, proc := range all {
+			if st, err := proc.Stat(); err == nil && st.PPID == pid {
+				return proc.PID
+			}
+		}
+		return 0
 	}
 	return 0
 }

@@ -16,8 +16,10 @@ import (
 
 // process is one program of the cluster, logging to <dir>/logs/<name>.log.
 type process struct {
-	name    string
-	cmd     *exec.Cmd
+	name string
+	cmd  *exec.Cmd
+	// wrapped: cmd runs the program as its one child (test/cmd/isolate).
+	wrapped bool
 	log     string
 	started time.Time
 	done    chan struct{}

@@ -86,6 +86,7 @@ func (c *Cluster) startTekton(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	p.wrapped = true
 	return until(ctx, 2*time.Minute, "the Tekton controller to start its controllers", p, logContains(p, "Starting controllers"))
 }
 

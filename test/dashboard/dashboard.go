@@ -94,6 +94,7 @@ type Series struct {
 type Result struct {
 	Panel      Panel
 	Start, End time.Time
+	Step       time.Duration
 	Series     []Series
 	// Empty lists the targets (refId: expression) that returned no data,
 	// or zeros only: after known runs, either is a broken query.
@@ -110,7 +111,7 @@ func Evaluate(ctx context.Context, prometheusURL string, d *Dashboard, start, en
 	prom := promv1.NewAPI(client)
 	var out []Result
 	for _, p := range d.Panels {
-		r := Result{Panel: p, Start: start, End: end}
+		r := Result{Panel: p, Start: start, End: end, Step: step}
 		for _, t := range p.Targets {
 			q, err := t.Query(rateInterval)
 			if err != nil {

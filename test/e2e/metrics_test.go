@@ -17,7 +17,6 @@ import (
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/openkruise/imageprepull/pkg/reconciler/imageprepull"
-	"github.com/openkruise/imageprepull/test/cluster"
 	"github.com/openkruise/imageprepull/test/dashboard"
 )
 
@@ -57,7 +56,8 @@ func scrape(t *testing.T) (map[string]float64, string) {
 // and classed the failed node; every metric README lists is in the scrape.
 func TestMetricsAfterKnownRuns(t *testing.T) {
 	ctx := context.Background()
-	prometheus, err := c.StartPrometheus(ctx)
+	const every = time.Second
+	prometheus, err := c.StartPrometheus(ctx, every)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -73,7 +73,7 @@ func TestMetricsAfterKnownRuns(t *testing.T) {
 		suffix := ""
 		if round > 0 {
 			suffix = "-again"
-			time.Sleep(3 * cluster.ScrapeInterval) // the first round scraped
+			time.Sleep(3 * every) // the first round scraped
 		}
 		for _, run := range []struct{ name, image, timeout string }{
 			{"ok", "registry.local/app:metrics", ""},
@@ -151,7 +151,7 @@ func TestMetricsAfterKnownRuns(t *testing.T) {
 	// The dashboard docs/dashboard ships, every query of it evaluated by a
 	// real Prometheus that scraped the controller through these runs: each
 	// has data that is not all zeros.
-	time.Sleep(3 * cluster.ScrapeInterval) // the last scrape after the last end
+	time.Sleep(3 * every) // the last scrape after the last end
 	board, err := dashboard.Load(filepath.Join("..", "..", dashboard.Path))
 	if err != nil {
 		t.Fatal(err)
