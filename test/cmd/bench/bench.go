@@ -29,12 +29,15 @@ import (
 	"knative.dev/pkg/apis"
 
 	"github.com/openkruise/imageprepull/test/cluster"
+	"github.com/openkruise/imageprepull/test/simulator"
 )
 
 // bench holds the cluster and what its watches saw, with when.
 type bench struct {
 	c     *cluster.Cluster
 	pools int
+	// poolSize is the nodes of a pool: node-%04d, pool after pool.
+	poolSize int
 	prof  profile
 
 	mu         sync.Mutex
@@ -56,8 +59,8 @@ type bench struct {
 	probes      int
 }
 
-func newBench(ctx context.Context, c *cluster.Cluster, pools int, prof profile) (*bench, error) {
-	b := &bench{c: c, pools: pools, prof: prof,
+func newBench(ctx context.Context, c *cluster.Cluster, pools, poolSize int, prof profile) (*bench, error) {
+	b := &bench{c: c, pools: pools, poolSize: poolSize, prof: prof,
 		runSeen: map[string]time.Time{}, runDone: map[string]time.Time{}, runReason: map[string]string{},
 		prCreated: map[string]time.Time{}, prDone: map[string]time.Time{},
 		jobCreated: map[string]time.Time{}, jobDone: map[string]time.Time{}, jobRun: map[string]string{},
@@ -490,6 +493,22 @@ func (b *bench) createWorkload(ctx context.Context, ns string) error {
 	return b.c.AllowServiceAccount(ctx, ns, "default", "read-web", rbacv1.PolicyRule{
 		APIGroups: []string{"apps"}, Resources: []string{"deployments"}, ResourceNames: []string{benchWorkload}, Verbs: []string{"get"},
 	})
+}
+
+// failingLevel names the level whose images fail on one node of each pool.
+const failingLevel = "failing"
+
+// failOnePerPool makes the first node of every pool fail the images of level
+// (kruise-daemon's NotFound), as a registry missing a tag on one mirror would.
+func (b *bench) failOnePerPool(ctx context.Context, level string) error {
+	patch := []byte(fmt.Sprintf(`{"metadata":{"annotations":{%q:%q}}}`, simulator.AnnotationFail, "/bench/"+level+"-"))
+	for p := 0; p < b.pools; p++ {
+		name := fmt.Sprintf("node-%04d", p*b.poolSize)
+		if _, err := b.c.Kube.CoreV1().Nodes().Patch(ctx, name, types.MergePatchType, patch, metav1.PatchOptions{}); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // addNodes adds simulated nodes until there are total, many at a time.

@@ -33,6 +33,7 @@ func main() {
 	levels3 := flag.String("levels3", "100", "CustomRuns created at once with three images each, one load level each (empty: none)")
 	nodes := flag.Int("nodes", 200, "simulated nodes")
 	pool := flag.Int("pool", 2, "nodes each run pre-pulls onto (a label selector over a pool of that many)")
+	failing := flag.Int("failing", 10, "runs at once whose image fails on one node of each pool (ThresholdNotMet; 0 skips it)")
 	large := flag.Int("large", 2000, "nodes for the one-run large-cluster case (0 skips it)")
 	out := flag.String("out", filepath.Join("bench", "results"), "where the JSON and the plot go")
 	dashboardOut := flag.String("dashboard-out", filepath.Dir(dashboard.Path), "where the dashboard's panels, drawn from the bench's Prometheus, go for README")
@@ -59,7 +60,7 @@ func main() {
 	case len(ns3) > 0:
 		prof.level = fmt.Sprintf("l%dx3", slices.Max(ns3))
 	}
-	if err := run(ctx, ns, ns3, *nodes, *pool, *large, *out, *dashboardOut, prof, !*tektonDefaults); err != nil {
+	if err := run(ctx, ns, ns3, *failing, *nodes, *pool, *large, *out, *dashboardOut, prof, !*tektonDefaults); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -88,7 +89,7 @@ func counts(name, list string) ([]int, error) {
 	return ns, nil
 }
 
-func run(ctx context.Context, levels, levels3 []int, nodes, pool, large int, out, dashboardOut string, prof profile, tuneTekton bool) error {
+func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large int, out, dashboardOut string, prof profile, tuneTekton bool) error {
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -114,7 +115,7 @@ func run(ctx context.Context, levels, levels3 []int, nodes, pool, large int, out
 		return err
 	}
 	scraped := time.Now()
-	b, err := newBench(ctx, c, nodes/pool, prof)
+	b, err := newBench(ctx, c, nodes/pool, pool, prof)
 	if err != nil {
 		return err
 	}
@@ -137,6 +138,17 @@ func run(ctx context.Context, levels, levels3 []int, nodes, pool, large int, out
 			}
 			res.Levels = append(res.Levels, l)
 		}
+	}
+	if failing > 0 {
+		logf("failing: %d runs at once, one node of each run's pool failing its image", failing)
+		if err := b.failOnePerPool(ctx, failingLevel); err != nil {
+			return err
+		}
+		l, err := b.level(ctx, failingLevel, failing, 1, "")
+		if err != nil {
+			return err
+		}
+		res.Levels = append(res.Levels, l)
 	}
 	if large > 0 {
 		logf("large cluster: %d nodes, one run across all of them", large)
@@ -201,7 +213,7 @@ func drawDashboard(ctx context.Context, prometheus string, from time.Time, stamp
 	for _, r := range results {
 		caption := fmt.Sprintf("Drawn by make bench (%s) from a real Prometheus's answers to this panel's queries; not a Grafana screenshot.", stamp)
 		if len(r.Empty) > 0 {
-			caption = fmt.Sprintf("No data for %d of its queries in this bench (its runs do not fail). ", len(r.Empty)) + caption
+			caption = fmt.Sprintf("No data for %d of its queries over this bench's window (%s scrapes). ", len(r.Empty), scrapeInterval) + caption
 		}
 		svg := dashboard.SVG(r, caption)
 		for _, dir := range []string{out, dashboardOut} {
