@@ -120,7 +120,7 @@ func SVG(r Result, caption string) []byte {
 		fmt.Fprintf(&b, `<text x="%.1f" y="%d" fill="#d8d9da">%s</text>`+"\n", lx+14, ly, html.EscapeString(s.Legend))
 		lx += w
 	}
-	for i, line := range wrap(caption, 110) {
+	for i, line := range wrap(caption, 100) {
 		fmt.Fprintf(&b, `<text x="%d" y="%d" fill="#9fa7b3" font-size="10">%s</text>`+"\n", left, height-22+12*i, html.EscapeString(line))
 	}
 	b.WriteString("</svg>\n")
