@@ -38,7 +38,7 @@ type bench struct {
 	pools int
 	// poolSize is the nodes of a pool: node-%04d, pool after pool.
 	poolSize int
-	prof  profile
+	prof     profile
 
 	mu         sync.Mutex
 	runSeen    map[string]time.Time // ns/name: the CustomRun first seen
