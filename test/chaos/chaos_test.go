@@ -92,7 +92,7 @@ func TestChaos(t *testing.T) {
 		"-p", `{"data":{"lease-duration":"15s","renew-deadline":"10s","retry-period":"2s"}}`); err != nil {
 		t.Fatal(err)
 	}
-	c.KillControllers()
+	c.Controllers.KillAll()
 	// The first controller held the lease with the shipped 60s duration; a
 	// candidate waits a whole duration from when it first sees a lease, so
 	// start the replicas as a fresh install with the short lease would.
@@ -101,7 +101,7 @@ func TestChaos(t *testing.T) {
 	}
 	startReplicas := func() {
 		for i := 0; i < 2; i++ {
-			if err := c.StartController(ctx); err != nil {
+			if err := c.Controllers.Start(ctx); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -150,7 +150,7 @@ func TestChaos(t *testing.T) {
 	for i := 0; i < 3; i++ {
 		time.Sleep(time.Duration(1000+rnd.IntN(3000)) * time.Millisecond)
 		down := time.Now()
-		c.KillControllers()
+		c.Controllers.KillAll()
 		fault("kill -9 both controller replicas (%d of 3), then restart them", i+1)
 		startReplicas()
 		outages = append(outages, [2]time.Time{down, waitLeader(ctx, t, c)})
@@ -242,7 +242,7 @@ func TestChaos(t *testing.T) {
 	for _, d := range dups {
 		t.Errorf("more than one ImagePullJob for %s", d)
 	}
-	logs, err := c.ControllerLogs()
+	logs, err := c.Controllers.Logs()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -332,7 +332,7 @@ func waitJobOf(ctx context.Context, t *testing.T, c *cluster.Cluster, run string
 func waitLeader(ctx context.Context, t *testing.T, c *cluster.Cluster) time.Time {
 	t.Helper()
 	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		logs, err := c.ControllerLogs()
+		logs, err := c.Controllers.Logs()
 		if err != nil {
 			return false, nil
 		}
@@ -341,7 +341,7 @@ func waitLeader(ctx context.Context, t *testing.T, c *cluster.Cluster) time.Time
 			return false, nil
 		}
 		for _, lease := range l.Items {
-			if h := lease.Spec.HolderIdentity; h != nil && *h != "" && strings.Contains(logs, *h+`\" has started leading`) && c.ControllerAlive(*h) {
+			if h := lease.Spec.HolderIdentity; h != nil && *h != "" && strings.Contains(logs, *h+`\" has started leading`) && c.Controllers.Alive(*h) {
 				return true, nil
 			}
 		}
@@ -364,7 +364,7 @@ func waitRenewed(ctx context.Context, t *testing.T, c *cluster.Cluster, since ti
 		}
 		for _, lease := range l.Items {
 			h, r := lease.Spec.HolderIdentity, lease.Spec.RenewTime
-			if strings.Contains(lease.Name, "imageprepull") && h != nil && r != nil && r.After(since) && c.ControllerAlive(*h) {
+			if strings.Contains(lease.Name, "imageprepull") && h != nil && r != nil && r.After(since) && c.Controllers.Alive(*h) {
 				return true, nil
 			}
 		}
@@ -389,7 +389,7 @@ func killLeader(ctx context.Context, t *testing.T, c *cluster.Cluster) (string, 
 		for i := range l.Items {
 			if strings.Contains(l.Items[i].Name, "imageprepull") && l.Items[i].Spec.HolderIdentity != nil && *l.Items[i].Spec.HolderIdentity != "" {
 				lease = &l.Items[i]
-				return c.KillController(*lease.Spec.HolderIdentity), nil
+				return c.Controllers.Kill(*lease.Spec.HolderIdentity), nil
 			}
 		}
 		return false, nil
@@ -471,7 +471,7 @@ func (l *jobLedger) count() int {
 // since it started (it can have led no earlier), and the live replicas'
 // counts together are at most the runs that ended.
 func checkReplicaCounts(ctx context.Context, t *testing.T, c *cluster.Cluster) string {
-	replicas, err := c.ReplicaMetrics(ctx)
+	replicas, err := c.Controllers.Scrape(ctx)
 	if err != nil {
 		t.Errorf("scraping the replicas: %v", err)
 		return "replicas not scraped"

@@ -98,6 +98,8 @@ type Cluster struct {
 	Kruise kruiseclient.Interface
 	Custom customclient.Interface
 	Config *rest.Config
+	// Controllers are the controller's processes.
+	Controllers *Replicas
 
 	procs         []*process
 	apiserver     *process
@@ -108,11 +110,6 @@ type Cluster struct {
 	closers       []func()
 	apiserverArgs []string
 	kruise        *process
-	controllers   []*process
-	// profilingPorts[i] is controllers[i]'s PROFILING_PORT, metricsPorts[i]
-	// its METRICS_PROMETHEUS_PORT.
-	profilingPorts []int
-	metricsPorts   []int
 	// prometheusURL is the cluster's Prometheus, once StartPrometheus ran.
 	prometheusURL string
 
@@ -139,6 +136,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		return nil, err
 	}
 	c := &Cluster{opts: opts, Dir: dir}
+	c.Controllers = &Replicas{c: c}
 	defer func() {
 		if err != nil {
 			c.Stop()

@@ -2,22 +2,16 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
-	"time"
 
-	"github.com/prometheus/procfs"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 )
 
@@ -56,40 +50,7 @@ func (c *Cluster) installAndStartController(ctx context.Context) (err error) {
 	if err := c.writeKubeconfig(c.controllerKubeconfig, "system:serviceaccount:"+Namespace+":imageprepull-controller", tok.Status.Token); err != nil {
 		return err
 	}
-	return c.StartController(ctx)
-}
-
-// StartController starts one more controller process: a replica, or the
-// first one. Replicas elect leaders (Knative's buckets, config-leader-election).
-func (c *Cluster) StartController(ctx context.Context) error {
-	ports, err := freePorts(3)
-	if err != nil {
-		return err
-	}
-	name := fmt.Sprintf("imageprepull-controller-%d", len(c.controllers))
-	if len(c.controllers) == 0 {
-		name = "imageprepull-controller"
-	}
-	env, args, err := c.deploymentEnv(ctx)
-	if err != nil {
-		return err
-	}
-	// Processes share the host's ports, where each pod would have its own.
-	env = append(env, "PROBES_PORT="+strconv.Itoa(ports[0]), "PROFILING_PORT="+strconv.Itoa(ports[1]),
-		"METRICS_PROMETHEUS_PORT="+strconv.Itoa(ports[2]))
-	p, err := c.start(name, env, c.controllerBinary, append(args, "--kubeconfig="+c.controllerKubeconfig)...)
-	if err != nil {
-		return err
-	}
-	c.controllers = append(c.controllers, p)
-	c.profilingPorts = append(c.profilingPorts, ports[1])
-	c.metricsPorts = append(c.metricsPorts, ports[2])
-	if c.prometheusURL != "" {
-		if err := c.writeScrapeTargets(); err != nil {
-			return err
-		}
-	}
-	return until(ctx, 2*time.Minute, "the imageprepull controller to start", p, logContains(p, "Starting controllers"))
+	return c.Controllers.Start(ctx)
 }
 
 // deploymentEnv is the environment and arguments of the controller
@@ -114,150 +75,6 @@ func (c *Cluster) deploymentEnv(ctx context.Context) (env, args []string, err er
 		}
 	}
 	return env, ctr.Args, nil
-}
-
-// RestartController kills every controller process and starts one afresh,
-// as a new Pod would start: the dead leader's leases are deleted, or the new
-// process would wait out their duration before it leads.
-func (c *Cluster) RestartController(ctx context.Context) error {
-	c.KillControllers()
-	if err := c.Kube.CoordinationV1().Leases(Namespace).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
-		return err
-	}
-	return c.StartController(ctx)
-}
-
-// KillControllers kills every controller process at once, as a crash would (kill -9).
-func (c *Cluster) KillControllers() {
-	for _, p := range c.controllers {
-		p.kill()
-	}
-}
-
-// KillController kills the controller process whose log holds the given
-// text (its identity in a lease, say) with kill -9, and reports whether one did.
-func (c *Cluster) KillController(logText string) bool {
-	for _, p := range c.controllers {
-		if !p.exited() && logContains(p, logText)(context.Background()) == nil {
-			p.kill()
-			return true
-		}
-	}
-	return false
-}
-
-// ControllerAlive reports whether a live controller process's log holds the text.
-func (c *Cluster) ControllerAlive(logText string) bool {
-	for _, p := range c.controllers {
-		if !p.exited() && logContains(p, logText)(context.Background()) == nil {
-			return true
-		}
-	}
-	return false
-}
-
-// ControllerLog is the last lines of every controller process's log.
-func (c *Cluster) ControllerLog(lines int) string {
-	var b strings.Builder
-	for _, p := range c.controllers {
-		fmt.Fprintf(&b, "----- %s\n%s\n", p.name, p.tail(lines))
-	}
-	return b.String()
-}
-
-// PID is the process id of the cluster's live program of that name
-// ("tekton-controller", "kruise-manager", ...), the program itself where
-// isolate runs it (isolate's own forwarding is the harness's cost, not the
-// program's); 0 if none.
-func (c *Cluster) PID(name string) int {
-	for _, p := range c.procs {
-		if p.name != name || p.exited() {
-			continue
-		}
-		pid := p.cmd.Process.Pid
-		if !p.wrapped {
-			return pid
-		}
-		all, err := procfs.AllProcs()
-		if err != nil {
-			return 0
-		}
-		for _, proc := range all {
-			if st, err := proc.Stat(); err == nil && st.PPID == pid {
-				return proc.PID
-			}
-		}
-		return 0
-	}
-	return 0
-}
-
-// ControllerPID is the process ID of the first live controller process, or 0.
-func (c *Cluster) ControllerPID() int {
-	for _, p := range c.controllers {
-		if !p.exited() {
-			return p.cmd.Process.Pid
-		}
-	}
-	return 0
-}
-
-// ControllerRunning reports whether a controller process is alive.
-func (c *Cluster) ControllerRunning() bool {
-	for _, p := range c.controllers {
-		if !p.exited() {
-			return true
-		}
-	}
-	return false
-}
-
-// ControllerLogs returns the whole logs of every controller process, for a
-// check over a run (no panic, say).
-func (c *Cluster) ControllerLogs() (string, error) {
-	var b strings.Builder
-	for _, p := range c.controllers {
-		data, err := os.ReadFile(p.log)
-		if err != nil {
-			return "", err
-		}
-		b.Write(data)
-	}
-	return b.String(), nil
-}
-
-// ControllerCPUProfile turns Knative's runtime profiling on in
-// config-observability and returns a pprof CPU profile of the first live
-// controller process over the given time.
-func (c *Cluster) ControllerCPUProfile(ctx context.Context, d time.Duration) ([]byte, error) {
-	if _, err := c.Kubectl(ctx, "-n", Namespace, "patch", "configmap", "config-observability",
-		"--type=merge", "-p", `{"data":{"runtime-profiling":"enabled"}}`); err != nil {
-		return nil, err
-	}
-	port := 0
-	for i, p := range c.controllers {
-		if !p.exited() {
-			port = c.profilingPorts[i]
-			break
-		}
-	}
-	if port == 0 {
-		return nil, errors.New("no controller process is running")
-	}
-	base := fmt.Sprintf("http://127.0.0.1:%d/debug/pprof/", port)
-	// The controller sees the ConfigMap change through its watch: until then it answers 404.
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		_, status, err := httpGet(ctx, base)
-		return status == http.StatusOK, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("turning profiling on: %w", err)
-	}
-	profile, status, err := httpGet(ctx, fmt.Sprintf("%sprofile?seconds=%d", base, int(d.Seconds())))
-	if err == nil && status != http.StatusOK {
-		err = fmt.Errorf("the CPU profile: HTTP %d", status)
-	}
-	return profile, err
 }
 
 func httpGet(ctx context.Context, url string) ([]byte, int, error) {
@@ -301,48 +118,4 @@ func (c *Cluster) AllowServiceAccount(ctx context.Context, namespace, serviceAcc
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: serviceAccount, Namespace: namespace}},
 	}, metav1.CreateOptions{})
 	return err
-}
-
-// ControllerMetrics is what Prometheus would scrape from the first live
-// controller process: its /metrics, in the text format.
-func (c *Cluster) ControllerMetrics(ctx context.Context) (string, error) {
-	all, err := c.ReplicaMetrics(ctx)
-	if err != nil {
-		return "", err
-	}
-	if len(all) == 0 {
-		return "", errors.New("no controller process is running")
-	}
-	return all[0].Text, nil
-}
-
-// Replica is one live controller process's scrape.
-type Replica struct {
-	Started time.Time
-	Text    string
-}
-
-// ReplicaMetrics scrapes every live controller process's /metrics.
-func (c *Cluster) ReplicaMetrics(ctx context.Context) ([]Replica, error) {
-	var out []Replica
-	for i, p := range c.controllers {
-		if p.exited() {
-			continue
-		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://127.0.0.1:"+strconv.Itoa(c.metricsPorts[i])+"/metrics", nil)
-		if err != nil {
-			return nil, err
-		}
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			return nil, err
-		}
-		b, err := io.ReadAll(resp.Body)
-		resp.Body.Close()
-		if err != nil || resp.StatusCode != http.StatusOK {
-			return nil, fmt.Errorf("GET /metrics of %s: %s %v", p.name, resp.Status, err)
-		}
-		out = append(out, Replica{Started: p.started, Text: string(b)})
-	}
-	return out, nil
 }

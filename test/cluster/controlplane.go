@@ -27,15 +27,15 @@ func (c *Cluster) startEtcd(ctx context.Context) (string, error) {
 	}
 	client := "http://127.0.0.1:" + strconv.Itoa(ports[0])
 	peer := "http://127.0.0.1:" + strconv.Itoa(ports[1])
-	p, err := c.start("etcd", nil, c.tool("etcd"),
-		"--name=default", "--data-dir="+filepath.Join(c.Dir, "etcd"),
-		"--listen-client-urls="+client, "--advertise-client-urls="+client,
-		"--listen-peer-urls="+peer, "--initial-advertise-peer-urls="+peer,
-		"--initial-cluster=default="+peer, "--log-level=warn")
-	if err != nil {
-		return "", err
-	}
-	return client, until(ctx, time.Minute, "etcd", p, httpOK(http.DefaultClient, client+"/health", ""))
+	_, err = c.run(ctx, component{
+		name: "etcd", bin: c.tool("etcd"),
+		args: []string{"--name=default", "--data-dir=" + filepath.Join(c.Dir, "etcd"),
+			"--listen-client-urls=" + client, "--advertise-client-urls=" + client,
+			"--listen-peer-urls=" + peer, "--initial-advertise-peer-urls=" + peer,
+			"--initial-cluster=default=" + peer, "--log-level=warn"},
+		ready: httpOK(http.DefaultClient, client+"/health", ""), readyWithin: time.Minute, waitingFor: "etcd",
+	})
+	return client, err
 }
 
 // startAPIServer starts kube-apiserver on etcd, with a static admin token and
@@ -110,13 +110,15 @@ rules:
 `
 
 func (c *Cluster) runAPIServer(ctx context.Context) error {
-	p, err := c.start("kube-apiserver", nil, c.tool("kube-apiserver"), c.apiserverArgs...)
-	if err != nil {
-		return err
-	}
-	c.apiserver = p
 	insecure := &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // a loopback test server with a self-signed cert
-	return until(ctx, 2*time.Minute, "kube-apiserver /readyz", p, httpOK(insecure, c.Server+"/readyz", c.adminToken))
+	p, err := c.run(ctx, component{
+		name: "kube-apiserver", bin: c.tool("kube-apiserver"), args: c.apiserverArgs,
+		ready: httpOK(insecure, c.Server+"/readyz", c.adminToken), readyWithin: 2 * time.Minute, waitingFor: "kube-apiserver /readyz",
+	})
+	if p != nil {
+		c.apiserver = p
+	}
+	return err
 }
 
 // RestartAPIServer stops kube-apiserver and starts it again on the same

@@ -83,31 +83,34 @@ func (c *Cluster) StartKruiseManager(ctx context.Context, featureGates string) e
 			return err
 		}
 	}
-	p, err := c.start("kruise-manager", []string{
-		"WEBHOOK_HOST=127.0.0.1", "WEBHOOK_PORT=" + strconv.Itoa(ports[0]),
-		"WEBHOOK_CERT_DIR=" + certDir, "POD_NAMESPACE=kruise-system",
-	}, c.tool("kruise-manager"),
-		"--kubeconfig="+c.Kubeconfig, "--enable-leader-election=false",
-		"--feature-gates="+featureGates,
-		"--metrics-addr=127.0.0.1:"+strconv.Itoa(ports[1]),
-		"--health-probe-addr=127.0.0.1:"+strconv.Itoa(ports[2]),
-		"--enable-pprof=false", "--protection-log-path="+logDir,
-		"--nodeimage-creation-delay=1s")
-	if err != nil {
-		return err
+	manager := component{
+		name: "kruise-manager", bin: c.tool("kruise-manager"),
+		env: []string{"WEBHOOK_HOST=127.0.0.1", "WEBHOOK_PORT=" + strconv.Itoa(ports[0]),
+			"WEBHOOK_CERT_DIR=" + certDir, "POD_NAMESPACE=kruise-system"},
+		args: []string{"--kubeconfig=" + c.Kubeconfig, "--enable-leader-election=false",
+			"--feature-gates=" + featureGates,
+			"--metrics-addr=127.0.0.1:" + strconv.Itoa(ports[1]),
+			"--health-probe-addr=127.0.0.1:" + strconv.Itoa(ports[2]),
+			"--enable-pprof=false", "--protection-log-path=" + logDir,
+			"--nodeimage-creation-delay=1s"},
+		ready: c.dryRunImagePullJob, readyWithin: 2 * time.Minute, waitingFor: "OpenKruise's webhook to admit an ImagePullJob",
 	}
-	c.kruise = p
 	if !strings.Contains(featureGates, "ImagePullJobGate=true") {
 		// Its webhook refuses every ImagePullJob: wait for that answer instead.
-		return until(ctx, 2*time.Minute, "OpenKruise's webhook", p, func(ctx context.Context) error {
+		manager.waitingFor = "OpenKruise's webhook"
+		manager.ready = func(ctx context.Context) error {
 			err := c.dryRunImagePullJob(ctx)
 			if apierrors.IsForbidden(err) {
 				return nil
 			}
 			return fmt.Errorf("want the webhook's refusal, got %v", err)
-		})
+		}
 	}
-	return until(ctx, 2*time.Minute, "OpenKruise's webhook to admit an ImagePullJob", p, c.dryRunImagePullJob)
+	p, err := c.run(ctx, manager)
+	if p != nil {
+		c.kruise = p
+	}
+	return err
 }
 
 // StopKruiseManager stops the manager: its webhooks then refuse Kruise objects and Pods.

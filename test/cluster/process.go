@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/prometheus/procfs"
 )
 
 // process is one program of the cluster, logging to <dir>/logs/<name>.log.
@@ -26,8 +28,37 @@ type process struct {
 	err     error
 }
 
-func (c *Cluster) start(name string, env []string, bin string, args ...string) (*process, error) {
-	return c.startWith(name, env, nil, bin, args...)
+// component is one program of the cluster, described as data: what runs,
+// with what environment, and what says it is ready. The ports it serves are
+// in its args or env, chosen with freePorts.
+type component struct {
+	name string
+	bin  string
+	args []string
+	env  []string
+	// sys adds to the process's SysProcAttr (namespaces, say); nil adds none.
+	sys func(*syscall.SysProcAttr)
+	// ready holds once the program serves, or readyLog is a line its log
+	// has then; readyWithin bounds the wait, and waitingFor says what is
+	// awaited in the error.
+	ready       func(context.Context) error
+	readyLog    string
+	readyWithin time.Duration
+	waitingFor  string
+}
+
+// run starts a component and waits until it is ready. The process is
+// returned even when it is not, for the caller to keep (and stop).
+func (c *Cluster) run(ctx context.Context, comp component) (*process, error) {
+	p, err := c.startWith(comp.name, comp.env, comp.sys, comp.bin, comp.args...)
+	if err != nil {
+		return nil, err
+	}
+	ready := comp.ready
+	if comp.readyLog != "" {
+		ready = logContains(p, comp.readyLog)
+	}
+	return p, until(ctx, comp.readyWithin, comp.waitingFor, p, ready)
 }
 
 // startWith starts a process, letting tweak add to its SysProcAttr (namespaces, say).
@@ -171,4 +202,31 @@ func httpOK(client *http.Client, url, token string) func(context.Context) error 
 		}
 		return nil
 	}
+}
+
+// PID is the process id of the cluster's live program of that name
+// ("tekton-controller", "kruise-manager", ...), the program itself where
+// isolate runs it (isolate's own forwarding is the harness's cost, not the
+// program's); 0 if none.
+func (c *Cluster) PID(name string) int {
+	for _, p := range c.procs {
+		if p.name != name || p.exited() {
+			continue
+		}
+		pid := p.cmd.Process.Pid
+		if !p.wrapped {
+			return pid
+		}
+		all, err := procfs.AllProcs()
+		if err != nil {
+			return 0
+		}
+		for _, proc := range all {
+			if st, err := proc.Stat(); err == nil && st.PPID == pid {
+				return proc.PID
+			}
+		}
+		return 0
+	}
+	return 0
 }

@@ -53,27 +53,28 @@ scrape_configs:
 		return "", err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	p, err := c.start("prometheus", nil, bin, "--config.file="+filepath.Join(dir, "prometheus.yml"),
-		"--storage.tsdb.path="+filepath.Join(dir, "data"), "--web.listen-address="+addr)
-	if err != nil {
-		return "", err
-	}
 	url := "http://" + addr
 	prom, err := api.NewClient(api.Config{Address: url})
 	if err != nil {
 		return "", err
 	}
-	// Ready and has scraped the controller once, so that what comes next is
-	// measured from a sample.
-	if err := until(ctx, time.Minute, "Prometheus's first scrape of the controller", p, func(ctx context.Context) error {
-		v, _, err := promv1.NewAPI(prom).Query(ctx, `up{job="imageprepull-controller"} == 1`, time.Now())
-		if err != nil {
-			return err
-		}
-		if vec, _ := v.(model.Vector); len(vec) == 0 {
-			return errors.New("no controller scraped yet")
-		}
-		return nil
+	if _, err := c.run(ctx, component{
+		name: "prometheus", bin: bin,
+		args: []string{"--config.file=" + filepath.Join(dir, "prometheus.yml"),
+			"--storage.tsdb.path=" + filepath.Join(dir, "data"), "--web.listen-address=" + addr},
+		// Ready and has scraped the controller once, so that what comes
+		// next is measured from a sample.
+		ready: func(ctx context.Context) error {
+			v, _, err := promv1.NewAPI(prom).Query(ctx, `up{job="imageprepull-controller"} == 1`, time.Now())
+			if err != nil {
+				return err
+			}
+			if vec, _ := v.(model.Vector); len(vec) == 0 {
+				return errors.New("no controller scraped yet")
+			}
+			return nil
+		},
+		readyWithin: time.Minute, waitingFor: "Prometheus's first scrape of the controller",
 	}); err != nil {
 		return "", err
 	}
@@ -85,7 +86,7 @@ scrape_configs:
 // Prometheus's file discovery.
 func (c *Cluster) writeScrapeTargets() error {
 	targets := []string{}
-	for _, port := range c.metricsPorts {
+	for _, port := range c.Controllers.metricsPorts() {
 		targets = append(targets, "127.0.0.1:"+strconv.Itoa(port))
 	}
 	b, err := json.Marshal([]map[string]any{{"targets": targets}})

@@ -102,15 +102,18 @@ func (c *Cluster) StartRealNode(ctx context.Context) error {
 	if err := c.writeContainerdConfig(rn); err != nil {
 		return err
 	}
-	p, err := c.start("containerd", nil, "containerd", "--config", filepath.Join(rn.dir, "config.toml"))
-	if err != nil {
-		return err
+	p, err := c.run(ctx, component{
+		name: "containerd", bin: "containerd", args: []string{"--config", filepath.Join(rn.dir, "config.toml")},
+		ready: func(ctx context.Context) error {
+			_, err := c.Ctr(ctx, "version")
+			return err
+		},
+		readyWithin: time.Minute, waitingFor: "containerd",
+	})
+	if p != nil {
+		rn.containerd = p
 	}
-	rn.containerd = p
-	if err := until(ctx, time.Minute, "containerd", p, func(ctx context.Context) error {
-		_, err := c.Ctr(ctx, "version")
-		return err
-	}); err != nil {
+	if err != nil {
 		return err
 	}
 	if err := c.createRealNode(ctx); err != nil {
@@ -120,14 +123,17 @@ func (c *Cluster) StartRealNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err = c.start("kruise-daemon", []string{"NODE_NAME=" + RealNodeName, "KUBECONFIG=" + c.Kubeconfig},
-		c.tool("kruise-daemon"), "--socket-file=containerd.sock", "--addr=127.0.0.1:"+strconv.Itoa(port[0]),
-		"--enable-pprof=false")
-	if err != nil {
-		return err
+	p, err = c.run(ctx, component{
+		name: "kruise-daemon", bin: c.tool("kruise-daemon"),
+		env:   []string{"NODE_NAME=" + RealNodeName, "KUBECONFIG=" + c.Kubeconfig},
+		args:  []string{"--socket-file=containerd.sock", "--addr=127.0.0.1:" + strconv.Itoa(port[0]), "--enable-pprof=false"},
+		ready: httpOK(http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/healthz", port[0]), ""), readyWithin: time.Minute,
+		waitingFor: "kruise-daemon's health",
+	})
+	if p != nil {
+		rn.daemon = p
 	}
-	rn.daemon = p
-	if err := until(ctx, time.Minute, "kruise-daemon's health", p, httpOK(http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/healthz", port[0]), "")); err != nil {
+	if err != nil {
 		return err
 	}
 	c.RealNode = RealNodeName

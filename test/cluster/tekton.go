@@ -74,20 +74,22 @@ func (c *Cluster) startTekton(ctx context.Context) error {
 		return fmt.Errorf("the API server's socket for Tekton's controller: %w", err)
 	}
 	c.closers = append(c.closers, closeFwd)
-	p, err := c.startWith("tekton-controller", []string{
-		"SYSTEM_NAMESPACE=" + tektonNamespace, "METRICS_DOMAIN=tekton.dev/pipeline",
-		"CONFIG_LOGGING_NAME=config-logging", "CONFIG_OBSERVABILITY_NAME=config-observability",
-		"CONFIG_LEADERELECTION_NAME=config-leader-election-controller",
-	}, ownNetwork, isolate, append([]string{"-listen", server.Host, "-to", socket, "--",
-		c.tool("tekton-controller"), "-kubeconfig", c.Kubeconfig, "-disable-ha",
-		// No pod ever runs here: the images of Tekton's helper containers are never pulled.
-		"-entrypoint-image", "x", "-nop-image", "x", "-sidecarlogresults-image", "x",
-		"-workingdirinit-image", "x", "-shell-image", "x", "-shell-image-win", "x"}, c.opts.TektonArgs...)...)
-	if err != nil {
-		return err
+	p, err := c.run(ctx, component{
+		name: "tekton-controller", bin: isolate, sys: ownNetwork,
+		env: []string{"SYSTEM_NAMESPACE=" + tektonNamespace, "METRICS_DOMAIN=tekton.dev/pipeline",
+			"CONFIG_LOGGING_NAME=config-logging", "CONFIG_OBSERVABILITY_NAME=config-observability",
+			"CONFIG_LEADERELECTION_NAME=config-leader-election-controller"},
+		args: append([]string{"-listen", server.Host, "-to", socket, "--",
+			c.tool("tekton-controller"), "-kubeconfig", c.Kubeconfig, "-disable-ha",
+			// No pod ever runs here: the images of Tekton's helper containers are never pulled.
+			"-entrypoint-image", "x", "-nop-image", "x", "-sidecarlogresults-image", "x",
+			"-workingdirinit-image", "x", "-shell-image", "x", "-shell-image-win", "x"}, c.opts.TektonArgs...),
+		readyLog: "Starting controllers", readyWithin: 2 * time.Minute, waitingFor: "the Tekton controller to start its controllers",
+	})
+	if p != nil {
+		p.wrapped = true
 	}
-	p.wrapped = true
-	return until(ctx, 2*time.Minute, "the Tekton controller to start its controllers", p, logContains(p, "Starting controllers"))
+	return err
 }
 
 // ownNetwork starts a process in new user and network namespaces (no root
@@ -152,20 +154,21 @@ func (c *Cluster) runTektonWebhook(ctx context.Context) error {
 	if _, err := c.Kubectl(ctx, "apply", "-f", filepath.Join(dir, "config", "500-webhooks.yaml")); err != nil {
 		return err
 	}
-	p, err := c.start("tekton-webhook", []string{
-		"SYSTEM_NAMESPACE=" + tektonNamespace, "METRICS_DOMAIN=tekton.dev/pipeline",
-		"WEBHOOK_PORT=" + strconv.Itoa(ports[0]), "WEBHOOK_SERVICE_NAME=" + tektonWebhookService,
-		"WEBHOOK_SECRET_NAME=webhook-certs", "WEBHOOK_ADMISSION_CONTROLLER_NAME=webhook.pipeline.tekton.dev",
-		"CONFIG_LOGGING_NAME=config-logging", "CONFIG_OBSERVABILITY_NAME=config-observability",
-		"CONFIG_LEADERELECTION_NAME=config-leader-election-webhook", "CONFIG_FEATURE_FLAGS_NAME=feature-flags",
-		"PROBES_PORT=" + strconv.Itoa(ports[1]), "PROFILING_PORT=" + strconv.Itoa(ports[2]),
-		"METRICS_PROMETHEUS_PORT=" + strconv.Itoa(ports[3]),
-	}, c.tool("tekton-webhook"), "-kubeconfig", c.Kubeconfig, "-disable-ha")
-	if err != nil {
+	p, err := c.run(ctx, component{
+		name: "tekton-webhook", bin: c.tool("tekton-webhook"), args: []string{"-kubeconfig", c.Kubeconfig, "-disable-ha"},
+		env: []string{"SYSTEM_NAMESPACE=" + tektonNamespace, "METRICS_DOMAIN=tekton.dev/pipeline",
+			"WEBHOOK_PORT=" + strconv.Itoa(ports[0]), "WEBHOOK_SERVICE_NAME=" + tektonWebhookService,
+			"WEBHOOK_SECRET_NAME=webhook-certs", "WEBHOOK_ADMISSION_CONTROLLER_NAME=webhook.pipeline.tekton.dev",
+			"CONFIG_LOGGING_NAME=config-logging", "CONFIG_OBSERVABILITY_NAME=config-observability",
+			"CONFIG_LEADERELECTION_NAME=config-leader-election-webhook", "CONFIG_FEATURE_FLAGS_NAME=feature-flags",
+			"PROBES_PORT=" + strconv.Itoa(ports[1]), "PROFILING_PORT=" + strconv.Itoa(ports[2]),
+			"METRICS_PROMETHEUS_PORT=" + strconv.Itoa(ports[3])},
+		ready: c.tektonAdmits, readyWithin: 2 * time.Minute, waitingFor: "Tekton's webhook to default a PipelineRun and convert a v1beta1 Pipeline",
+	})
+	if p == nil {
 		return err
 	}
 	c.tektonWebhook = p
-	err = until(ctx, 2*time.Minute, "Tekton's webhook to default a PipelineRun and convert a v1beta1 Pipeline", p, c.tektonAdmits)
 	if err != nil && p.exited() {
 		return fmt.Errorf("it exited: %s", lastError(p))
 	}

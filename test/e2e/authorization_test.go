@@ -100,7 +100,7 @@ func TestPlatformPolicyConfigMap(t *testing.T) {
 	// A malformed change: the last good policy stays, and the log says why.
 	setPolicy(t, map[string]string{"allowed-images": "registry.local/team/**", "default-parallelism": "lots"})
 	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, time.Minute, true, func(context.Context) (bool, error) {
-		logs, err := c.ControllerLogs()
+		logs, err := c.Controllers.Logs()
 		// knative logs the error quoted (%q) in a JSON line: look for its unquoted words.
 		return err == nil && strings.Contains(logs, "default-parallelism") && strings.Contains(logs, "is not a whole number from 1 to 10000"), nil
 	})
@@ -114,7 +114,7 @@ func TestPlatformPolicyConfigMap(t *testing.T) {
 	contains(t, "message", cond(run).Message, `image "registry.local/other:v2" is not allowed here`, "registry.local/team/**")
 
 	// Starting with it, a controller stops at once, naming the key.
-	err = c.StartController(context.Background())
+	err = c.Controllers.Start(context.Background())
 	if err == nil || !strings.Contains(err.Error(), "default-parallelism") {
 		t.Errorf("a controller started with a malformed policy: %v", err)
 	}

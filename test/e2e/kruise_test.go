@@ -51,7 +51,7 @@ func TestKruiseFeatureGateOff(t *testing.T) {
 		t.Fatalf("CustomRun %+v", cond(run))
 	}
 	contains(t, "message", cond(run).Message, "feature-gate ImagePullJobGate is not enabled", "--feature-gates=ImagePullJobGate=true")
-	if !c.ControllerRunning() {
+	if !c.Controllers.Running() {
 		t.Fatal("the controller died")
 	}
 }
@@ -84,7 +84,7 @@ func TestKruiseCRDAbsent(t *testing.T) {
 		}
 	}
 	t.Cleanup(restore)
-	if err := c.RestartController(ctx); err != nil {
+	if err := c.Controllers.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
 
@@ -93,7 +93,7 @@ func TestKruiseCRDAbsent(t *testing.T) {
 		t.Fatalf("CustomRun %+v", cond(run))
 	}
 	contains(t, "message", cond(run).Message, "install OpenKruise", "ImagePullJobGate")
-	if !c.ControllerRunning() {
+	if !c.Controllers.Running() {
 		t.Fatal("the controller died without Kruise's CRD")
 	}
 

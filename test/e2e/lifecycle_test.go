@@ -108,7 +108,7 @@ func TestOtherCustomTasksRunsAreLeftAlone(t *testing.T) {
 	// A new process leads every key at once, and a leader takes up what it
 	// leads before it can finish any run: by the time this one succeeded,
 	// the other run was taken up too, or left out.
-	if err := c.RestartController(ctx); err != nil {
+	if err := c.Controllers.Restart(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if run := prepullOnce(t, ns, "registry.local/app:neighbour"); !run.IsSuccessful() {

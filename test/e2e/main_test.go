@@ -66,8 +66,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	code := m.Run()
-	if !c.ControllerRunning() {
-		fmt.Fprintln(os.Stderr, "the controller died during the tests:\n"+c.ControllerLog(50))
+	if !c.Controllers.Running() {
+		fmt.Fprintln(os.Stderr, "the controller died during the tests:\n"+c.Controllers.Tail(50))
 		return 1
 	}
 	if run := flag.Lookup("test.run").Value.String(); code == 0 && (run == "" || run == ".") {

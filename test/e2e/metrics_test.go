@@ -26,7 +26,7 @@ var sampleRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)
 // the labels it is asked for (name{label="v"}), summed over the others.
 func scrape(t *testing.T) (map[string]float64, string) {
 	t.Helper()
-	text, err := c.ControllerMetrics(context.Background())
+	text, err := c.Controllers.Metrics(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -278,7 +278,7 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 			return level{}, err
 		}
 	}
-	pid := b.c.ControllerPID()
+	pid := b.c.Controllers.PID()
 	cpu0 := cpuSeconds(pid)
 	// Tekton's controller and OpenKruise's manager, measured the same way.
 	others := map[string]*cost{"tekton-controller": {}, "kruise-manager": {}}
@@ -435,7 +435,7 @@ func (b *bench) profileDuring(ctx context.Context, level string) <-chan error {
 		return done
 	}
 	go func() {
-		data, err := b.c.ControllerCPUProfile(ctx, b.prof.d)
+		data, err := b.c.Controllers.CPUProfile(ctx, b.prof.d)
 		if err == nil {
 			err = os.WriteFile(b.prof.path, data, 0o644)
 		}
