@@ -5,16 +5,29 @@ import (
 	"encoding/xml"
 	"io"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/prometheus/common/model"
+
+	"github.com/openkruise/imageprepull/pkg/reconciler/imageprepull"
 )
 
 // Every query of the shipped dashboard needs no variable but the interval,
 // and every metric it reads is one the controller exports.
 func TestShippedDashboardQueries(t *testing.T) {
+	// What a scrape has: each documented name, and a histogram's series.
+	exported := map[string]bool{}
+	for _, m := range imageprepull.MetricDocs {
+		exported[m.Name] = true
+		if m.Type == "histogram" {
+			for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+				exported[m.Name+suffix] = true
+			}
+		}
+	}
 	d, err := Load(filepath.Join("..", "..", Path))
 	if err != nil {
 		t.Fatal(err)
@@ -29,12 +42,20 @@ func TestShippedDashboardQueries(t *testing.T) {
 				t.Error(err)
 				continue
 			}
-			if !strings.Contains(q, "imageprepull_") {
+			names := metricRE.FindAllString(q, -1)
+			if len(names) == 0 {
 				t.Errorf("panel %q: %s reads none of the controller's metrics", p.Title, q)
+			}
+			for _, name := range names {
+				if !exported[name] {
+					t.Errorf("panel %q: %s reads %s, which the controller does not export (imageprepull.MetricDocs)", p.Title, q, name)
+				}
 			}
 		}
 	}
 }
+
+var metricRE = regexp.MustCompile(`imageprepull_[a-z_]+`)
 
 func TestQueryRefusesAnUndefinedVariable(t *testing.T) {
 	_, err := Target{RefID: "A", Expr: `sum(imageprepull_runs_in_flight{cluster="$cluster"})`}.Query(time.Minute)

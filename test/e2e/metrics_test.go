@@ -22,6 +22,9 @@ import (
 
 var sampleRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)`)
 
+// labelREs find the labels scrape keys samples by.
+var labelREs = map[string]*regexp.Regexp{"reason": regexp.MustCompile(`reason="([^"]*)"`), "class": regexp.MustCompile(`class="([^"]*)"`)}
+
 // scrape reads the controller's /metrics: each sample's value by name and
 // the labels it is asked for (name{label="v"}), summed over the others.
 func scrape(t *testing.T) (map[string]float64, string) {
@@ -41,8 +44,8 @@ func scrape(t *testing.T) (map[string]float64, string) {
 			continue
 		}
 		out[m[1]] += v
-		for _, l := range []string{"reason", "class"} {
-			if lm := regexp.MustCompile(l + `="([^"]*)"`).FindStringSubmatch(m[2]); lm != nil {
+		for l, re := range labelREs {
+			if lm := re.FindStringSubmatch(m[2]); lm != nil {
 				out[m[1]+"{"+l+"=\""+lm[1]+"\"}"] += v
 			}
 		}

@@ -3,8 +3,6 @@
 package e2e
 
 import (
-	"bufio"
-	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -13,6 +11,8 @@ import (
 
 	rbacv1 "k8s.io/api/rbac/v1"
 	"sigs.k8s.io/yaml"
+
+	"github.com/openkruise/imageprepull/test/cluster"
 )
 
 // notProvoked are the rules config/ grants that the suite cannot make the
@@ -112,36 +112,17 @@ func controllerGrants() (map[string]bool, error) {
 // auditedUse reads the audit log (the controller's requests only, see
 // test/cluster's audit policy).
 func auditedUse(path string) (used map[string]bool, forbidden []string, err error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, nil, err
-	}
-	defer f.Close()
 	used = map[string]bool{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 16<<20)
-	for sc.Scan() {
-		var ev struct {
-			Verb       string `json:"verb"`
-			RequestURI string `json:"requestURI"`
-			ObjectRef  *struct {
-				APIGroup, Resource, Subresource, Namespace, Name string
-			} `json:"objectRef"`
-			Annotations map[string]string `json:"annotations"`
+	err = cluster.ReadAudit(path, 0, func(ev cluster.AuditEvent) {
+		if ev.ObjectRef == nil {
+			return // non-resource requests (discovery, /version) need no rule
 		}
-		if err := json.Unmarshal(sc.Bytes(), &ev); err != nil || ev.ObjectRef == nil {
-			continue // non-resource requests (discovery, /version) need no rule
-		}
-		res := ev.ObjectRef.Resource
-		if ev.ObjectRef.Subresource != "" {
-			res += "/" + ev.ObjectRef.Subresource
-		}
-		rule := ev.Verb + " " + ev.ObjectRef.APIGroup + "/" + res
+		rule := ev.Verb + " " + ev.ObjectRef.APIGroup + "/" + ev.Resource()
 		if ev.Annotations["authorization.k8s.io/decision"] == "forbid" {
 			forbidden = append(forbidden, rule+" ("+ev.RequestURI+")")
-			continue
+			return
 		}
 		used[rule] = true
-	}
-	return used, forbidden, sc.Err()
+	})
+	return used, forbidden, err
 }

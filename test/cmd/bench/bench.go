@@ -1,12 +1,9 @@
 package main
 
 import (
-	"bufio"
 	"context"
-	"encoding/json"
 	"fmt"
 	"github.com/prometheus/procfs"
-	"io"
 	appsv1 "k8s.io/api/apps/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	"os"
@@ -551,40 +548,13 @@ func (b *bench) pods(ctx context.Context) (int, error) {
 // countRequests counts the controller's requests in the audit log from
 // offset on, by verb and resource[/subresource].
 func countRequests(path string, offset int64) (map[string]int, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		return nil, err
-	}
 	out := map[string]int{}
-	sc := bufio.NewScanner(f)
-	sc.Buffer(make([]byte, 1<<20), 1<<24)
-	for sc.Scan() {
-		var ev struct {
-			Stage     string `json:"stage"`
-			Verb      string `json:"verb"`
-			ObjectRef struct {
-				Resource    string `json:"resource"`
-				Subresource string `json:"subresource"`
-			} `json:"objectRef"`
-			ResponseStatus struct {
-				Code int `json:"code"`
-			} `json:"responseStatus"`
-		}
-		if json.Unmarshal(sc.Bytes(), &ev) != nil {
-			continue
-		}
+	err := cluster.ReadAudit(path, offset, func(ev cluster.AuditEvent) {
 		// A request counts once: when answered, or for a watch when it starts.
 		if ev.Stage != "ResponseComplete" && !(ev.Verb == "watch" && ev.Stage == "ResponseStarted") {
-			continue
+			return
 		}
-		res := ev.ObjectRef.Resource
-		if ev.ObjectRef.Subresource != "" {
-			res += "/" + ev.ObjectRef.Subresource
-		}
+		res := ev.Resource()
 		if res == "" {
 			res = "(non-resource)"
 		}
@@ -595,8 +565,8 @@ func countRequests(path string, offset int64) (map[string]int, error) {
 			k += fmt.Sprintf(" (%d)", c)
 		}
 		out[k]++
-	}
-	return out, sc.Err()
+	})
+	return out, err
 }
 
 func fileSize(path string) int64 {
