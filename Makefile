@@ -31,7 +31,7 @@ e2e: tools
 
 ## e2e-kruise-previous: the real node, OpenKruise-specific cases and examples on the previous OpenKruise line (v1.8.0)
 e2e-kruise-previous:
-	$(MAKE) e2e KRUISE_VERSION=$$(./hack/build-tools.sh --kruise-previous-version) E2E_RUN='^(TestRealNode|TestKruiseFeatureGateOff|TestKruiseCRDAbsent|TestExamples|TestTkn)$$'
+	$(MAKE) e2e KRUISE_VERSION=$$(./hack/build-tools.sh --kruise-previous-version) E2E_RUN='^(TestRealNode|TestKruiseFeatureGateOff|TestKruiseCRDAbsent|TestKruiseCopiesOfPullSecrets|TestExamples|TestTkn)$$'
 
 ## chaos: 200 CustomRuns through faults (kill -9, failover, API server restart, Kruise down) on a fresh cluster
 chaos: tools

@@ -4,8 +4,6 @@ package e2e
 
 import (
 	"context"
-	"encoding/base64"
-	"encoding/json"
 	"fmt"
 	"os"
 	"strings"
@@ -13,8 +11,6 @@ import (
 	"time"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
-	corev1 "k8s.io/api/core/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/openkruise/imageprepull/test/cluster"
@@ -114,15 +110,7 @@ func TestRealNode(t *testing.T) {
 		contains(t, "message without the secret", cond(run).Message, cluster.RealNodeName, "401 Unauthorized")
 
 		ns = namespace(t)
-		auth := base64.StdEncoding.EncodeToString([]byte(c.AuthRegistryUser + ":" + c.AuthRegistryPassword))
-		cfg, _ := json.Marshal(map[string]any{"auths": map[string]any{c.AuthRegistry: map[string]string{"auth": auth}}})
-		if _, err := c.Kube.CoreV1().Secrets(ns).Create(ctx, &corev1.Secret{
-			ObjectMeta: metav1.ObjectMeta{Name: "registry-creds"},
-			Type:       corev1.SecretTypeDockerConfigJson,
-			Data:       map[string][]byte{corev1.DockerConfigJsonKey: cfg},
-		}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
+		createPullSecret(t, ns, "registry-creds", c.AuthRegistry, c.AuthRegistryUser, c.AuthRegistryPassword)
 		// The run's ServiceAccount may read the Secret it names, as README shows.
 		if _, err := c.Kubectl(ctx, "-n", ns, "create", "role", "default-pull-secrets", "--verb=get", "--resource=secrets", "--resource-name=registry-creds"); err != nil {
 			t.Fatal(err)
