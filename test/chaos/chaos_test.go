@@ -15,7 +15,6 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -489,13 +488,12 @@ func checkReplicaCounts(ctx context.Context, t *testing.T, c *cluster.Cluster) s
 	var parts []string
 	total := 0.0
 	for i, r := range replicas {
-		n := 0.0
-		for _, line := range strings.Split(r.Text, "\n") {
-			if f := strings.Fields(line); len(f) == 2 && strings.HasPrefix(f[0], "imageprepull_runs_finished_total") {
-				v, _ := strconv.ParseFloat(f[1], 64)
-				n += v
-			}
+		m, err := cluster.ParseMetrics(r.Text)
+		if err != nil {
+			t.Errorf("parsing replica %d's /metrics: %v", i, err)
+			continue
 		}
+		n := m.Sum("imageprepull_runs_finished_total", nil)
 		since := 0
 		for _, end := range ends {
 			if !end.Before(r.Started.Truncate(time.Second)) { // condition times are whole seconds

@@ -5,9 +5,6 @@ package e2e
 import (
 	"context"
 	"path/filepath"
-	"regexp"
-	"strconv"
-	"strings"
 	"testing"
 	"time"
 
@@ -17,40 +14,22 @@ import (
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/openkruise/imageprepull/pkg/reconciler/imageprepull"
+	"github.com/openkruise/imageprepull/test/cluster"
 	"github.com/openkruise/imageprepull/test/dashboard"
 )
 
-var sampleRE = regexp.MustCompile(`^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})? (\S+)`)
-
-// labelREs find the labels scrape keys samples by.
-var labelREs = map[string]*regexp.Regexp{"reason": regexp.MustCompile(`reason="([^"]*)"`), "class": regexp.MustCompile(`class="([^"]*)"`)}
-
-// scrape reads the controller's /metrics: each sample's value by name and
-// the labels it is asked for (name{label="v"}), summed over the others.
-func scrape(t *testing.T) (map[string]float64, string) {
+// scrape reads the controller's /metrics and returns it parsed and as text.
+func scrape(t *testing.T) (cluster.Metrics, string) {
 	t.Helper()
 	text, err := c.Controllers.Metrics(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := map[string]float64{}
-	for _, line := range strings.Split(text, "\n") {
-		m := sampleRE.FindStringSubmatch(line)
-		if m == nil || strings.HasPrefix(line, "#") {
-			continue
-		}
-		v, err := strconv.ParseFloat(m[3], 64)
-		if err != nil {
-			continue
-		}
-		out[m[1]] += v
-		for l, re := range labelREs {
-			if lm := re.FindStringSubmatch(m[2]); lm != nil {
-				out[m[1]+"{"+l+"=\""+lm[1]+"\"}"] += v
-			}
-		}
+	m, err := cluster.ParseMetrics(text)
+	if err != nil {
+		t.Fatalf("parsing /metrics: %v\n%s", err, text)
 	}
-	return out, text
+	return m, text
 }
 
 // After a known set of runs (a success, a threshold failure, a cancel, a
@@ -103,50 +82,40 @@ func TestMetricsAfterKnownRuns(t *testing.T) {
 		}
 	}
 
-	var after map[string]float64
+	var after cluster.Metrics
 	var text string
-	deltas := func() map[string]float64 {
-		d := map[string]float64{}
-		for k, v := range after {
-			d[k] = v - before[k]
-		}
-		return d
+	delta := func(name string, match map[string]string) float64 {
+		return after.Sum(name, match) - before.Sum(name, match)
 	}
 	// Counted when the informer sees the ending write: a moment after the run is done.
 	deadline := time.Now().Add(30 * time.Second)
 	for {
 		after, text = scrape(t)
-		d := deltas()
-		ok := d["imageprepull_run_duration_seconds_count"] >= 8
+		ok := delta("imageprepull_run_duration_seconds", nil) >= 8
 		for _, reason := range want {
-			ok = ok && d[`imageprepull_runs_finished_total{reason="`+reason+`"}`] >= 2
+			ok = ok && delta("imageprepull_runs_finished_total", map[string]string{"reason": reason}) >= 2
 		}
 		if ok || time.Now().After(deadline) {
 			break
 		}
 		time.Sleep(500 * time.Millisecond)
 	}
-	d := deltas()
 	for _, reason := range want {
-		if got := d[`imageprepull_runs_finished_total{reason="`+reason+`"}`]; got < 2 {
+		if got := delta("imageprepull_runs_finished_total", map[string]string{"reason": reason}); got < 2 {
 			t.Errorf("runs finished with %s went up by %v", reason, got)
 		}
 	}
-	if got := d["imageprepull_run_duration_seconds_count"]; got < 8 {
+	if got := delta("imageprepull_run_duration_seconds", nil); got < 8 {
 		t.Errorf("run durations observed: %v more, want at least the 8 runs", got)
 	}
-	if got := d["imageprepull_kruise_duration_seconds_count"]; got < 4 {
+	if got := delta("imageprepull_kruise_duration_seconds", nil); got < 4 {
 		t.Errorf("Kruise's share observed: %v more, want at least the 4 runs whose jobs completed", got)
 	}
-	if got := d[`imageprepull_failed_nodes_total{class="not_found"}`]; got < 2 {
+	if got := delta("imageprepull_failed_nodes_total", map[string]string{"class": "not_found"}); got < 2 {
 		t.Errorf("failed nodes of class not_found: %v more, want web-b1's, once a round", got)
 	}
 	for _, m := range imageprepull.MetricDocs {
-		name := m.Name
-		if m.Type == "histogram" {
-			name += "_count"
-		}
-		if _, ok := after[name]; !ok {
+		if after[m.Name] == nil {
 			t.Errorf("README lists %s, which the scrape does not have:\n%s", m.Name, text)
 		}
 	}
