@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	rbacv1 "k8s.io/api/rbac/v1"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/openkruise/imageprepull/test/cluster"
@@ -107,7 +108,24 @@ func TestRealNode(t *testing.T) {
 			t.Fatalf("pulled %s without credentials: %+v", img, cond(run))
 		}
 		t.Logf("message without the secret: %s", cond(run).Message)
-		contains(t, "message without the secret", cond(run).Message, cluster.RealNodeName, "401 Unauthorized")
+		contains(t, "message without the secret", cond(run).Message, cluster.RealNodeName, "401 Unauthorized",
+			"a registry refused a pull (unauthorized): if it needs credentials, name a kubernetes.io/dockerconfigjson Secret in pullSecrets")
+
+		ns = namespace(t)
+		// A misspelt Secret (one the ServiceAccount may read, but that is not
+		// there): OpenKruise pulls without it, and the message says what to check.
+		if err := c.AllowServiceAccount(ctx, ns, "default", "misspelt-pull-secret", rbacv1.PolicyRule{
+			Verbs: []string{"get"}, APIGroups: []string{""}, Resources: []string{"secrets"}, ResourceNames: []string{"registry-cred"},
+		}); err != nil {
+			t.Fatal(err)
+		}
+		run = prepull(t, ns, `{name: image, value: "`+img+`"}`, `{name: pullSecrets, value: [registry-cred]}`, `{name: backoffLimit, value: "0"}`)
+		if cond(run).IsTrue() {
+			t.Fatalf("pulled %s with a Secret that does not exist: %+v", img, cond(run))
+		}
+		t.Logf("message with a misspelt secret: %s", cond(run).Message)
+		contains(t, "message with a misspelt secret", cond(run).Message, cluster.RealNodeName, "401 Unauthorized",
+			"check that pullSecrets registry-cred exist in namespace "+ns+" and hold credentials for it (OpenKruise pulls without a named Secret it cannot find)")
 
 		ns = namespace(t)
 		createPullSecret(t, ns, "registry-creds", c.AuthRegistry, c.AuthRegistryUser, c.AuthRegistryPassword)

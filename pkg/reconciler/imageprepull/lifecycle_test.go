@@ -559,6 +559,45 @@ func TestFailureNamesNodesAndWhy(t *testing.T) {
 	}
 }
 
+// A registry's refusal is followed by what to check: OpenKruise pulls
+// without a pull Secret it cannot find, so a misspelt one fails as none.
+func TestRefusedPullSaysWhatToCheck(t *testing.T) {
+	name, tag := "registry.example.com/team/app", "main-d92ae17"
+	for _, c := range []struct {
+		test, message string
+		opts          []runOption
+		want, notWant []string
+	}{
+		{"no pullSecrets", `failed to resolve reference: 401 Unauthorized`, nil,
+			[]string{"; a registry refused a pull (unauthorized): if it needs credentials, name a kubernetes.io/dockerconfigjson Secret in pullSecrets"}, nil},
+		{"pullSecrets named", `failed to resolve reference: 401 Unauthorized`, []runOption{arr("pullSecrets", "regcred", "other")},
+			[]string{"; a registry refused a pull (unauthorized): check that pullSecrets regcred, other exist in namespace ci and hold credentials for it " +
+				"(OpenKruise pulls without a named Secret it cannot find)"}, nil},
+		{"not a refusal", `failed to resolve reference: not found`, []runOption{arr("pullSecrets", "regcred")},
+			nil, []string{"refused"}},
+	} {
+		t.Run(c.test, func(t *testing.T) {
+			ni := &kruisev1alpha1.NodeImage{
+				ObjectMeta: metav1.ObjectMeta{Name: "node-3"},
+				Status: kruisev1alpha1.NodeImageStatus{ImageStatuses: map[string]kruisev1alpha1.ImageStatus{
+					name: {Tags: []kruisev1alpha1.ImageTagStatus{{Tag: tag, Phase: kruisev1alpha1.ImagePhaseFailed, Message: c.message}}},
+				}},
+			}
+			e := newEnv(t, withNodeImage(ni))
+			e.create(newRun("run", append([]runOption{str("image", app)}, c.opts...)...))
+			e.mustReconcile("run")
+			e.setJobStatus(e.jobList()[0].Name, completed(2, 1, "node-3"))
+			msg := condition(e.mustReconcile("run")).Message
+			contains(t, "message", msg, append([]string{"node-3 (" + app + "): " + c.message}, c.want...)...)
+			for _, part := range c.notWant {
+				if strings.Contains(msg, part) {
+					t.Errorf("message %q contains %q", msg, part)
+				}
+			}
+		})
+	}
+}
+
 func TestDeletedRunLosesItsJobs(t *testing.T) {
 	e := newEnv(t)
 	e.create(newRun("run", arr("images", "nginx:1.27", "redis:7")))

@@ -207,13 +207,15 @@ func (r *Reconciler) judge(ctx context.Context, run *v1beta1.CustomRun, spec *v1
 	if p.succeeded >= need {
 		msg := p.message()
 		if len(p.failedNodes) > 0 {
-			msg += "; successThreshold " + spec.SuccessThreshold.String() + " met; failed: " + r.whyFailed(ctx, p, classes)
+			msg += "; successThreshold " + spec.SuccessThreshold.String() + " met; failed: " + r.whyFailed(ctx, p, classes) +
+				credentialsHint(run.Namespace, spec, classes)
 		}
 		run.Status.MarkCustomRunSucceeded(v1beta1.CustomRunReasonSuccessful.String(), "%s", msg)
 		return kreconciler.NewEvent(corev1.EventTypeNormal, v1beta1.CustomRunReasonSuccessful.String(), "%s", msg)
 	}
-	return r.failAttempt(ctx, run, v1alpha1.ReasonThresholdNotMet, "%s; %d of %d nodes have every image, successThreshold %s needs %d; failed: %s",
-		p.message(), p.succeeded, p.desired, spec.SuccessThreshold.String(), need, r.whyFailed(ctx, p, classes))
+	why := r.whyFailed(ctx, p, classes)
+	return r.failAttempt(ctx, run, v1alpha1.ReasonThresholdNotMet, "%s; %d of %d nodes have every image, successThreshold %s needs %d; failed: %s%s",
+		p.message(), p.succeeded, p.desired, spec.SuccessThreshold.String(), need, why, credentialsHint(run.Namespace, spec, classes))
 }
 
 // failOrRetry ends the run for a failure, and passes other errors on to be retried.

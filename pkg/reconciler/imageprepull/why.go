@@ -8,6 +8,8 @@ import (
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"knative.dev/pkg/logging"
+
+	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 )
 
 // maxExplained bounds the NodeImages read to explain a failure: a message
@@ -53,6 +55,22 @@ func (r *Reconciler) whyFailed(ctx context.Context, p progress, classes map[stri
 		lines = append(lines, fmt.Sprintf("and %d more", more))
 	}
 	return strings.Join(lines, "; ")
+}
+
+// credentialsHint follows the failed nodes of a run in which a registry
+// refused a pull (their class is unauthorized) with what to check. OpenKruise
+// v1.8 and v1.9 pull without a Secret named in pullSecrets that they cannot
+// find, and say so only in their manager's log: a misspelt Secret looks to
+// the registry like no Secret at all.
+func credentialsHint(namespace string, spec *v1alpha1.ImagePrePullSpec, classes map[string]int) string {
+	switch {
+	case classes["unauthorized"] == 0:
+		return ""
+	case len(spec.PullSecrets) == 0:
+		return "; a registry refused a pull (unauthorized): if it needs credentials, name a kubernetes.io/dockerconfigjson Secret in pullSecrets"
+	}
+	return fmt.Sprintf("; a registry refused a pull (unauthorized): check that pullSecrets %s exist in namespace %s and hold credentials for it "+
+		"(OpenKruise pulls without a named Secret it cannot find)", strings.Join(spec.PullSecrets, ", "), namespace)
 }
 
 // nodeImagePage is how many NodeImages whyNotDone reads per request.

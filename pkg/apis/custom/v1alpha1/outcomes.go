@@ -47,7 +47,7 @@ type Doc struct {
 // in README's order.
 var ReasonDocs = []Doc{
 	{pipelinev1beta1.CustomRunReasonSuccessful.String(), "every job completed and successThreshold is met, or wait is false and the jobs exist"},
-	{ReasonThresholdNotMet.String(), "too few nodes got every image; the message names the failed nodes and kruise-daemon's reason"},
+	{ReasonThresholdNotMet.String(), "too few nodes got every image; the message names the failed nodes and kruise-daemon's reason, and, when a registry refused a pull, what to check in pullSecrets"},
 	{ReasonNoNodes.String(), "the selector matched no node, or the workload has no node by the rule asked for (the message counts what each rule left out)"},
 	{pipelinev1beta1.CustomRunReasonCancelled.String(), "the run, or its PipelineRun, was cancelled or the PipelineRun timed out; the jobs are deleted"},
 	{pipelinev1beta1.CustomRunReasonTimedOut.String(), "the run's own timeout passed; the message says where the pulls stood and, for the first few nodes not done, whether each was queued behind other pulls (kruise-daemon v1.9), pulling or not reported; the jobs are deleted"},
