@@ -52,6 +52,10 @@ type Options struct {
 	// -threads-per-controller, -kube-api-qps, -kube-api-burst, say); none
 	// runs it with its defaults.
 	TektonArgs []string
+	// KruiseArgs are added to OpenKruise's manager's flags (its
+	// --rest-config-qps and --rest-config-burst, say); none runs it with its
+	// defaults.
+	KruiseArgs []string
 	// Log receives progress lines; nil discards them.
 	Log func(format string, args ...any)
 }

@@ -87,12 +87,12 @@ func (c *Cluster) StartKruiseManager(ctx context.Context, featureGates string) e
 		name: "kruise-manager", bin: c.tool("kruise-manager"),
 		env: []string{"WEBHOOK_HOST=127.0.0.1", "WEBHOOK_PORT=" + strconv.Itoa(ports[0]),
 			"WEBHOOK_CERT_DIR=" + certDir, "POD_NAMESPACE=kruise-system"},
-		args: []string{"--kubeconfig=" + c.Kubeconfig, "--enable-leader-election=false",
+		args: append([]string{"--kubeconfig=" + c.Kubeconfig, "--enable-leader-election=false",
 			"--feature-gates=" + featureGates,
 			"--metrics-addr=127.0.0.1:" + strconv.Itoa(ports[1]),
 			"--health-probe-addr=127.0.0.1:" + strconv.Itoa(ports[2]),
 			"--enable-pprof=false", "--protection-log-path=" + logDir,
-			"--nodeimage-creation-delay=1s"},
+			"--nodeimage-creation-delay=1s"}, c.opts.KruiseArgs...),
 		ready: c.dryRunImagePullJob, readyWithin: 2 * time.Minute, waitingFor: "OpenKruise's webhook to admit an ImagePullJob",
 	}
 	if !strings.Contains(featureGates, "ImagePullJobGate=true") {

@@ -38,6 +38,7 @@ func main() {
 	out := flag.String("out", filepath.Join("bench", "results"), "where the JSON and the plot go")
 	dashboardOut := flag.String("dashboard-out", filepath.Dir(dashboard.Path), "where the dashboard's panels, drawn from the bench's Prometheus, go for README")
 	tektonDefaults := flag.Bool("tekton-defaults", false, "run Tekton's controller with its defaults instead of the tuning its performance guide shows")
+	kruiseArgs := flag.String("kruise-args", "", "flags added to OpenKruise's manager, comma-separated (--rest-config-qps=300,--rest-config-burst=600, say); none: its defaults")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the controller, taken from the start of the largest level, to this file")
 	profileFor := flag.Duration("profile-for", time.Minute, "how long -cpuprofile profiles")
 	flag.Parse()
@@ -60,10 +61,24 @@ func main() {
 	case len(ns3) > 0:
 		prof.level = fmt.Sprintf("l%dx3", slices.Max(ns3))
 	}
-	if err := run(ctx, ns, ns3, *failing, *nodes, *pool, *large, *out, *dashboardOut, prof, !*tektonDefaults); err != nil {
+	var kruise []string
+	if *kruiseArgs != "" {
+		kruise = strings.Split(*kruiseArgs, ",")
+	}
+	if err := run(ctx, ns, ns3, *failing, *nodes, *pool, *large, *out, *dashboardOut, prof, !*tektonDefaults, kruise); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
+}
+
+// command is how to run this bench again: make, the OpenKruise release and
+// the flags it was given.
+func command(kruiseVersion string) string {
+	cmd := "make bench KRUISE_VERSION=" + kruiseVersion
+	if len(os.Args) > 1 {
+		cmd += " BENCH_FLAGS='" + strings.Join(os.Args[1:], " ") + "'"
+	}
+	return cmd
 }
 
 // profile says which level's controller CPU to profile, for how long, and where to write it.
@@ -89,7 +104,7 @@ func counts(name, list string) ([]int, error) {
 	return ns, nil
 }
 
-func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large int, out, dashboardOut string, prof profile, tuneTekton bool) error {
+func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large int, out, dashboardOut string, prof profile, tuneTekton bool, kruiseArgs []string) error {
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -104,7 +119,7 @@ func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large
 		tektonArgs = tektonTuning
 	}
 	start := time.Now()
-	c, err := cluster.Start(ctx, cluster.Options{Root: root, Nodes: ns, RealNode: "off", TektonArgs: tektonArgs,
+	c, err := cluster.Start(ctx, cluster.Options{Root: root, Nodes: ns, RealNode: "off", TektonArgs: tektonArgs, KruiseArgs: kruiseArgs,
 		Log: func(f string, a ...any) { logf("cluster: "+f, a...) }})
 	if err != nil {
 		return err
@@ -119,7 +134,7 @@ func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large
 	if err != nil {
 		return err
 	}
-	res := results{Machine: machine(), Command: "make bench KRUISE_VERSION=" + c.KruiseVersion, Kruise: c.KruiseVersion, Started: start.UTC(), Nodes: nodes, NodesPerRun: pool}
+	res := results{Machine: machine(), Command: command(c.KruiseVersion), Kruise: c.KruiseVersion, Started: start.UTC(), Nodes: nodes, NodesPerRun: pool}
 
 	logf("floor: a watch sees one object change and writes another, 100 times")
 	if res.Floor, err = b.floor(ctx, 100); err != nil {
