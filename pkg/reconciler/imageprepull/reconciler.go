@@ -207,8 +207,8 @@ func (r *Reconciler) judge(ctx context.Context, run *v1beta1.CustomRun, spec *v1
 	if p.succeeded >= need {
 		msg := p.message()
 		if len(p.failedNodes) > 0 {
-			msg += "; successThreshold " + spec.SuccessThreshold.String() + " met; failed: " + r.whyFailed(ctx, p, classes) +
-				credentialsHint(run.Namespace, spec, classes)
+			why := r.whyFailed(ctx, p, classes) // classes the failed nodes, which the hint reads
+			msg += "; successThreshold " + spec.SuccessThreshold.String() + " met; failed: " + why + credentialsHint(run.Namespace, spec, classes)
 		}
 		run.Status.MarkCustomRunSucceeded(v1beta1.CustomRunReasonSuccessful.String(), "%s", msg)
 		return kreconciler.NewEvent(corev1.EventTypeNormal, v1beta1.CustomRunReasonSuccessful.String(), "%s", msg)
