@@ -53,8 +53,18 @@ type ending struct {
 	classes     map[string]int
 }
 
-// failureClasses are the values of the failed-nodes metric's class label.
-var failureClasses = []string{"not_found", "unauthorized", "timeout", "other", "unread"}
+// The values of the failed-nodes metric's class label: kruise-daemon's
+// reason sorted by failureClass, or unread for the nodes past the first few,
+// whose NodeImages a run does not read.
+const (
+	classNotFound     = "not_found"
+	classUnauthorized = "unauthorized"
+	classTimeout      = "timeout"
+	classOther        = "other"
+	classUnread       = "unread"
+)
+
+var failureClasses = []string{classNotFound, classUnauthorized, classTimeout, classOther, classUnread}
 
 // runMetrics records the metrics of MetricDocs.
 type runMetrics struct {
@@ -180,11 +190,11 @@ func failureClass(msg string) string {
 	m := strings.ToLower(msg)
 	switch {
 	case strings.Contains(m, "not found") || strings.Contains(m, "notfound"):
-		return "not_found"
+		return classNotFound
 	case strings.Contains(m, "unauthorized") || strings.Contains(m, "401") || strings.Contains(m, "403") || strings.Contains(m, "denied"):
-		return "unauthorized"
+		return classUnauthorized
 	case strings.Contains(m, "deadline") || strings.Contains(m, "timeout") || strings.Contains(m, "timed out"):
-		return "timeout"
+		return classTimeout
 	}
-	return "other"
+	return classOther
 }

@@ -204,18 +204,19 @@ func (r *Reconciler) judge(ctx context.Context, run *v1beta1.CustomRun, spec *v1
 	if err != nil {
 		return r.fail(run, v1alpha1.ReasonInvalidParams, "successThreshold: %v", err)
 	}
+	// whyFailed classes the failed nodes, which the hint reads.
+	failed := r.whyFailed(ctx, p, classes)
+	failed += credentialsHint(run.Namespace, spec, classes)
 	if p.succeeded >= need {
 		msg := p.message()
 		if len(p.failedNodes) > 0 {
-			why := r.whyFailed(ctx, p, classes) // classes the failed nodes, which the hint reads
-			msg += "; successThreshold " + spec.SuccessThreshold.String() + " met; failed: " + why + credentialsHint(run.Namespace, spec, classes)
+			msg += "; successThreshold " + spec.SuccessThreshold.String() + " met; failed: " + failed
 		}
 		run.Status.MarkCustomRunSucceeded(v1beta1.CustomRunReasonSuccessful.String(), "%s", msg)
 		return kreconciler.NewEvent(corev1.EventTypeNormal, v1beta1.CustomRunReasonSuccessful.String(), "%s", msg)
 	}
-	why := r.whyFailed(ctx, p, classes)
-	return r.failAttempt(ctx, run, v1alpha1.ReasonThresholdNotMet, "%s; %d of %d nodes have every image, successThreshold %s needs %d; failed: %s%s",
-		p.message(), p.succeeded, p.desired, spec.SuccessThreshold.String(), need, why, credentialsHint(run.Namespace, spec, classes))
+	return r.failAttempt(ctx, run, v1alpha1.ReasonThresholdNotMet, "%s; %d of %d nodes have every image, successThreshold %s needs %d; failed: %s",
+		p.message(), p.succeeded, p.desired, spec.SuccessThreshold.String(), need, failed)
 }
 
 // failOrRetry ends the run for a failure, and passes other errors on to be retried.

@@ -31,7 +31,7 @@ func (r *Reconciler) whyFailed(ctx context.Context, p progress, classes map[stri
 			if len(lines) == maxExplained {
 				more++
 				if classes != nil {
-					classes["unread"]++
+					classes[classUnread]++
 				}
 				continue
 			}
@@ -60,11 +60,11 @@ func (r *Reconciler) whyFailed(ctx context.Context, p progress, classes map[stri
 // credentialsHint follows the failed nodes of a run in which a registry
 // refused a pull (their class is unauthorized) with what to check. OpenKruise
 // v1.8 and v1.9 pull without a Secret named in pullSecrets that they cannot
-// find, and say so only in their manager's log: a misspelt Secret looks to
-// the registry like no Secret at all.
+// find (v1.9 logs a warning, v1.8 nothing): a misspelt Secret looks to the
+// registry like no Secret at all.
 func credentialsHint(namespace string, spec *v1alpha1.ImagePrePullSpec, classes map[string]int) string {
 	switch {
-	case classes["unauthorized"] == 0:
+	case classes[classUnauthorized] == 0:
 		return ""
 	case len(spec.PullSecrets) == 0:
 		return "; a registry refused a pull (unauthorized): if it needs credentials, name a kubernetes.io/dockerconfigjson Secret in pullSecrets"
