@@ -80,6 +80,7 @@ fuzz:
 	go test ./pkg/apis/custom/v1alpha1/ -run '^$$' -fuzz '^FuzzApplyParams$$' -fuzztime $(FUZZTIME)
 	go test ./pkg/apis/custom/v1alpha1/ -run '^$$' -fuzz '^FuzzValidateImage$$' -fuzztime $(FUZZTIME)
 	go test ./pkg/apis/custom/v1alpha1/ -run '^$$' -fuzz '^FuzzDecodeSpec$$' -fuzztime $(FUZZTIME)
+	go test ./pkg/config/ -run '^$$' -fuzz '^FuzzAllowedImagesNeverAllowsAll$$' -fuzztime $(FUZZTIME)
 
 ## codegen: regenerate deepcopy, clientset, listers, informers and injection
 codegen:

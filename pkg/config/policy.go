@@ -6,8 +6,10 @@ package config
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -28,8 +30,13 @@ const (
 	// off ("false": for clusters that restrict who may create CustomRuns).
 	KeyAuthorize = "authorize-service-accounts"
 	// KeyAllowedImages lists repository patterns, one a line or
-	// comma-separated; empty allows any image.
+	// comma-separated. Absent, any image is allowed; present, it must hold
+	// at least one pattern that can match.
 	KeyAllowedImages = "allowed-images"
+	// Limits on what one run may do.
+	KeyMaxNodesPerRun = "max-nodes-per-run"
+	KeyMaxRetries     = "max-retries"
+	KeyAllowAllNodes  = "allow-all-nodes"
 	// Platform defaults, which an ImagePrePull's spec and params override.
 	KeyParallelism        = "default-parallelism"
 	KeyPullTimeoutSeconds = "default-pull-timeout-seconds"
@@ -45,7 +52,25 @@ type Policy struct {
 	AllowedImages []string
 	// Defaults for fields a run leaves unset.
 	Parallelism, PullTimeoutSeconds, BackoffLimit int32
+	// MaxNodesPerRun bounds the nodes one run may target; it also bounds
+	// what a run keeps in its status (node names, failed nodes).
+	MaxNodesPerRun int32
+	// MaxRetries bounds a run's spec.retries: each attempt keeps a status.
+	MaxRetries int32
+	// AllowAllNodes lets a run that names no nodeSelector, podSelector or
+	// workload pull onto every node.
+	AllowAllNodes bool
 }
+
+// Defaults of the limits: every node of the largest cluster Kubernetes
+// supports, and more retries than a pipeline needs.
+const (
+	DefaultMaxNodesPerRun = v1alpha1.MaxNodeNames
+	DefaultMaxRetries     = 10
+	// MaxRetriesLimit is the most max-retries may allow: each attempt's
+	// status stays in the CustomRun.
+	MaxRetriesLimit = 100
+)
 
 // DefaultPolicy is the policy of a ConfigMap with no keys.
 func DefaultPolicy() *Policy {
@@ -54,38 +79,46 @@ func DefaultPolicy() *Policy {
 		Parallelism:        v1alpha1.DefaultParallelism,
 		PullTimeoutSeconds: v1alpha1.DefaultPullTimeoutSeconds,
 		BackoffLimit:       v1alpha1.DefaultBackoffLimit,
+		MaxNodesPerRun:     DefaultMaxNodesPerRun,
+		MaxRetries:         DefaultMaxRetries,
+		AllowAllNodes:      true,
 	}
 }
+
+// knownKeys are the keys the policy reads, in the order errors list them.
+var knownKeys = []string{KeyAuthorize, KeyAllowedImages, KeyParallelism, KeyPullTimeoutSeconds, KeyBackoffLimit,
+	KeyMaxNodesPerRun, KeyMaxRetries, KeyAllowAllNodes}
 
 // NewPolicyFromConfigMap reads the policy; an error names the key and what
 // is wrong with it.
 func NewPolicyFromConfigMap(cm *corev1.ConfigMap) (*Policy, error) {
 	p := DefaultPolicy()
 	for k := range cm.Data {
-		switch k {
-		case KeyAuthorize, KeyAllowedImages, KeyParallelism, KeyPullTimeoutSeconds, KeyBackoffLimit, configmap.ExampleKey:
-		default:
+		if k != configmap.ExampleKey && !slices.Contains(knownKeys, k) {
 			// A misspelt key would otherwise be a policy silently not applied.
-			return nil, fmt.Errorf("%s: unknown key %q (known: %s, %s, %s, %s, %s)", cm.Name, k,
-				KeyAuthorize, KeyAllowedImages, KeyParallelism, KeyPullTimeoutSeconds, KeyBackoffLimit)
+			return nil, fmt.Errorf("%s: unknown key %q (known: %s)", cm.Name, k, strings.Join(knownKeys, ", "))
 		}
 	}
-	if v, ok := cm.Data[KeyAuthorize]; ok {
-		b, err := strconv.ParseBool(strings.TrimSpace(v))
-		if err != nil {
-			return nil, fmt.Errorf("%s %s: %q is not true or false", cm.Name, KeyAuthorize, v)
-		}
-		p.Authorize = b
-	}
-	for _, pat := range strings.FieldsFunc(cm.Data[KeyAllowedImages], func(r rune) bool { return r == ',' || r == '\n' }) {
-		pat = strings.TrimSpace(pat)
-		if pat == "" {
+	for _, b := range []struct {
+		key  string
+		into *bool
+	}{{KeyAuthorize, &p.Authorize}, {KeyAllowAllNodes, &p.AllowAllNodes}} {
+		v, ok := cm.Data[b.key]
+		if !ok {
 			continue
 		}
-		if _, err := path.Match(strings.TrimSuffix(pat, "/**"), ""); err != nil || strings.Contains(pat, "**") && !strings.HasSuffix(pat, "/**") {
-			return nil, fmt.Errorf("%s %s: %q is not a pattern (path.Match's syntax, or REPOSITORY/** for everything under it)", cm.Name, KeyAllowedImages, pat)
+		parsed, err := strconv.ParseBool(strings.TrimSpace(v))
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %q is not true or false", cm.Name, b.key, v)
 		}
-		p.AllowedImages = append(p.AllowedImages, pat)
+		*b.into = parsed
+	}
+	if v, ok := cm.Data[KeyAllowedImages]; ok {
+		patterns, err := parseAllowedImages(v)
+		if err != nil {
+			return nil, fmt.Errorf("%s %s: %w", cm.Name, KeyAllowedImages, err)
+		}
+		p.AllowedImages = patterns
 	}
 	for _, d := range []struct {
 		key      string
@@ -95,6 +128,8 @@ func NewPolicyFromConfigMap(cm *corev1.ConfigMap) (*Policy, error) {
 		{KeyParallelism, &p.Parallelism, 1, v1alpha1.MaxParallelism},
 		{KeyPullTimeoutSeconds, &p.PullTimeoutSeconds, 1, v1alpha1.MaxPullTimeoutSeconds},
 		{KeyBackoffLimit, &p.BackoffLimit, 0, v1alpha1.MaxBackoffLimit},
+		{KeyMaxNodesPerRun, &p.MaxNodesPerRun, 1, v1alpha1.MaxNodeNames},
+		{KeyMaxRetries, &p.MaxRetries, 0, MaxRetriesLimit},
 	} {
 		v, ok := cm.Data[d.key]
 		if !ok {
@@ -107,6 +142,58 @@ func NewPolicyFromConfigMap(cm *corev1.ConfigMap) (*Policy, error) {
 		*d.into = int32(n)
 	}
 	return p, nil
+}
+
+// parseAllowedImages reads allowed-images. It fails closed: a value with
+// no pattern, or a pattern that can match no repository, is an error, never
+// "allow any image" or a policy that silently refuses everything.
+func parseAllowedImages(v string) ([]string, error) {
+	var patterns []string
+	for _, pat := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == '\n' }) {
+		pat = strings.TrimSpace(pat)
+		if pat == "" {
+			continue
+		}
+		if err := checkPattern(pat); err != nil {
+			return nil, fmt.Errorf("%q %s", pat, err)
+		}
+		patterns = append(patterns, pat)
+	}
+	if len(patterns) == 0 {
+		return nil, fmt.Errorf("%q holds no pattern; to allow any image, remove the key", v)
+	}
+	return patterns, nil
+}
+
+// checkPattern refuses a pattern that is not one, or that no repository
+// name can match: Allows compares against the full name Kruise's parser
+// gives (docker.io/library/nginx), whose first segment is a registry host.
+func checkPattern(pat string) error {
+	prefix, everything := strings.CutSuffix(pat, "/**")
+	if _, err := path.Match(prefix, ""); err != nil || strings.Contains(prefix, "**") {
+		return errors.New("is not a pattern (path.Match's syntax, or REPOSITORY/** for everything under it)")
+	}
+	if everything && (prefix == "" || strings.ContainsAny(prefix, `*?[\`)) {
+		return errors.New("can match nothing: before /** stands a repository prefix without wildcards (ghcr.io/acme/**)")
+	}
+	host, _, _ := strings.Cut(prefix, "/")
+	if !strings.ContainsAny(host, `*?[\`) && !strings.ContainsAny(host, ".:") && host != "localhost" {
+		full := "docker.io/library/" + prefix
+		if named, err := reference.ParseNormalizedNamed(prefix); err == nil {
+			full = named.Name()
+		}
+		return fmt.Errorf("can match nothing: patterns match full repository names, which start with a registry host (%s)", full)
+	}
+	if !everything && !strings.ContainsAny(prefix, `*?[\`) {
+		named, err := reference.ParseNormalizedNamed(prefix)
+		if err != nil {
+			return fmt.Errorf("can match nothing: %s is not a repository name (%v)", prefix, err)
+		}
+		if named.Name() != prefix {
+			return fmt.Errorf("can match nothing: the repository's full name is %s", named.Name())
+		}
+	}
+	return nil
 }
 
 // Allows reports whether an image may be pre-pulled. A pattern is matched

@@ -63,3 +63,81 @@ func TestAllows(t *testing.T) {
 		t.Error("the default policy refuses an image")
 	}
 }
+
+// allowed-images fails closed: present, it must hold a pattern that can
+// match; only the absent key allows any image.
+func TestAllowedImagesFailsClosed(t *testing.T) {
+	for value, want := range map[string]string{
+		",":                             `holds no pattern; to allow any image, remove the key`,
+		"":                              `holds no pattern`,
+		"\n \n":                         `holds no pattern`,
+		"*/**":                          `"*/**" can match nothing: before /** stands a repository prefix without wildcards`,
+		"/**":                           `"/**" can match nothing`,
+		"reg.local/*/**":                `"reg.local/*/**" can match nothing`,
+		"ghcr.io/acme/**, ghcr.io/**/x": `"ghcr.io/**/x" is not a pattern`,
+		"nginx":                         `"nginx" can match nothing: patterns match full repository names, which start with a registry host (docker.io/library/nginx)`,
+		"library/*":                     `"library/*" can match nothing`,
+		"docker.io/nginx":               `"docker.io/nginx" can match nothing: the repository's full name is docker.io/library/nginx`,
+	} {
+		_, err := NewPolicyFromConfigMap(cm(map[string]string{KeyAllowedImages: value}))
+		if err == nil || !strings.Contains(err.Error(), "config-imageprepull allowed-images: ") || !strings.Contains(err.Error(), want) {
+			t.Errorf("allowed-images %q: error %v, want one holding %q", value, err, want)
+		}
+	}
+	for _, value := range []string{"docker.io/**", "docker.io/nginx/**", "localhost:5000/*", "*/team/*", "127.0.0.1:5000/shop/**", "docker.io/library/nginx"} {
+		if _, err := NewPolicyFromConfigMap(cm(map[string]string{KeyAllowedImages: value})); err != nil {
+			t.Errorf("allowed-images %q: %v", value, err)
+		}
+	}
+}
+
+func TestLimits(t *testing.T) {
+	p, err := NewPolicyFromConfigMap(cm(nil))
+	if err != nil || p.MaxNodesPerRun != 5000 || p.MaxRetries != 10 || !p.AllowAllNodes {
+		t.Errorf("default limits %+v, %v", p, err)
+	}
+	p, err = NewPolicyFromConfigMap(cm(map[string]string{KeyMaxNodesPerRun: "200", KeyMaxRetries: "0", KeyAllowAllNodes: "false"}))
+	if err != nil || p.MaxNodesPerRun != 200 || p.MaxRetries != 0 || p.AllowAllNodes {
+		t.Errorf("limits %+v, %v", p, err)
+	}
+	for data, want := range map[string]string{
+		KeyMaxNodesPerRun: `max-nodes-per-run: "0" is not a whole number from 1 to 5000`,
+		KeyMaxRetries:     `max-retries: "0" is not`,
+		KeyAllowAllNodes:  `allow-all-nodes: "0" is not true or false`,
+	} {
+		value := "0"
+		if data == KeyAllowAllNodes {
+			value = "maybe"
+			want = `allow-all-nodes: "maybe" is not true or false`
+		}
+		if data == KeyMaxRetries {
+			value = "101"
+			want = `max-retries: "101" is not a whole number from 0 to 100`
+		}
+		if _, err := NewPolicyFromConfigMap(cm(map[string]string{data: value})); err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s %q: error %v, want %q", data, value, err, want)
+		}
+	}
+}
+
+// No value of allowed-images parses to "allow any image": only the absent
+// key does. Seeds are the values that used to.
+func FuzzAllowedImagesNeverAllowsAll(f *testing.F) {
+	for _, seed := range []string{"", ",", "\n", " , \n", "*/**", "/**", "reg.local/shop/**", "a,b", "ghcr.io/acme/**\n,"} {
+		f.Add(seed)
+	}
+	f.Fuzz(func(t *testing.T, value string) {
+		p, err := NewPolicyFromConfigMap(cm(map[string]string{KeyAllowedImages: value}))
+		if err != nil {
+			return
+		}
+		if len(p.AllowedImages) == 0 {
+			t.Fatalf("allowed-images %q parsed to no pattern: any image allowed", value)
+		}
+		for _, pat := range p.AllowedImages {
+			if strings.TrimSpace(pat) == "" {
+				t.Fatalf("allowed-images %q kept an empty pattern", value)
+			}
+		}
+	})
+}
