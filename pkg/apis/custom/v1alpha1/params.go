@@ -174,7 +174,24 @@ func ApplyParams(s *ImagePrePullSpec, params pipelinev1beta1.Params) (errs *apis
 		return apis.ErrMultipleOneOf(targets...)
 	}
 	if len(targets) == 1 {
-		s.NodeSelector, s.PodSelector, s.Workload = nil, nil, ""
+		s.NodeSelector, s.PodSelector = nil, nil
+		if targets[0] != "params.workload" {
+			// nodes and workloadImages are settings of the workload the
+			// param replaces: kept, they would fail validation on spec
+			// fields the run never wrote.
+			s.Workload, s.Nodes, s.WorkloadImages = "", "", nil
+			for _, name := range []string{"nodes", "workloadImages"} {
+				if _, ok := given[name]; ok {
+					errs = errs.Also(&apis.FieldError{
+						Message: fmt.Sprintf("param %s needs param workload, which %s replaces", name, targets[0]),
+						Paths:   []string{"params." + name},
+					})
+				}
+			}
+			if errs != nil {
+				return errs
+			}
+		}
 	}
 	_, image := given["image"]
 	_, images := given["images"]

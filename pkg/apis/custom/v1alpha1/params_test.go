@@ -209,3 +209,30 @@ func TestLongBadValuesAreShownInPart(t *testing.T) {
 		}
 	}
 }
+
+// A run's nodeNames, nodeSelector or podSelector over a policy that targets
+// a workload replaces the workload with its nodes and images settings: no
+// error names a spec field the run never wrote.
+func TestTargetParamsReplaceAWorkloadPolicyWhole(t *testing.T) {
+	policy := ImagePrePullSpec{Images: []string{"app:v1"}, Workload: "deployment/web", Nodes: NodesEligible, WorkloadImages: ptr.To(false)}
+	for _, target := range []pipelinev1beta1.Param{ap("nodeNames", "n1"), sp("nodeSelector", "pool=web"), sp("podSelector", "app=web")} {
+		spec, fe := ResolveSpec(context.Background(), policy.DeepCopy(), pipelinev1beta1.Params{target}, nil)
+		if fe != nil {
+			t.Errorf("%s over a workload policy: %v", target.Name, fe)
+			continue
+		}
+		if spec.Workload != "" || spec.Nodes != "" || spec.WorkloadImages != nil {
+			t.Errorf("%s kept the workload's settings: workload %q nodes %q workloadImages %v", target.Name, spec.Workload, spec.Nodes, spec.WorkloadImages)
+		}
+	}
+	// Given with them, the workload's settings are the run's own mistake, named as params.
+	_, fe := ResolveSpec(context.Background(), policy.DeepCopy(), pipelinev1beta1.Params{ap("nodeNames", "n1"), sp("nodes", "eligible")}, nil)
+	if fe == nil || !strings.Contains(fe.Error(), "params.nodes") || strings.Contains(fe.Error(), "spec.") {
+		t.Errorf("nodes with nodeNames: %v, want an error naming params.nodes", fe)
+	}
+	// The workload param keeps the policy's nodes and workloadImages: they are its settings.
+	spec, fe := ResolveSpec(context.Background(), policy.DeepCopy(), pipelinev1beta1.Params{sp("workload", "deployment/api")}, nil)
+	if fe != nil || spec.Workload != "deployment/api" || spec.Nodes != NodesEligible {
+		t.Errorf("workload param over a workload policy: %+v, %v", spec, fe)
+	}
+}
