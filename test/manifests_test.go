@@ -154,7 +154,7 @@ func TestClusterRoleIsLeastPrivilege(t *testing.T) {
 		"tekton.dev/customruns/status":              "update",
 		"tekton.dev/customruns/finalizers":          "update",
 		"custom.kruise.dev/imageprepulls":           "list watch",
-		"apps.kruise.io/imagepulljobs":              "create delete get list watch",
+		"apps.kruise.io/imagepulljobs":              "create delete get list patch watch",
 		"apps.kruise.io/nodeimages":                 "get list",
 		"authorization.k8s.io/subjectaccessreviews": "create",
 		"apps/deployments":                          "get",

@@ -77,7 +77,7 @@ func TestServiceAccountPermissions(t *testing.T) {
 		"customruns.tekton.dev/status":              "update",
 		"customruns.tekton.dev/finalizers":          "update",
 		"imageprepulls.custom.kruise.dev":           "list watch",
-		"imagepulljobs.apps.kruise.io":              "create delete get list watch",
+		"imagepulljobs.apps.kruise.io":              "create delete get list patch watch",
 		"nodeimages.apps.kruise.io":                 "get list",
 		"subjectaccessreviews.authorization.k8s.io": "create",
 		"deployments.apps":                          "get",

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/cache"
@@ -46,29 +45,23 @@ type access struct {
 	namespace, serviceAccount, verb, group, resource, name string
 }
 
-// authorize checks the platform's image policy, then the run's
-// ServiceAccount: create ImagePullJobs in the run's namespace, get each pull
-// Secret. A refusal is a failure naming what is missing; an API error is
-// returned to be retried, never taken for a refusal.
-func (a *authorizer) authorize(ctx context.Context, run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullSpec) error {
-	if err := a.allowImages(ctx, spec.Images); err != nil {
-		return err
-	}
+// authorize asks whether the run's ServiceAccount may do what the
+// controller would do for it: create ImagePullJobs in the run's namespace,
+// get each pull Secret, get the workload. A refusal is a failure naming
+// what is missing; an API error is returned to be retried, never taken for
+// a refusal.
+func (a *authorizer) authorize(ctx context.Context, namespace, sa string, spec *v1alpha1.ImagePrePullSpec) error {
 	if !config.FromContext(ctx).Authorize {
 		return nil
 	}
-	sa := run.Spec.ServiceAccountName
-	if sa == "" {
-		sa = "default" // what Tekton's webhook fills in; empty only where it was bypassed
-	}
-	wants := []access{{run.Namespace, sa, "create", "apps.kruise.io", "imagepulljobs", ""}}
+	wants := []access{{namespace, sa, "create", "apps.kruise.io", "imagepulljobs", ""}}
 	for _, s := range spec.PullSecrets {
-		wants = append(wants, access{run.Namespace, sa, "get", "", "secrets", s})
+		wants = append(wants, access{namespace, sa, "get", "", "secrets", s})
 	}
 	if ref, fe := v1alpha1.ParseWorkload(spec.Workload); spec.Workload != "" && fe == nil {
 		// The controller reads the workload for the run: the run's
 		// ServiceAccount must be allowed to read it itself.
-		wants = append(wants, access{run.Namespace, sa, "get", ref.Group, ref.Resource, ref.Name})
+		wants = append(wants, access{namespace, sa, "get", ref.Group, ref.Resource, ref.Name})
 	}
 	for _, w := range wants {
 		allowed, err := a.allowed(ctx, w)

@@ -20,7 +20,7 @@ import (
 // jobs is an event): if the informer has not seen the first write yet, the
 // second reconcile sees a run still going, ends it again with what is left
 // (a timeout with its jobs gone), and overwrites the first end. While a run
-// is here, a reconcile reads it from the API server instead (stale).
+// is here, a reconcile reads it from the API server instead (liveEnded).
 type endWrites struct {
 	tekton tektonclient.Interface
 	unseen sync.Map // types.NamespacedName -> ending
@@ -34,11 +34,11 @@ type endWrites struct {
 
 func (w *endWrites) wrote(key types.NamespacedName, e ending) { w.unseen.Store(key, e) }
 
-// stale returns the run as the API server has it when this process ended it
-// and the informer's copy, run, does not show that yet; nil otherwise. An
-// end the API server does not have either (its write failed) is forgotten:
-// the reconcile goes on from run.
-func (w *endWrites) stale(ctx context.Context, run *v1beta1.CustomRun) (*v1beta1.CustomRun, error) {
+// liveEnded returns the run as the API server has it when this process
+// ended it and the informer's copy, run, does not show that yet; nil
+// otherwise. An end the API server does not have either (its write failed)
+// is forgotten: the reconcile goes on from run.
+func (w *endWrites) liveEnded(ctx context.Context, run *v1beta1.CustomRun) (*v1beta1.CustomRun, error) {
 	key := types.NamespacedName{Namespace: run.Namespace, Name: run.Name}
 	if _, ok := w.unseen.Load(key); !ok {
 		return nil, nil

@@ -209,6 +209,12 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	return e
 }
 
+// policyIndexer is the ImagePrePull informer's cache, for a test to edit
+// a named policy as its watch would show the edit.
+func (e *env) policyIndexer() cache.Indexer {
+	return imageprepullinformer.Get(e.ctx).Informer().GetIndexer()
+}
+
 // setPolicy loads config-imageprepull with data, as its watch would.
 func (e *env) setPolicy(data map[string]string) {
 	e.policy.OnChange(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: config.PolicyConfigName, Namespace: policyNamespace}, Data: data})
@@ -271,11 +277,13 @@ func (e *env) get(name string) *v1beta1.CustomRun {
 // jobList returns the ImagePullJobs as the API server holds them.
 func (e *env) jobList() []kruisev1alpha1.ImagePullJob {
 	e.t.Helper()
-	l, err := e.kruise.AppsV1alpha1().ImagePullJobs(ns).List(e.ctx, metav1.ListOptions{})
+	// From the tracker: a test may make the clientset refuse lists.
+	l, err := e.kruise.Tracker().List(kruisev1alpha1.SchemeGroupVersion.WithResource("imagepulljobs"),
+		kruisev1alpha1.SchemeGroupVersion.WithKind("ImagePullJob"), ns)
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return l.Items
+	return l.(*kruisev1alpha1.ImagePullJobList).Items
 }
 
 // setJobStatus plays Kruise's part: it writes a job's status.

@@ -93,13 +93,17 @@ func (r *Reconciler) newJob(run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullS
 					BackoffLimit:   spec.BackoffLimit,
 				},
 				CompletionPolicy: kruisev1alpha1.CompletionPolicy{
-					Type:                    kruisev1alpha1.Always,
-					ActiveDeadlineSeconds:   deadline,
-					TTLSecondsAfterFinished: spec.TTLSecondsAfterFinished,
+					Type:                  kruisev1alpha1.Always,
+					ActiveDeadlineSeconds: deadline,
 				},
 				ImagePullPolicy: kruisev1alpha1.ImagePullPolicy(spec.ImagePullPolicy),
 			},
 		},
+	}
+	if !*spec.Wait {
+		// The run ends as its jobs are created: nothing of it can be bitten
+		// by Kruise deleting them. Else handOnTTL sets it at the end.
+		job.Spec.CompletionPolicy.TTLSecondsAfterFinished = spec.TTLSecondsAfterFinished
 	}
 	if spec.NodeSelector != nil {
 		job.Spec.Selector = &kruisev1alpha1.ImagePullJobNodeSelector{
@@ -174,16 +178,30 @@ func (r *Reconciler) ensureJobs(ctx context.Context, run *v1beta1.CustomRun, spe
 	return jobs, nil
 }
 
-// attemptJobs are the jobs of the run's current attempt in the informer's
-// cache, by name.
-func (r *Reconciler) attemptJobs(ctx context.Context, run *v1beta1.CustomRun) ([]*kruisev1alpha1.ImagePullJob, error) {
-	lister, err := r.jobs.Lister(ctx)
-	if err != nil {
-		return nil, err
+// handOnTTL gives spec.ttlSecondsAfterFinished to the jobs of an attempt
+// that has ended. Given at their creation, Kruise would delete a job that
+// completed while the run's other jobs still pulled, and the run would take
+// it for deleted by someone else.
+func (r *Reconciler) handOnTTL(ctx context.Context, spec *v1alpha1.ImagePrePullSpec, jobs []*kruisev1alpha1.ImagePullJob) error {
+	if spec.TTLSecondsAfterFinished == nil {
+		return nil
 	}
-	jobs, err := lister.ImagePullJobs(run.Namespace).List(labels.SelectorFromSet(labels.Set{
-		LabelCustomRun: run.Name, LabelAttempt: strconv.Itoa(attempt(run)),
-	}))
+	patch := fmt.Appendf(nil, `{"spec":{"completionPolicy":{"ttlSecondsAfterFinished":%d}}}`, *spec.TTLSecondsAfterFinished)
+	for _, job := range jobs {
+		if ttl := job.Spec.CompletionPolicy.TTLSecondsAfterFinished; ttl != nil && *ttl == *spec.TTLSecondsAfterFinished {
+			continue
+		}
+		_, err := r.kruise.AppsV1alpha1().ImagePullJobs(job.Namespace).Patch(ctx, job.Name, types.MergePatchType, patch, metav1.PatchOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return fmt.Errorf("setting ttlSecondsAfterFinished on ImagePullJob %s/%s: %w", job.Namespace, job.Name, err)
+		}
+	}
+	return nil
+}
+
+// attemptJobs are the jobs of the run's current attempt, by name.
+func (r *Reconciler) attemptJobs(ctx context.Context, run *v1beta1.CustomRun) ([]*kruisev1alpha1.ImagePullJob, error) {
+	jobs, err := r.listJobs(ctx, run.Namespace, labels.Set{LabelCustomRun: run.Name, LabelAttempt: strconv.Itoa(attempt(run))})
 	if err != nil {
 		return nil, err
 	}
@@ -204,6 +222,57 @@ func (r *Reconciler) deleteJobs(ctx context.Context, run *v1beta1.CustomRun, att
 	})
 }
 
+// listJobs lists the jobs sel matches from the informer's cache, or, while
+// the informer has not synced, from the API server: a run that is
+// cancelled or times out must end even if the informer never syncs (its
+// list refused after an RBAC edit, say).
+func (r *Reconciler) listJobs(ctx context.Context, namespace string, sel labels.Set) ([]*kruisev1alpha1.ImagePullJob, error) {
+	lister, err := r.jobs.Lister(ctx)
+	switch {
+	case err == nil:
+		return lister.ImagePullJobs(namespace).List(labels.SelectorFromSet(sel))
+	case !kruise.IsStarting(err):
+		return nil, err
+	}
+	list, err := r.kruise.AppsV1alpha1().ImagePullJobs(namespace).List(ctx, metav1.ListOptions{LabelSelector: labels.SelectorFromSet(sel).String()})
+	if err != nil {
+		return nil, &unlistedError{err}
+	}
+	jobs := make([]*kruisev1alpha1.ImagePullJob, len(list.Items))
+	for i := range list.Items {
+		jobs[i] = &list.Items[i]
+	}
+	return jobs, nil
+}
+
+// unlistedError says the jobs could be read neither from the informer,
+// which has not synced, nor from the API server.
+type unlistedError struct{ err error }
+
+func (e *unlistedError) Error() string {
+	return "its ImagePullJobs could not be listed (the informer has not synced, and the API server answered: " + e.err.Error() + ")"
+}
+
+// deleteToStop deletes the jobs of a run that stops (of one attempt, or of
+// all when attempt is negative). Where they cannot be listed, it deletes
+// those the attempt recorded, by name, and returns what the run's message
+// should say of it: the run ends all the same.
+func (r *Reconciler) deleteToStop(ctx context.Context, run *v1beta1.CustomRun, attempt int, extra *extraFields) (string, error) {
+	err := r.deleteJobs(ctx, run, attempt)
+	var unlisted *unlistedError
+	if !errors.As(err, &unlisted) {
+		return "", err
+	}
+	for _, name := range extra.ImagePullJobs {
+		err := r.kruise.AppsV1alpha1().ImagePullJobs(run.Namespace).Delete(ctx, name, metav1.DeleteOptions{})
+		if err != nil && !apierrors.IsNotFound(err) {
+			return "", fmt.Errorf("deleting ImagePullJob %s/%s: %w", run.Namespace, name, err)
+		}
+	}
+	return fmt.Sprintf("; %s: deleted the %d this attempt recorded, by name; any other goes with the CustomRun (ownerReferences)",
+		unlisted.Error(), len(extra.ImagePullJobs)), nil
+}
+
 // ObserveDeletion deletes the jobs of a CustomRun that is gone, at once:
 // their ownerReferences let Kubernetes' garbage collector do the same, but
 // later, and only where one runs.
@@ -215,19 +284,16 @@ func (r *Reconciler) ObserveDeletion(ctx context.Context, key types.NamespacedNa
 }
 
 func (r *Reconciler) deleteJobsOf(ctx context.Context, namespace string, sel labels.Set, owned func(*kruisev1alpha1.ImagePullJob) bool) error {
-	lister, err := r.jobs.Lister(ctx)
+	jobs, err := r.listJobs(ctx, namespace, sel)
 	switch {
 	case errors.Is(err, kruise.ErrNotInstalled), errors.As(err, new(*kruise.UnsupportedVersionError)):
 		// None can exist, or none can be reached through v1alpha1: the
 		// garbage collector deletes them through their ownerReferences.
 		return nil
 	case err != nil:
-		// Syncing, or discovery failed (an unsteady API server): the jobs may
-		// well exist, so the run must not end before they are deleted.
-		return err
-	}
-	jobs, err := lister.ImagePullJobs(namespace).List(labels.SelectorFromSet(sel))
-	if err != nil {
+		// Discovery failed (an unsteady API server), or the jobs cannot be
+		// listed: they may well exist, so the run must not end before they
+		// are deleted (deleteToStop).
 		return err
 	}
 	for _, job := range jobs {

@@ -2,6 +2,7 @@ package imageprepull
 
 import (
 	"context"
+	"regexp"
 	"strings"
 	"time"
 
@@ -37,6 +38,16 @@ var MetricDocs = []MetricDoc{
 	{"imageprepull_failed_nodes_total", "counter", "class", "nodes that failed a pull in an ended run, by the class of kruise-daemon's reason: not_found, unauthorized, timeout, other; unread for failed nodes past the first five, whose NodeImages a run does not read"},
 	{"imageprepull_runs_in_flight", "gauge", "", "ImagePrePull runs started and not ended (each replica reports the cluster's count)"},
 	{"imageprepull_imagepulljobs_active", "gauge", "", "ImagePullJobs this controller owns that are not complete (each replica reports the cluster's count)"},
+}
+
+// meaning is the documented meaning of a metric, by its scraped name.
+func meaning(name string) string {
+	for _, d := range MetricDocs {
+		if d.Name == name {
+			return d.Meaning
+		}
+	}
+	panic("metric " + name + " is not in MetricDocs")
 }
 
 // ending is what a reconcile that ended a run records, counted once the
@@ -81,18 +92,18 @@ func newRunMetrics(runs tektonlisters.CustomRunLister, jobs *kruise.JobInformer)
 	meter := otel.GetMeterProvider().Meter(MeterName)
 	m := &runMetrics{}
 	var err error
-	if m.finished, err = meter.Int64Counter("imageprepull_runs_finished", metric.WithDescription(MetricDocs[0].Meaning)); err != nil {
+	if m.finished, err = meter.Int64Counter("imageprepull_runs_finished", metric.WithDescription(meaning("imageprepull_runs_finished_total"))); err != nil {
 		return nil, err
 	}
 	if m.duration, err = meter.Float64Histogram("imageprepull_run_duration", metric.WithUnit("s"),
-		metric.WithDescription(MetricDocs[1].Meaning), metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
+		metric.WithDescription(meaning("imageprepull_run_duration_seconds")), metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
 		return nil, err
 	}
 	if m.kruise, err = meter.Float64Histogram("imageprepull_kruise_duration", metric.WithUnit("s"),
-		metric.WithDescription(MetricDocs[2].Meaning), metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
+		metric.WithDescription(meaning("imageprepull_kruise_duration_seconds")), metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
 		return nil, err
 	}
-	if m.failedNodes, err = meter.Int64Counter("imageprepull_failed_nodes", metric.WithDescription(MetricDocs[3].Meaning)); err != nil {
+	if m.failedNodes, err = meter.Int64Counter("imageprepull_failed_nodes", metric.WithDescription(meaning("imageprepull_failed_nodes_total"))); err != nil {
 		return nil, err
 	}
 	// Every counter's series exists from the start, at zero: Prometheus's
@@ -104,11 +115,11 @@ func newRunMetrics(runs tektonlisters.CustomRunLister, jobs *kruise.JobInformer)
 	for _, class := range failureClasses {
 		m.failedNodes.Add(context.Background(), 0, metric.WithAttributes(attribute.String("class", class)))
 	}
-	inFlight, err := meter.Int64ObservableGauge("imageprepull_runs_in_flight", metric.WithDescription(MetricDocs[4].Meaning))
+	inFlight, err := meter.Int64ObservableGauge("imageprepull_runs_in_flight", metric.WithDescription(meaning("imageprepull_runs_in_flight")))
 	if err != nil {
 		return nil, err
 	}
-	active, err := meter.Int64ObservableGauge("imageprepull_imagepulljobs_active", metric.WithDescription(MetricDocs[5].Meaning))
+	active, err := meter.Int64ObservableGauge("imageprepull_imagepulljobs_active", metric.WithDescription(meaning("imageprepull_imagepulljobs_active")))
 	if err != nil {
 		return nil, err
 	}
@@ -191,10 +202,15 @@ func failureClass(msg string) string {
 	switch {
 	case strings.Contains(m, "not found") || strings.Contains(m, "notfound"):
 		return classNotFound
-	case strings.Contains(m, "unauthorized") || strings.Contains(m, "401") || strings.Contains(m, "403") || strings.Contains(m, "denied"):
+	case strings.Contains(m, "unauthorized") || strings.Contains(m, "forbidden") || strings.Contains(m, "denied") || refusedStatus.MatchString(m):
 		return classUnauthorized
 	case strings.Contains(m, "deadline") || strings.Contains(m, "timeout") || strings.Contains(m, "timed out"):
 		return classTimeout
 	}
 	return classOther
 }
+
+// refusedStatus is a registry's 401 or 403 as containerd and Docker quote
+// it ("unexpected status: 401", "status code 403"): not any 401 in the
+// message, which ports and digests hold too.
+var refusedStatus = regexp.MustCompile(`\bstatus(?: code)?:? 40[13]\b`)

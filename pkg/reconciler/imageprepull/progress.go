@@ -31,6 +31,8 @@ type progress struct {
 	complete    bool
 	// target, when the run names a workload, says how its nodes were chosen.
 	target *target
+	// editIgnored: the run was edited after its start, and keeps its target.
+	editIgnored bool
 }
 
 func summarize(jobs []*kruisev1alpha1.ImagePullJob) progress {
@@ -83,6 +85,9 @@ func (p progress) message() string {
 	}
 	if p.target != nil {
 		parts = append(parts, "workload "+p.target.Workload+": "+p.target.Matched)
+	}
+	if p.editIgnored {
+		parts = append(parts, "edited after its start: the run keeps what it was authorized for")
 	}
 	return strings.Join(parts, "; ")
 }

@@ -37,8 +37,19 @@ func TestNamedPolicyIsUsedAsWritten(t *testing.T) {
 	if s.Image != "registry.example.com/team/base:v1" || s.Parallelism.IntValue() != 3 ||
 		*s.PullPolicy.TimeoutSeconds != 120 || *s.PullPolicy.BackoffLimit != 1 ||
 		fmt.Sprint(s.PullSecrets) != "[regcred]" || s.ImagePullPolicy != "Always" ||
-		*s.CompletionPolicy.TTLSecondsAfterFinished != 300 || s.Selector.MatchLabels["node-type"] != "web" {
+		s.Selector.MatchLabels["node-type"] != "web" {
 		t.Errorf("job spec does not follow the policy: %+v", s)
+	}
+	// ttlSecondsAfterFinished is handed on once the run is done with the job.
+	if s.CompletionPolicy.TTLSecondsAfterFinished != nil {
+		t.Errorf("ttlSecondsAfterFinished %d on a job the run still follows", *s.CompletionPolicy.TTLSecondsAfterFinished)
+	}
+	e.setJobStatus(jobs[0].Name, completed(2, 2))
+	if c := condition(e.mustReconcile("run")); !c.IsTrue() {
+		t.Fatalf("condition = %+v", c)
+	}
+	if ttl := e.jobList()[0].Spec.CompletionPolicy.TTLSecondsAfterFinished; ttl == nil || *ttl != 300 {
+		t.Errorf("ttlSecondsAfterFinished = %v once the run ended, want 300", ttl)
 	}
 }
 

@@ -20,9 +20,11 @@ const maxExplained = 5
 // kruise-daemon left in the node's NodeImage tag status, or the job's own
 // message (such as "job exceeds activeDeadlineSeconds") when there is none.
 // It runs once per failed attempt, never while pulls are in progress.
-// The class of each failed node's reason goes into classes (nil: none), for
-// the failed-nodes metric; nodes past the first few are "unread".
-func (r *Reconciler) whyFailed(ctx context.Context, p progress, classes map[string]int) string {
+// It also returns how many failed nodes' reasons fall in each class, for
+// the failed-nodes metric and the credentials hint; nodes past the first
+// few are "unread".
+func (r *Reconciler) whyFailed(ctx context.Context, p progress) (string, map[string]int) {
+	classes := map[string]int{}
 	var lines []string
 	more := 0
 	for _, job := range p.jobs {
@@ -30,9 +32,7 @@ func (r *Reconciler) whyFailed(ctx context.Context, p progress, classes map[stri
 		for _, node := range job.Status.FailedNodes {
 			if len(lines) == maxExplained {
 				more++
-				if classes != nil {
-					classes[classUnread]++
-				}
+				classes[classUnread]++
 				continue
 			}
 			why := job.Status.Message
@@ -45,16 +45,14 @@ func (r *Reconciler) whyFailed(ctx context.Context, p progress, classes map[stri
 				// Still queued or pulling when the job's deadline came.
 				why += ": " + describeUnfinished(st)
 			}
-			if classes != nil {
-				classes[failureClass(why)]++
-			}
+			classes[failureClass(why)]++
 			lines = append(lines, fmt.Sprintf("%s (%s): %s", node, job.Spec.Image, why))
 		}
 	}
 	if more > 0 {
 		lines = append(lines, fmt.Sprintf("and %d more", more))
 	}
-	return strings.Join(lines, "; ")
+	return strings.Join(lines, "; "), classes
 }
 
 // credentialsHint follows the failed nodes of a run in which a registry

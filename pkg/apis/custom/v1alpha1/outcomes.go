@@ -35,6 +35,7 @@ const (
 	ReasonImagePullJobRejected      Reason = "ImagePullJobRejected"
 	ReasonImagePullJobDeleted       Reason = "ImagePullJobDeleted"
 	ReasonImagePullJobConflict      Reason = "ImagePullJobConflict"
+	ReasonLimitExceeded             Reason = "LimitExceeded"
 )
 
 // Doc documents one name a run shows: a reason, a result or an event.
@@ -55,8 +56,9 @@ var ReasonDocs = []Doc{
 	{ReasonInvalidSpec.String(), "the ImagePrePull or the embedded taskSpec has a bad field; the message names it"},
 	{ReasonNotFound.String(), "the ImagePrePull named by taskRef does not exist in the run's namespace"},
 	{ReasonWorkloadNotFound.String(), "the workload does not exist in the run's namespace, or its kind is not served (OpenKruise's kinds without OpenKruise)"},
-	{ReasonNotAuthorized.String(), "the run's ServiceAccount may not create ImagePullJobs in its namespace, or not get a Secret in pullSecrets; the message says what to bind; nothing is created"},
+	{ReasonNotAuthorized.String(), "the run's ServiceAccount may not create ImagePullJobs in its namespace, or not get a Secret in pullSecrets or its workload, at the run's start or before a retry's jobs; the message says what to bind; nothing more is created"},
 	{ReasonImageNotAllowed.String(), "the platform's policy (config-imageprepull allowed-images) does not allow an image; the message names it and the patterns"},
+	{ReasonLimitExceeded.String(), "the run asks for more than the platform's limits allow (config-imageprepull max-nodes-per-run, max-retries, allow-all-nodes); the message names the limit; a node count over the limit that only OpenKruise could count ends the run and deletes its jobs"},
 	{ReasonKruiseNotInstalled.String(), "the API server does not serve ImagePullJobs: install OpenKruise"},
 	{ReasonKruiseVersionUnsupported.String(), "the API server serves ImagePullJobs, but not in apps.kruise.io/v1alpha1 (a future OpenKruise); the message names the versions it serves"},
 	{ReasonKruiseFeatureGateDisabled.String(), "OpenKruise's webhook refuses ImagePullJobs: enable the ImagePullJobGate feature gate"},
@@ -112,8 +114,10 @@ var ResultDocs = []ResultDoc{
 		`a list in one string, as failedNodes`},
 }
 
-// EventDocs documents the Events on the CustomRun: one when it ends.
+// EventDocs documents the Events on the CustomRun: one when it ends, and
+// one when it is edited after its start.
 var EventDocs = []Doc{
+	{"Warning EditIgnored", "the run's params, serviceAccountName, retries, taskSpec or named ImagePrePull changed after it started: it keeps what it was authorized for at its start (told once per edit)"},
 	{"Normal " + pipelinev1beta1.CustomRunReasonSuccessful.String(), "the run succeeded; the message is the run's"},
 	{"Warning <reason>", "the run failed, with the reason and message of its Succeeded condition"},
 }
