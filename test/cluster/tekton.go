@@ -53,6 +53,9 @@ func (c *Cluster) startTekton(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// What Tekton grants the namespace roles (CustomRuns to edit, to view).
+	configs = append(configs, filepath.Join(dir, "config", "clusterrole-aggregate-edit.yaml"),
+		filepath.Join(dir, "config", "clusterrole-aggregate-view.yaml"))
 	for _, f := range configs {
 		if _, err := c.Kubectl(ctx, "apply", "-f", f); err != nil {
 			return err
