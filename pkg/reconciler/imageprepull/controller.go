@@ -16,6 +16,7 @@ import (
 	"knative.dev/pkg/configmap"
 	"knative.dev/pkg/controller"
 	"knative.dev/pkg/injection"
+	"knative.dev/pkg/injection/clients/dynamicclient"
 	"knative.dev/pkg/logging"
 	kreconciler "knative.dev/pkg/reconciler"
 
@@ -69,6 +70,7 @@ func newController(ctx context.Context, cmw configmap.Watcher, opts Options, clk
 	r := &Reconciler{
 		kube:          kubeclient.Get(ctx),
 		kruise:        kruiseclient.Get(ctx),
+		dynamic:       dynamicclient.Get(ctx),
 		auth:          newAuthorizer(kubeclient.Get(ctx), clk),
 		policies:      imageprepullinformer.Get(ctx).Lister(),
 		clock:         clk,

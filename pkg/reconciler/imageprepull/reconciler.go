@@ -16,6 +16,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
 	"knative.dev/pkg/apis"
@@ -31,8 +32,10 @@ import (
 
 // Reconciler implements the generated CustomRun reconciler's Interface.
 type Reconciler struct {
-	kube     kubernetes.Interface
-	kruise   kruiseclient.Interface
+	kube   kubernetes.Interface
+	kruise kruiseclient.Interface
+	// dynamic reads workloads, of whichever kind v1alpha1.WorkloadKinds names.
+	dynamic  dynamic.Interface
 	auth     *authorizer
 	policies listers.ImagePrePullLister
 	jobs     *kruise.JobInformer

@@ -13,6 +13,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 )
@@ -88,47 +89,23 @@ func (r *Reconciler) resolveWorkload(ctx context.Context, run *v1beta1.CustomRun
 	return t, nil
 }
 
+// getWorkload reads a workload through v1alpha1.WorkloadKinds' resource for
+// its kind: every kind has spec.selector and spec.template.
 func (r *Reconciler) getWorkload(ctx context.Context, ns string, ref v1alpha1.WorkloadRef) (*workload, error) {
-	opts := metav1.GetOptions{}
-	switch ref.Group + "/" + ref.Resource {
-	case "apps/deployments":
-		o, err := r.kube.AppsV1().Deployments(ns).Get(ctx, ref.Name, opts)
-		if err != nil {
-			return nil, err
-		}
-		return &workload{o.Spec.Selector, o.Spec.Template}, nil
-	case "apps/statefulsets":
-		o, err := r.kube.AppsV1().StatefulSets(ns).Get(ctx, ref.Name, opts)
-		if err != nil {
-			return nil, err
-		}
-		return &workload{o.Spec.Selector, o.Spec.Template}, nil
-	case "apps/daemonsets":
-		o, err := r.kube.AppsV1().DaemonSets(ns).Get(ctx, ref.Name, opts)
-		if err != nil {
-			return nil, err
-		}
-		return &workload{o.Spec.Selector, o.Spec.Template}, nil
-	case "apps.kruise.io/clonesets":
-		o, err := r.kruise.AppsV1alpha1().CloneSets(ns).Get(ctx, ref.Name, opts)
-		if err != nil {
-			return nil, err
-		}
-		return &workload{o.Spec.Selector, o.Spec.Template}, nil
-	case "apps.kruise.io/statefulsets":
-		o, err := r.kruise.AppsV1beta1().StatefulSets(ns).Get(ctx, ref.Name, opts)
-		if err != nil {
-			return nil, err
-		}
-		return &workload{o.Spec.Selector, o.Spec.Template}, nil
-	case "apps.kruise.io/daemonsets":
-		o, err := r.kruise.AppsV1alpha1().DaemonSets(ns).Get(ctx, ref.Name, opts)
-		if err != nil {
-			return nil, err
-		}
-		return &workload{o.Spec.Selector, o.Spec.Template}, nil
+	u, err := r.dynamic.Resource(ref.GroupVersionResource).Namespace(ns).Get(ctx, ref.Name, metav1.GetOptions{})
+	if err != nil {
+		return nil, err
 	}
-	return nil, fmt.Errorf("workload kind %s has no reader", ref)
+	var w struct {
+		Spec struct {
+			Selector *metav1.LabelSelector  `json:"selector"`
+			Template corev1.PodTemplateSpec `json:"template"`
+		} `json:"spec"`
+	}
+	if err := runtime.DefaultUnstructuredConverter.FromUnstructured(u.UnstructuredContent(), &w); err != nil {
+		return nil, fmt.Errorf("reading workload %s/%s: %w", ns, ref, err)
+	}
+	return &workload{w.Spec.Selector, w.Spec.Template}, nil
 }
 
 // isMissingResource tells a 404 for a resource the API server does not

@@ -14,9 +14,12 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgotesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
+	dynamicfake "knative.dev/pkg/injection/clients/dynamicclient/fake"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 )
@@ -37,7 +40,26 @@ func (e *env) deployment(name string, spec corev1.PodSpec) {
 		Selector: &metav1.LabelSelector{MatchLabels: webLabels},
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: webLabels}, Spec: spec},
 	}}
-	if _, err := e.kube.AppsV1().Deployments(ns).Create(e.ctx, d, metav1.CreateOptions{}); err != nil {
+	e.workload("deployment", d)
+}
+
+// workload stores a workload object as the API server would serve it to the
+// controller's dynamic client, under the resource of kind (as kubectl names
+// it: deployment, cloneset.apps.kruise.io).
+func (e *env) workload(kind string, obj metav1.Object) {
+	e.t.Helper()
+	ref, fe := v1alpha1.ParseWorkload(kind + "/" + obj.GetName())
+	if fe != nil {
+		e.t.Fatal(fe)
+	}
+	u, err := runtime.DefaultUnstructuredConverter.ToUnstructured(obj)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	w := &unstructured.Unstructured{Object: u}
+	w.SetAPIVersion(ref.GroupVersion().String())
+	w.SetKind(ref.Kind)
+	if _, err := dynamicfake.Get(e.ctx).Resource(ref.GroupVersionResource).Namespace(ns).Create(e.ctx, w, metav1.CreateOptions{}); err != nil {
 		e.t.Fatal(err)
 	}
 }
@@ -175,9 +197,7 @@ func TestWorkloadEligibleNodesOfADaemonSet(t *testing.T) {
 		Selector: &metav1.LabelSelector{MatchLabels: webLabels},
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: webLabels}, Spec: podSpec(app)},
 	}}
-	if _, err := e.kube.AppsV1().DaemonSets(ns).Create(e.ctx, ds, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.workload("daemonset", ds)
 	e.node("plain", nil)
 	e.node("cordoned", nil, cordon, taint(corev1.TaintNodeUnschedulable, corev1.TaintEffectNoSchedule))
 	e.node("not-ready", nil, markNotReady, taint(corev1.TaintNodeNotReady, corev1.TaintEffectNoExecute))
@@ -219,9 +239,7 @@ func TestWorkloadCloneSet(t *testing.T) {
 		Selector: &metav1.LabelSelector{MatchLabels: webLabels},
 		Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: webLabels}, Spec: podSpec(app)},
 	}}
-	if _, err := e.kruise.AppsV1alpha1().CloneSets(ns).Create(e.ctx, cs, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	e.workload("cloneset", cs)
 	e.pod("web-x1", "node-b", webLabels, corev1.PodRunning)
 	e.create(newRun("run", str("workload", "cloneset.apps.kruise.io/web"), str("workloadImages", "true")))
 	e.mustReconcile("run")
@@ -298,39 +316,20 @@ func TestWorkloadEveryKind(t *testing.T) {
 	sel := &metav1.LabelSelector{MatchLabels: webLabels}
 	meta := metav1.ObjectMeta{Name: "w", Namespace: ns}
 	for _, tc := range []struct {
-		ref    string
-		create func(e *env) error
+		ref string
+		obj metav1.Object
 	}{
-		{"deployment/w", func(e *env) error {
-			_, err := e.kube.AppsV1().Deployments(ns).Create(e.ctx, &appsv1.Deployment{ObjectMeta: meta, Spec: appsv1.DeploymentSpec{Selector: sel, Template: template}}, metav1.CreateOptions{})
-			return err
-		}},
-		{"statefulset/w", func(e *env) error {
-			_, err := e.kube.AppsV1().StatefulSets(ns).Create(e.ctx, &appsv1.StatefulSet{ObjectMeta: meta, Spec: appsv1.StatefulSetSpec{Selector: sel, Template: template}}, metav1.CreateOptions{})
-			return err
-		}},
-		{"daemonset.apps/w", func(e *env) error {
-			_, err := e.kube.AppsV1().DaemonSets(ns).Create(e.ctx, &appsv1.DaemonSet{ObjectMeta: meta, Spec: appsv1.DaemonSetSpec{Selector: sel, Template: template}}, metav1.CreateOptions{})
-			return err
-		}},
-		{"clone/w", func(e *env) error {
-			_, err := e.kruise.AppsV1alpha1().CloneSets(ns).Create(e.ctx, &kruisev1alpha1.CloneSet{ObjectMeta: meta, Spec: kruisev1alpha1.CloneSetSpec{Selector: sel, Template: template}}, metav1.CreateOptions{})
-			return err
-		}},
-		{"statefulset.apps.kruise.io/w", func(e *env) error {
-			_, err := e.kruise.AppsV1beta1().StatefulSets(ns).Create(e.ctx, &kruisev1beta1.StatefulSet{ObjectMeta: meta, Spec: kruisev1beta1.StatefulSetSpec{Selector: sel, Template: template}}, metav1.CreateOptions{})
-			return err
-		}},
-		{"daemonset.apps.kruise.io/w", func(e *env) error {
-			_, err := e.kruise.AppsV1alpha1().DaemonSets(ns).Create(e.ctx, &kruisev1alpha1.DaemonSet{ObjectMeta: meta, Spec: kruisev1alpha1.DaemonSetSpec{Selector: sel, Template: template}}, metav1.CreateOptions{})
-			return err
-		}},
+		{"deployment/w", &appsv1.Deployment{ObjectMeta: meta, Spec: appsv1.DeploymentSpec{Selector: sel, Template: template}}},
+		{"statefulset/w", &appsv1.StatefulSet{ObjectMeta: meta, Spec: appsv1.StatefulSetSpec{Selector: sel, Template: template}}},
+		{"daemonset.apps/w", &appsv1.DaemonSet{ObjectMeta: meta, Spec: appsv1.DaemonSetSpec{Selector: sel, Template: template}}},
+		{"clone/w", &kruisev1alpha1.CloneSet{ObjectMeta: meta, Spec: kruisev1alpha1.CloneSetSpec{Selector: sel, Template: template}}},
+		{"statefulset.apps.kruise.io/w", &kruisev1beta1.StatefulSet{ObjectMeta: meta, Spec: kruisev1beta1.StatefulSetSpec{Selector: sel, Template: template}}},
+		{"daemonset.apps.kruise.io/w", &kruisev1alpha1.DaemonSet{ObjectMeta: meta, Spec: kruisev1alpha1.DaemonSetSpec{Selector: sel, Template: template}}},
 	} {
 		t.Run(tc.ref, func(t *testing.T) {
 			e := newEnv(t)
-			if err := tc.create(e); err != nil {
-				t.Fatal(err)
-			}
+			kind, _, _ := strings.Cut(tc.ref, "/")
+			e.workload(kind, tc.obj)
 			e.pod("w-1", "node-k", webLabels, corev1.PodRunning)
 			e.create(newRun("run", str("workload", tc.ref), str("workloadImages", "true")))
 			run := e.mustReconcile("run")
@@ -345,21 +344,32 @@ func TestWorkloadEveryKind(t *testing.T) {
 // own encoding must be byte for byte the same, or each reconcile sees a
 // changed status and writes it again.
 func TestExtraFieldsEncodeAsTheAPIServerReturnsThem(t *testing.T) {
-	ours, err := json.Marshal(extraFields{ImagePullJobs: []string{"j1"}, Target: &target{
-		Workload: "deployment.apps/web", Nodes: []string{"n1"}, Images: []string{app}, Matched: "nodes running: 1"}})
-	if err != nil {
+	extra := extraFields{
+		Authorized: &authorized{Inputs: "in", Retries: 1, ServiceAccount: "sa", Spec: &v1alpha1.ImagePrePullSpec{
+			Images: []string{app}, Workload: "deployment/web", Parallelism: ptr.To[int32](3), PullSecrets: []string{"regcred"},
+		}},
+		ImagePullJobs: []string{"j1"},
+		Target:        &target{Workload: "deployment.apps/web", Nodes: []string{"n1"}, Images: []string{app}, Matched: "nodes running: 1"},
+	}
+	run := newRun("run")
+	if err := extra.encode(run); err != nil {
 		t.Fatal(err)
 	}
+	ours := run.Status.ExtraFields.Raw
 	var generic map[string]any
 	if err := json.Unmarshal(ours, &generic); err != nil {
 		t.Fatal(err)
 	}
-	sorted, err := json.Marshal(generic) // maps encode with sorted keys
+	sorted, err := json.Marshal(generic) // maps encode with sorted keys, as the API server's objects do
 	if err != nil {
 		t.Fatal(err)
 	}
 	if string(ours) != string(sorted) {
 		t.Errorf("extraFields encode as\n%s\nthe API server returns\n%s", ours, sorted)
+	}
+	var back extraFields
+	if err := run.Status.DecodeExtraFields(&back); err != nil || back.Authorized.Spec.Workload != "deployment/web" || back.Target.Nodes[0] != "n1" {
+		t.Errorf("decoded %+v, %v", back, err)
 	}
 }
 
@@ -367,7 +377,7 @@ func TestExtraFieldsEncodeAsTheAPIServerReturnsThem(t *testing.T) {
 // resource, not for an object, and the run says which resource is missing.
 func TestWorkloadKindNotServed(t *testing.T) {
 	e := newEnv(t)
-	e.kruise.PrependReactor("get", "clonesets", func(clientgotesting.Action) (bool, runtime.Object, error) {
+	dynamicfake.Get(e.ctx).PrependReactor("get", "clonesets", func(clientgotesting.Action) (bool, runtime.Object, error) {
 		return true, nil, apierrors.NewNotFound(schema.GroupResource{}, "") // as for a path nothing serves
 	})
 	e.create(newRun("run", str("image", app), str("workload", "cloneset/web")))
