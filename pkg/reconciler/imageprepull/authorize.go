@@ -118,10 +118,13 @@ func (a *authorizer) allowed(ctx context.Context, w access) (bool, error) {
 func (w access) refusal() string {
 	subject := fmt.Sprintf("ServiceAccount %s/%s", w.namespace, w.serviceAccount)
 	if w.resource == "secrets" {
+		// One Role a ServiceAccount and Secret: the command works again for
+		// the ServiceAccount's next Secret, where a shared name would exist.
+		grant := w.serviceAccount + "-secret-" + w.name
 		return fmt.Sprintf("%s may not get Secret %q (named in pullSecrets) in namespace %s: let it read the Secret: "+
-			"kubectl -n %s create role %s-pull-secrets --verb=get --resource=secrets --resource-name=%s && "+
-			"kubectl -n %s create rolebinding %s-pull-secrets --role=%s-pull-secrets --serviceaccount=%s:%s",
-			subject, w.name, w.namespace, w.namespace, w.serviceAccount, w.name, w.namespace, w.serviceAccount, w.serviceAccount, w.namespace, w.serviceAccount)
+			"kubectl -n %s create role %s --verb=get --resource=secrets --resource-name=%s && "+
+			"kubectl -n %s create rolebinding %s --role=%s --serviceaccount=%s:%s",
+			subject, w.name, w.namespace, w.namespace, grant, w.name, w.namespace, grant, grant, w.namespace, w.serviceAccount)
 	}
 	if w.verb == "get" {
 		return fmt.Sprintf("%s may not get %s.%s %q (the run's workload) in namespace %s: let it read the workload: "+

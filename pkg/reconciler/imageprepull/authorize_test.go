@@ -57,7 +57,9 @@ func TestUnauthorizedRunFailsAndCreatesNothing(t *testing.T) {
 				"kubectl -n ci create rolebinding imageprepull-runner --clusterrole=imageprepull-runner --serviceaccount=ci:nobody"}},
 		{"a pull Secret it may not read", newRun("run", str("image", app), arr("pullSecrets", "ok", "theirs"), serviceAccount("builder")),
 			func(s authorizationv1.SubjectAccessReviewSpec) bool { return s.ResourceAttributes.Name == "theirs" },
-			[]string{`ServiceAccount ci/builder may not get Secret "theirs" (named in pullSecrets) in namespace ci`, "--resource-name=theirs"}},
+			[]string{`ServiceAccount ci/builder may not get Secret "theirs" (named in pullSecrets) in namespace ci`,
+				"kubectl -n ci create role builder-secret-theirs --verb=get --resource=secrets --resource-name=theirs && " +
+					"kubectl -n ci create rolebinding builder-secret-theirs --role=builder-secret-theirs --serviceaccount=ci:builder"}},
 		{"no ServiceAccount: default, as Tekton's webhook fills it", newRun("run", str("image", app)),
 			func(authorizationv1.SubjectAccessReviewSpec) bool { return true },
 			[]string{"ServiceAccount ci/default may not create"}},
