@@ -29,6 +29,10 @@ k8s() {
   local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/client-go/pkg/version.gitVersion=$v"
   build kube-apiserver "$v" bash -c "cd '$root/hack/tools/kubernetes' && go build -trimpath -ldflags '$ldflags' -o \"\$out\" k8s.io/kubernetes/cmd/kube-apiserver"
   build kubectl "$v" bash -c "cd '$root/hack/tools/kubernetes' && go build -trimpath -ldflags '$ldflags' -o \"\$out\" k8s.io/kubernetes/cmd/kubectl"
+  # The rest of the control plane: garbage collection, workload controllers,
+  # the node lifecycle, and the scheduler that binds the pods they make.
+  build kube-controller-manager "$v" bash -c "cd '$root/hack/tools/kubernetes' && go build -trimpath -ldflags '$ldflags' -o \"\$out\" k8s.io/kubernetes/cmd/kube-controller-manager"
+  build kube-scheduler "$v" bash -c "cd '$root/hack/tools/kubernetes' && go build -trimpath -ldflags '$ldflags' -o \"\$out\" k8s.io/kubernetes/cmd/kube-scheduler"
 }
 
 etcd() {

@@ -1,7 +1,8 @@
 // Package cluster runs a local control plane for end-to-end tests and the
-// demo, from Go sources alone: etcd, kube-apiserver, the Tekton Pipelines
-// controller and admission webhook, the OpenKruise manager, Node objects, a
-// node-side pull simulator standing in for kruise-daemon, and this project's
+// demo, from Go sources alone: etcd, kube-apiserver, kube-controller-manager,
+// kube-scheduler, the Tekton Pipelines controller and admission webhook, the
+// OpenKruise manager, Node objects kept alive as kubelets would, a node-side
+// pull simulator standing in for kruise-daemon, and this project's
 // controller. Everything listens on 127.0.0.1, on free ports, with its data
 // in one temporary directory; nothing needs Docker or a kubelet, and only the
 // real node needs root (Tekton's controller runs in user and network
@@ -124,6 +125,8 @@ type Cluster struct {
 	stopRegistry         func()
 	registryLog          *accessLog
 	real                 *realNode
+	// beats keep the nodes without a kubelet alive.
+	beats *heartbeats
 }
 
 // Start brings the whole cluster up. On error it has already torn down what
@@ -162,6 +165,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 			return c.startAPIServer(ctx, etcd)
 		}},
 		{"clients", c.connect},
+		{"controller manager and scheduler", c.startKubeControllers},
 		{"registry", c.startRegistry},
 		{"Tekton controller", c.startTekton},
 		{"Tekton webhook", c.startTektonWebhook},
@@ -186,6 +190,9 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 func (c *Cluster) Stop() {
 	if c.stopSim != nil {
 		c.stopSim()
+	}
+	if c.beats != nil {
+		c.beats.stopAll()
 	}
 	if c.stopRegistry != nil {
 		defer c.stopRegistry()
@@ -225,8 +232,11 @@ func (c *Cluster) connect(context.Context) error {
 	if c.Kruise, err = kruiseclient.NewForConfig(cfg); err != nil {
 		return err
 	}
-	c.Custom, err = customclient.NewForConfig(cfg)
-	return err
+	if c.Custom, err = customclient.NewForConfig(cfg); err != nil {
+		return err
+	}
+	c.beats = newHeartbeats(c.Kube, c.opts.Log)
+	return nil
 }
 
 // buildTools builds what is missing with hack/build-tools.sh.

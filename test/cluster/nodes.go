@@ -7,8 +7,11 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/dynamic"
+	"k8s.io/client-go/util/retry"
 
 	"github.com/openkruise/imageprepull/test/simulator"
 )
@@ -69,21 +72,47 @@ func (c *Cluster) Simulator() *simulator.Simulator { return c.sim }
 // real cluster's Ready node.
 func (c *Cluster) markReady(ctx context.Context, node *corev1.Node) error {
 	since := metav1.NewTime(time.Now().Add(-time.Minute))
-	node.Status.Conditions = []corev1.NodeCondition{{
-		Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
-		LastHeartbeatTime: since, LastTransitionTime: since,
-	}}
-	updated, err := c.Kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
+	err := retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		node.Status.Conditions = []corev1.NodeCondition{{
+			Type: corev1.NodeReady, Status: corev1.ConditionTrue, Reason: "KubeletReady",
+			LastHeartbeatTime: since, LastTransitionTime: since,
+		}}
+		// What a kubelet reports of a mid-sized machine, for the scheduler.
+		node.Status.Capacity = corev1.ResourceList{corev1.ResourceCPU: resource.MustParse("8"),
+			corev1.ResourceMemory: resource.MustParse("32Gi"), corev1.ResourcePods: resource.MustParse("110")}
+		node.Status.Allocatable = node.Status.Capacity
+		updated, err := c.Kube.CoreV1().Nodes().UpdateStatus(ctx, node, metav1.UpdateOptions{})
+		if err == nil {
+			node = updated
+		} else if latest, getErr := c.Kube.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{}); apierrors.IsConflict(err) && getErr == nil {
+			node = latest
+		}
+		return err
+	})
 	if err != nil {
 		return fmt.Errorf("marking node %s Ready: %w", node.Name, err)
 	}
-	node = updated
-	kept := slices.DeleteFunc(slices.Clone(node.Spec.Taints), func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady })
-	if len(kept) == len(node.Spec.Taints) {
-		return nil
+	// Its kubelet's heartbeats, from now on.
+	if err := c.beats.start(node.Name); err != nil {
+		return fmt.Errorf("the lease of node %s: %w", node.Name, err)
 	}
-	node.Spec.Taints = kept
-	if _, err := c.Kube.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{}); err != nil {
+	// kube-controller-manager writes the node too (its lifecycle and TTL
+	// controllers, which may lift the taint first).
+	err = retry.RetryOnConflict(retry.DefaultRetry, func() error {
+		kept := slices.DeleteFunc(slices.Clone(node.Spec.Taints), func(t corev1.Taint) bool { return t.Key == corev1.TaintNodeNotReady })
+		if len(kept) == len(node.Spec.Taints) {
+			return nil
+		}
+		node.Spec.Taints = kept
+		_, err := c.Kube.CoreV1().Nodes().Update(ctx, node, metav1.UpdateOptions{})
+		if apierrors.IsConflict(err) {
+			if latest, getErr := c.Kube.CoreV1().Nodes().Get(ctx, node.Name, metav1.GetOptions{}); getErr == nil {
+				node = latest
+			}
+		}
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("lifting the not-ready taint of node %s: %w", node.Name, err)
 	}
 	return nil

@@ -26,9 +26,9 @@ import (
 
 var nonName = regexp.MustCompile(`[^a-z0-9-]+`)
 
-// namespace makes a namespace of the test's own (namespaces are never
-// deleted here: without kube-controller-manager they stay Terminating) and,
-// on failure, prints its objects and every component's log.
+// namespace makes a namespace of the test's own (kept after the test, for
+// what it shows) and, on failure, prints its objects and every component's
+// log.
 func namespace(t *testing.T) string {
 	t.Helper()
 	ns := strings.Trim(nonName.ReplaceAllString(strings.ToLower(t.Name()), "-"), "-")
@@ -40,9 +40,13 @@ func namespace(t *testing.T) string {
 	if _, err := c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	// No kube-controller-manager makes the default ServiceAccount; Pods need it.
-	if _, err := c.Kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "default"}}, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
+	// kube-controller-manager's ServiceAccount controller makes the default
+	// ServiceAccount, which Pods (and the runs' reviews) need.
+	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := c.Kube.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	}); err != nil {
+		t.Fatalf("no default ServiceAccount in %s: %v", ns, err)
 	}
 	// As a namespace whose pipelines pre-pull: its default ServiceAccount may.
 	if err := c.AllowPrePulls(ctx, ns, "default"); err != nil {

@@ -5,6 +5,7 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
 	"strings"
 	"testing"
@@ -16,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 
@@ -23,10 +25,9 @@ import (
 	"github.com/openkruise/imageprepull/test/cluster"
 )
 
-// An OpenKruise CloneSet's pods are made by Kruise's manager; with no
-// scheduler here, the test places them as a scheduler would, through the
-// pods/binding subresource. nodes: running then pulls onto exactly those
-// nodes, found through the CloneSet's own selector.
+// An OpenKruise CloneSet's pods are made by Kruise's manager and bound by
+// the scheduler (one a node); nodes: running then pulls onto exactly the
+// nodes the scheduler chose, found through the CloneSet's own selector.
 func TestWorkloadCloneSetRunningNodes(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
@@ -38,33 +39,17 @@ func TestWorkloadCloneSetRunningNodes(t *testing.T) {
 			Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{
 				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec:       corev1.PodSpec{Containers: []corev1.Container{{Name: "shop", Image: "registry.local/shop:v1"}}},
+				Spec: corev1.PodSpec{
+					Containers: []corev1.Container{{Name: "shop", Image: "registry.local/shop:v1"}},
+					Affinity:   onePerNode(labels),
+				},
 			},
 		},
 	}
 	if _, err := c.Kruise.AppsV1alpha1().CloneSets(ns).Create(ctx, cs, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	var pods []corev1.Pod
-	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		l, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=shop"})
-		if err != nil {
-			return false, nil
-		}
-		pods = l.Items
-		return len(pods) == 2, nil
-	})
-	if err != nil {
-		t.Fatalf("Kruise made %d pods for the CloneSet: %v", len(pods), err)
-	}
-	for i, node := range []string{"web-a2", "batch-b1"} {
-		if err := c.Kube.CoreV1().Pods(ns).Bind(ctx, &corev1.Binding{
-			ObjectMeta: metav1.ObjectMeta{Name: pods[i].Name},
-			Target:     corev1.ObjectReference{Kind: "Node", Name: node},
-		}, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	bound := waitBound(t, ns, "app=shop", 2)
 	// The run's ServiceAccount may read the CloneSet, as the controller checks.
 	if err := c.AllowServiceAccount(ctx, ns, "default", "read-shop", rbacv1.PolicyRule{
 		APIGroups: []string{"apps.kruise.io"}, Resources: []string{"clonesets"}, ResourceNames: []string{"shop"}, Verbs: []string{"get"},
@@ -89,8 +74,8 @@ func TestWorkloadCloneSetRunningNodes(t *testing.T) {
 		t.Fatalf("jobs %v, %v", jobs, err)
 	}
 	job := jobs.Items[0]
-	if job.Spec.Image != "registry.local/shop:v1" || job.Spec.Selector == nil || strings.Join(job.Spec.Selector.Names, ",") != "batch-b1,web-a2" {
-		t.Errorf("job pulls %s onto %+v, want registry.local/shop:v1 onto batch-b1,web-a2", job.Spec.Image, job.Spec.Selector)
+	if job.Spec.Image != "registry.local/shop:v1" || job.Spec.Selector == nil || strings.Join(job.Spec.Selector.Names, ",") != strings.Join(bound, ",") {
+		t.Errorf("job pulls %s onto %+v, want registry.local/shop:v1 onto %v, where the scheduler bound the pods", job.Spec.Image, job.Spec.Selector, bound)
 	}
 	contains(t, "message", cond(run).Message, "2/2 nodes have registry.local/shop:v1")
 }
@@ -180,11 +165,15 @@ func TestLargestWorkloadTargetIsStored(t *testing.T) {
 	}
 }
 
-// A Deployment as its controllers would leave it (a ReplicaSet it owns, pods
-// the ReplicaSet owns, placed on nodes) over nodes with mixed labels, taints,
-// a cordon and a NotReady one: nodes: running pulls where its pods are, and
-// nodes: eligible where its template could be scheduled, the expected set
-// computed here by the rules written out plainly.
+// nodes: eligible is checked against the scheduler it predicts. A
+// Deployment whose template has required node affinity, a toleration and
+// one pod a node (pod anti-affinity on the hostname) runs over a mixed set
+// of nodes: tainted, tolerated, PreferNoSchedule, NoExecute, cordoned, one
+// whose kubelet stopped (the node lifecycle controller marks it NotReady
+// and taints it unreachable) and one of another type. Its ReplicaSet's pods
+// are bound by kube-scheduler: nodes: running pulls where they are; every
+// node they are bound to is within the eligible set, and scaled past it,
+// they cover it.
 func TestWorkloadDeploymentRunningAndEligible(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
@@ -193,106 +182,71 @@ func TestWorkloadDeploymentRunningAndEligible(t *testing.T) {
 		name   string
 		labels map[string]string
 		edit   func(*corev1.Node)
-		status func(*corev1.Node)
 	}{
-		{"mix-tainted", map[string]string{"node-type": "web", "zone": "c"}, taintNode("dedicated", "gpu", corev1.TaintEffectNoSchedule), nil},
-		{"mix-tolerated", map[string]string{"node-type": "web", "zone": "c"}, taintNode("team", "api", corev1.TaintEffectNoSchedule), nil},
-		{"mix-preferred", map[string]string{"node-type": "web", "zone": "c"}, taintNode("busy", "yes", corev1.TaintEffectPreferNoSchedule), nil},
-		{"mix-evicting", web, taintNode("maintenance", "now", corev1.TaintEffectNoExecute), nil},
-		{"mix-cordoned", web, func(n *corev1.Node) { n.Spec.Unschedulable = true }, nil},
-		{"mix-notready", web, nil, func(n *corev1.Node) {
-			n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionFalse, Reason: "KubeletNotReady"}}
-		}},
-		{"mix-other", map[string]string{"node-type": "db"}, nil, nil},
+		{"mix-tainted", map[string]string{"node-type": "web", "zone": "c"}, taintNode("dedicated", "gpu", corev1.TaintEffectNoSchedule)},
+		{"mix-tolerated", map[string]string{"node-type": "web", "zone": "c"}, taintNode("team", "api", corev1.TaintEffectNoSchedule)},
+		{"mix-preferred", map[string]string{"node-type": "web", "zone": "c"}, taintNode("busy", "yes", corev1.TaintEffectPreferNoSchedule)},
+		{"mix-evicting", web, taintNode("maintenance", "now", corev1.TaintEffectNoExecute)},
+		{"mix-cordoned", web, func(n *corev1.Node) { n.Spec.Unschedulable = true }},
+		{"mix-notready", web, nil},
+		{"mix-other", map[string]string{"node-type": "db"}, nil},
 	}
 	for _, m := range mixed {
 		if err := c.AddNode(ctx, cluster.Node{Name: m.name, Labels: m.labels}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = c.Kube.CoreV1().Nodes().Delete(ctx, m.name, metav1.DeleteOptions{}) })
+		if m.edit == nil {
+			continue
+		}
 		n, err := c.Kube.CoreV1().Nodes().Get(ctx, m.name, metav1.GetOptions{})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if m.edit != nil {
-			m.edit(n)
-			if n, err = c.Kube.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
-				t.Fatal(err)
+		m.edit(n)
+		if _, err = c.Kube.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// Its kubelet stops: the cluster sees it NotReady after the grace period.
+	c.StopKubelet("mix-notready")
+	err := wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
+		n, err := c.Kube.CoreV1().Nodes().Get(ctx, "mix-notready", metav1.GetOptions{})
+		if err != nil {
+			return false, nil
+		}
+		for _, taint := range n.Spec.Taints {
+			if taint.Key == corev1.TaintNodeUnreachable && taint.Effect == corev1.TaintEffectNoSchedule {
+				return true, nil
 			}
 		}
-		if m.status != nil {
-			m.status(n)
-			if _, err := c.Kube.CoreV1().Nodes().UpdateStatus(ctx, n, metav1.UpdateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		}
+		return false, nil
+	})
+	if err != nil {
+		t.Fatalf("the node lifecycle controller did not taint mix-notready unreachable: %v", err)
 	}
 
 	labels := map[string]string{"app": "api"}
 	spec := corev1.PodSpec{
-		Containers: []corev1.Container{{Name: "api", Image: "registry.local/api:v1"}},
-		Affinity: &corev1.Affinity{NodeAffinity: &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
-			NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{
-				{Key: "node-type", Operator: corev1.NodeSelectorOpIn, Values: []string{"web"}},
-				{Key: "zone", Operator: corev1.NodeSelectorOpNotIn, Values: []string{"a"}},
-			}}},
-		}}},
+		Containers:  []corev1.Container{{Name: "api", Image: "registry.local/api:v1"}},
+		Affinity:    onePerNode(labels),
 		Tolerations: []corev1.Toleration{{Key: "team", Operator: corev1.TolerationOpEqual, Value: "api", Effect: corev1.TaintEffectNoSchedule}},
 	}
-	d, err := c.Kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
+	spec.Affinity.NodeAffinity = &corev1.NodeAffinity{RequiredDuringSchedulingIgnoredDuringExecution: &corev1.NodeSelector{
+		NodeSelectorTerms: []corev1.NodeSelectorTerm{{MatchExpressions: []corev1.NodeSelectorRequirement{
+			{Key: "node-type", Operator: corev1.NodeSelectorOpIn, Values: []string{"web"}},
+			{Key: "zone", Operator: corev1.NodeSelectorOpNotIn, Values: []string{"a"}},
+		}}},
+	}}
+	if _, err := c.Kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: "api"},
-		Spec: appsv1.DeploymentSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
+		Spec: appsv1.DeploymentSpec{Replicas: ptr.To[int32](2), Selector: &metav1.LabelSelector{MatchLabels: labels},
 			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec}},
-	}, metav1.CreateOptions{})
-	if err != nil {
+	}, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	rs, err := c.Kube.AppsV1().ReplicaSets(ns).Create(ctx, &appsv1.ReplicaSet{
-		ObjectMeta: metav1.ObjectMeta{Name: "api-5d4f", Labels: labels, OwnerReferences: []metav1.OwnerReference{
-			*metav1.NewControllerRef(d, appsv1.SchemeGroupVersion.WithKind("Deployment"))}},
-		Spec: appsv1.ReplicaSetSpec{Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec}},
-	}, metav1.CreateOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i, node := range []string{"web-b1", "batch-b1"} {
-		pod := &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: fmt.Sprintf("api-5d4f-%d", i), Labels: labels,
-			OwnerReferences: []metav1.OwnerReference{*metav1.NewControllerRef(rs, appsv1.SchemeGroupVersion.WithKind("ReplicaSet"))}},
-			Spec: *spec.DeepCopy()}
-		pod.Spec.NodeName = node
-		if _, err := c.Kube.CoreV1().Pods(ns).Create(ctx, pod, metav1.CreateOptions{}); err != nil {
-			t.Fatal(err)
-		}
-	}
+	running := waitBound(t, ns, "app=api", 2)
 	readDeployment(t, ns, "api")
-
-	// Eligible, by the rules written out: node-type web, zone not a, Ready,
-	// not cordoned, and no NoSchedule/NoExecute taint but team=api.
-	nodes, err := c.Kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var want []string
-	for _, n := range nodes.Items {
-		ready := false
-		for _, cond := range n.Status.Conditions {
-			ready = ready || (cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue)
-		}
-		ok := n.Labels["node-type"] == "web" && n.Labels["zone"] != "a" && ready && !n.Spec.Unschedulable
-		for _, taint := range n.Spec.Taints {
-			if taint.Effect != corev1.TaintEffectPreferNoSchedule && !(taint.Key == "team" && taint.Value == "api") {
-				ok = false
-			}
-		}
-		if ok {
-			want = append(want, n.Name)
-		}
-	}
-	sort.Strings(want)
-	if strings.Join(want, ",") != "mix-preferred,mix-tolerated,web-b1" {
-		t.Fatalf("the test's own rules pick %v; the nodes are not what this test set up", want)
-	}
 
 	create(t, ns, pipelineRun("pr", `
       - name: running
@@ -304,21 +258,77 @@ func TestWorkloadDeploymentRunningAndEligible(t *testing.T) {
 `))
 	waitPipelineRun(t, ns, "pr", prTimeout)
 	runs := customRuns(t, ns, "pr")
-	for task, nodes := range map[string]string{"running": "batch-b1,web-b1", "eligible": strings.Join(want, ",")} {
+	target := map[string][]string{}
+	for _, task := range []string{"running", "eligible"} {
 		run := runs[task]
 		if !cond(run).IsTrue() {
-			t.Errorf("%s: CustomRun %+v", task, cond(run))
-			continue
+			t.Fatalf("%s: CustomRun %+v", task, cond(run))
 		}
 		jobs, err := c.Kruise.AppsV1alpha1().ImagePullJobs(ns).List(ctx, metav1.ListOptions{LabelSelector: "tekton.dev/customRun=" + run.Name})
 		if err != nil || len(jobs.Items) != 1 {
 			t.Fatalf("%s: jobs %v, %v", task, jobs, err)
 		}
-		if got := strings.Join(jobs.Items[0].Spec.Selector.Names, ","); got != nodes {
-			t.Errorf("%s: the job pulls onto %s, want %s", task, got, nodes)
+		target[task] = jobs.Items[0].Spec.Selector.Names
+	}
+	if got := strings.Join(target["running"], ","); got != strings.Join(running, ",") {
+		t.Errorf("running: the job pulls onto %s, want %v, where the scheduler bound the pods", got, running)
+	}
+	eligible := target["eligible"]
+	for _, n := range running {
+		if !slices.Contains(eligible, n) {
+			t.Errorf("the scheduler bound a pod to %s, which the eligible set %v leaves out", n, eligible)
 		}
 	}
-	contains(t, "eligible message", cond(runs["eligible"]).Message, "nodes eligible: 3 of ")
+	contains(t, "eligible message", cond(runs["eligible"]).Message, fmt.Sprintf("nodes eligible: %d of ", len(eligible)))
+
+	// Scaled past the eligible set, one pod a node: the scheduler fills
+	// every eligible node, and no other (one pod stays Pending).
+	if _, err := c.Kube.AppsV1().Deployments(ns).Patch(ctx, "api", types.MergePatchType,
+		fmt.Appendf(nil, `{"spec":{"replicas":%d}}`, len(eligible)+1), metav1.PatchOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if all := waitBound(t, ns, "app=api", len(eligible)); strings.Join(all, ",") != strings.Join(eligible, ",") {
+		t.Errorf("the scheduler bound the pods to %v; the run's eligible set is %v", all, eligible)
+	}
+	if err := c.StartKubelet(ctx, "mix-notready"); err != nil {
+		t.Error(err)
+	}
+}
+
+// onePerNode is a required pod anti-affinity over the hostname: one pod of
+// the workload a node.
+func onePerNode(labels map[string]string) *corev1.Affinity {
+	return &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
+		LabelSelector: &metav1.LabelSelector{MatchLabels: labels}, TopologyKey: corev1.LabelHostname,
+	}}}}
+}
+
+// waitBound waits until n pods of the selector are bound to nodes, and
+// returns those nodes, sorted; more bound than n fails.
+func waitBound(t *testing.T, ns, selector string, n int) []string {
+	t.Helper()
+	var nodes []string
+	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false, nil
+		}
+		nodes = nil
+		for _, p := range pods.Items {
+			if p.Spec.NodeName != "" && p.DeletionTimestamp == nil {
+				nodes = append(nodes, p.Spec.NodeName)
+			}
+		}
+		return len(nodes) >= n, nil
+	})
+	if err != nil {
+		t.Fatalf("%d pods of %s bound, want %d: %v", len(nodes), selector, n, err)
+	}
+	if len(nodes) > n {
+		t.Fatalf("%d pods of %s bound to %v, want %d", len(nodes), selector, nodes, n)
+	}
+	sort.Strings(nodes)
+	return nodes
 }
 
 func taintNode(key, value string, effect corev1.TaintEffect) func(*corev1.Node) {

@@ -277,8 +277,9 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 	}
 	pid := b.c.Controllers.PID()
 	cpu0 := cpuSeconds(pid)
-	// Tekton's controller and OpenKruise's manager, measured the same way.
-	others := map[string]*cost{"tekton-controller": {}, "kruise-manager": {}}
+	// Tekton's controller, OpenKruise's manager, kube-controller-manager and
+	// kube-scheduler, measured the same way.
+	others := map[string]*cost{"tekton-controller": {}, "kruise-manager": {}, "kube-controller-manager": {}, "kube-scheduler": {}}
 	for name, o := range others {
 		o.pid = b.c.PID(name)
 		o.cpu0 = cpuSeconds(o.pid)
@@ -536,9 +537,10 @@ func (b *bench) addNodes(ctx context.Context, have, total int) error {
 	return nil
 }
 
-// pods counts the Pods in the cluster: runs of this custom task make none.
+// pods counts the Pods in the cluster but the workload level's Deployment's
+// own (its ReplicaSet makes them): runs of this custom task make none.
 func (b *bench) pods(ctx context.Context) (int, error) {
-	l, err := b.c.Kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{})
+	l, err := b.c.Kube.CoreV1().Pods("").List(ctx, metav1.ListOptions{LabelSelector: "app!=" + benchWorkload})
 	if err != nil {
 		return 0, err
 	}

@@ -81,7 +81,7 @@ func (r results) print(w io.Writer) {
 		r.Floor.P50, r.Floor.P95, r.Floor.P99, r.Floor.N)
 	fmt.Fprintf(w, "ours: from the run's last ImagePullJob seen complete to the CustomRun seen done; start: from the CustomRun seen to its last ImagePullJob seen;\nfloor: the same probe during the level\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "level\truns\timages\twall\tours p50\tp95\tp99\tfloor p50\tp99\tours/floor p99\tstart p50\tp99\tkruise p50\ttekton p50\tpipeline p50\tp99\treq/run\tstatus writes/run\tjobs/image\tcpu s/100 runs\tpeak RSS MiB\ttekton cpu s/100\tRSS\tkruise cpu s/100\tRSS\toutcomes\t")
+	fmt.Fprintln(tw, "level\truns\timages\twall\tours p50\tp95\tp99\tfloor p50\tp99\tours/floor p99\tstart p50\tp99\tkruise p50\ttekton p50\tpipeline p50\tp99\treq/run\tstatus writes/run\tjobs/image\tcpu s/100 runs\tpeak RSS MiB\ttekton cpu s/100\tRSS\tkruise cpu s/100\tRSS\tkcm cpu s/100\tscheduler cpu s/100\toutcomes\t")
 	all := r.Levels
 	for _, l := range []*level{r.Large, r.LargeWorkload} {
 		if l != nil {
@@ -93,11 +93,12 @@ func (r results) print(w io.Writer) {
 		if l.Floor.P99 > 0 {
 			ratio = l.Ours.P99 / l.Floor.P99
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1fx\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f\t%.2f\t%.1f\t%.2f\t%.1f\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1fx\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f\t%.2f\t%.1f\t%.2f\t%.1f\t%.2f\t%.2f\t%s\t\n",
 			l.Name, l.Runs, l.ImagesPerRun, l.Wall, l.Ours.P50, l.Ours.P95, l.Ours.P99, l.Floor.P50, l.Floor.P99, ratio, l.OursStart.P50, l.OursStart.P99, l.Kruise.P50, l.Tekton.P50, l.Pipeline.P50, l.Pipeline.P99,
 			l.RequestsPerRunTotal, l.StatusWritesPerRun, l.JobCreatesPerImage, l.ControllerCPUSecondsPer100Runs,
 			l.ControllerPeakRSSMiB, l.Others["tekton-controller"].CPUSecondsPer100Runs, l.Others["tekton-controller"].PeakRSSMiB,
-			l.Others["kruise-manager"].CPUSecondsPer100Runs, l.Others["kruise-manager"].PeakRSSMiB, outcomes(l.Outcomes))
+			l.Others["kruise-manager"].CPUSecondsPer100Runs, l.Others["kruise-manager"].PeakRSSMiB,
+			l.Others["kube-controller-manager"].CPUSecondsPer100Runs, l.Others["kube-scheduler"].CPUSecondsPer100Runs, outcomes(l.Outcomes))
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nPods in the cluster after every run: %d\n", r.Pods)
