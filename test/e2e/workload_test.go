@@ -25,59 +25,71 @@ import (
 	"github.com/openkruise/imageprepull/test/cluster"
 )
 
-// An OpenKruise CloneSet's pods are made by Kruise's manager and bound by
-// the scheduler (one a node); nodes: running then pulls onto exactly the
-// nodes the scheduler chose, found through the CloneSet's own selector.
-func TestWorkloadCloneSetRunningNodes(t *testing.T) {
-	ctx := context.Background()
-	ns := namespace(t)
-	labels := map[string]string{"app": "shop"}
-	cs := &kruisev1alpha1.CloneSet{
-		ObjectMeta: metav1.ObjectMeta{Name: "shop", Namespace: ns},
-		Spec: kruisev1alpha1.CloneSetSpec{
-			Replicas: ptr.To[int32](2),
-			Selector: &metav1.LabelSelector{MatchLabels: labels},
-			Template: corev1.PodTemplateSpec{
-				ObjectMeta: metav1.ObjectMeta{Labels: labels},
-				Spec: corev1.PodSpec{
-					Containers: []corev1.Container{{Name: "shop", Image: "registry.local/shop:v1"}},
-					Affinity:   onePerNode(labels),
-				},
-			},
-		},
-	}
-	if _, err := c.Kruise.AppsV1alpha1().CloneSets(ns).Create(ctx, cs, metav1.CreateOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	bound := waitBound(t, ns, "app=shop", 2)
-	// The run's ServiceAccount may read the CloneSet, as the controller checks.
-	if err := c.AllowServiceAccount(ctx, ns, "default", "read-shop", rbacv1.PolicyRule{
-		APIGroups: []string{"apps.kruise.io"}, Resources: []string{"clonesets"}, ResourceNames: []string{"shop"}, Verbs: []string{"get"},
-	}); err != nil {
-		t.Fatal(err)
-	}
+// A StatefulSet's pods are made by kube-controller-manager's StatefulSet
+// controller, an OpenKruise CloneSet's by Kruise's manager, and the
+// scheduler binds them (one a node): nodes: running then pulls onto exactly
+// the nodes the scheduler chose, found through the workload's own selector.
+func TestWorkloadRunningNodesAreWhereTheSchedulerBoundItsPods(t *testing.T) {
+	for _, tc := range []struct {
+		ref, group, resource string
+		create               func(ctx context.Context, ns string, replicas *int32, sel *metav1.LabelSelector, template corev1.PodTemplateSpec) error
+	}{
+		{"statefulset.apps/shop", "apps", "statefulsets", func(ctx context.Context, ns string, replicas *int32, sel *metav1.LabelSelector, template corev1.PodTemplateSpec) error {
+			// Parallel: pods on nodes without a kubelet never become Ready,
+			// which OrderedReady waits for before the next pod.
+			_, err := c.Kube.AppsV1().StatefulSets(ns).Create(ctx, &appsv1.StatefulSet{ObjectMeta: metav1.ObjectMeta{Name: "shop"},
+				Spec: appsv1.StatefulSetSpec{Replicas: replicas, Selector: sel, Template: template, ServiceName: "shop",
+					PodManagementPolicy: appsv1.ParallelPodManagement}}, metav1.CreateOptions{})
+			return err
+		}},
+		{"cloneset.apps.kruise.io/shop", "apps.kruise.io", "clonesets", func(ctx context.Context, ns string, replicas *int32, sel *metav1.LabelSelector, template corev1.PodTemplateSpec) error {
+			_, err := c.Kruise.AppsV1alpha1().CloneSets(ns).Create(ctx, &kruisev1alpha1.CloneSet{ObjectMeta: metav1.ObjectMeta{Name: "shop"},
+				Spec: kruisev1alpha1.CloneSetSpec{Replicas: replicas, Selector: sel, Template: template}}, metav1.CreateOptions{})
+			return err
+		}},
+	} {
+		t.Run(tc.resource, func(t *testing.T) {
+			ctx := context.Background()
+			ns := namespace(t)
+			labels := map[string]string{"app": "shop"}
+			template := corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: corev1.PodSpec{
+				Containers: []corev1.Container{{Name: "shop", Image: "registry.local/shop:v1"}},
+				Affinity:   onePerNode(labels),
+			}}
+			if err := tc.create(ctx, ns, ptr.To[int32](2), &metav1.LabelSelector{MatchLabels: labels}, template); err != nil {
+				t.Fatal(err)
+			}
+			bound := waitBound(t, ns, "app=shop", 2)
+			// The run's ServiceAccount may read the workload, as the controller checks.
+			if err := c.AllowServiceAccount(ctx, ns, "default", "read-shop", rbacv1.PolicyRule{
+				APIGroups: []string{tc.group}, Resources: []string{tc.resource}, ResourceNames: []string{"shop"}, Verbs: []string{"get"},
+			}); err != nil {
+				t.Fatal(err)
+			}
 
-	create(t, ns, pipelineRun("pr", `
+			create(t, ns, pipelineRun("pr", `
       - name: prepull
         taskRef: {apiVersion: custom.kruise.dev/v1alpha1, kind: ImagePrePull}
         params:
-          - {name: workload, value: cloneset.apps.kruise.io/shop}
+          - {name: workload, value: `+tc.ref+`}
           - {name: workloadImages, value: "true"}
 `))
-	waitPipelineRun(t, ns, "pr", prTimeout)
-	run := customRuns(t, ns, "pr")["prepull"]
-	if !cond(run).IsTrue() {
-		t.Fatalf("CustomRun %+v", cond(run))
+			waitPipelineRun(t, ns, "pr", prTimeout)
+			run := customRuns(t, ns, "pr")["prepull"]
+			if !cond(run).IsTrue() {
+				t.Fatalf("CustomRun %+v", cond(run))
+			}
+			jobs, err := c.Kruise.AppsV1alpha1().ImagePullJobs(ns).List(ctx, metav1.ListOptions{})
+			if err != nil || len(jobs.Items) != 1 {
+				t.Fatalf("jobs %v, %v", jobs, err)
+			}
+			job := jobs.Items[0]
+			if job.Spec.Image != "registry.local/shop:v1" || job.Spec.Selector == nil || strings.Join(job.Spec.Selector.Names, ",") != strings.Join(bound, ",") {
+				t.Errorf("job pulls %s onto %+v, want registry.local/shop:v1 onto %v, where the scheduler bound the pods", job.Spec.Image, job.Spec.Selector, bound)
+			}
+			contains(t, "message", cond(run).Message, "2/2 nodes have registry.local/shop:v1")
+		})
 	}
-	jobs, err := c.Kruise.AppsV1alpha1().ImagePullJobs(ns).List(ctx, metav1.ListOptions{})
-	if err != nil || len(jobs.Items) != 1 {
-		t.Fatalf("jobs %v, %v", jobs, err)
-	}
-	job := jobs.Items[0]
-	if job.Spec.Image != "registry.local/shop:v1" || job.Spec.Selector == nil || strings.Join(job.Spec.Selector.Names, ",") != strings.Join(bound, ",") {
-		t.Errorf("job pulls %s onto %+v, want registry.local/shop:v1 onto %v, where the scheduler bound the pods", job.Spec.Image, job.Spec.Selector, bound)
-	}
-	contains(t, "message", cond(run).Message, "2/2 nodes have registry.local/shop:v1")
 }
 
 // Every workload kind is read for a run, through the controller's own RBAC,
