@@ -22,6 +22,7 @@ import (
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	tektonscheme "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/scheme"
 	appsv1 "k8s.io/api/apps/v1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	apiextensionsv1 "k8s.io/apiextensions-apiserver/pkg/apis/apiextensions/v1"
 	"k8s.io/apimachinery/pkg/runtime"
@@ -306,5 +307,27 @@ func checkPrePullTask(t *testing.T, file string, pt pipelinev1.PipelineTask) {
 	// As the controller resolves it, with the platform's default policy.
 	if _, fe := v1alpha1.ResolveSpec(context.Background(), spec, params, config.FromContext(context.Background()).Defaults); fe != nil {
 		t.Errorf("%s: task %s: %v", file, pt.Name, fe)
+	}
+}
+
+// The metrics Service selects the controller's pods and their metrics port.
+func TestMetricsServiceSelectsTheController(t *testing.T) {
+	svcs := all[*corev1.Service](objects(t, "config"))
+	deps := all[*appsv1.Deployment](objects(t, "config"))
+	if len(svcs) != 1 || len(deps) != 1 {
+		t.Fatalf("%d Services, %d Deployments", len(svcs), len(deps))
+	}
+	svc, pod := svcs[0], deps[0].Spec.Template
+	for k, v := range svc.Spec.Selector {
+		if pod.Labels[k] != v {
+			t.Errorf("the Service selects %s=%s, which the controller's pods do not carry", k, v)
+		}
+	}
+	named := false
+	for _, p := range pod.Spec.Containers[0].Ports {
+		named = named || (p.Name == svc.Spec.Ports[0].TargetPort.StrVal && p.ContainerPort == 9090)
+	}
+	if !named || svc.Namespace != deps[0].Namespace {
+		t.Errorf("the Service's target port %v is not the controller's metrics port 9090 in its namespace", svc.Spec.Ports[0].TargetPort)
 	}
 }
