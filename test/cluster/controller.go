@@ -40,6 +40,11 @@ func (c *Cluster) installAndStartController(ctx context.Context) (err error) {
 	if _, err := c.Kubectl(ctx, "wait", "--for=condition=Established", "crd/imageprepulls.custom.kruise.dev"); err != nil {
 		return err
 	}
+	// Replicas plays the Deployment's pods as processes: the Deployment's
+	// own pod would wait on a node without a kubelet, Pending.
+	if _, err := c.Kubectl(ctx, "-n", Namespace, "scale", "deployment/imageprepull-controller", "--replicas=0"); err != nil {
+		return err
+	}
 	tok, err := c.Kube.CoreV1().ServiceAccounts(Namespace).CreateToken(ctx, "imageprepull-controller",
 		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: ptr.To[int64](48 * 3600)}},
 		metav1.CreateOptions{})
