@@ -262,7 +262,8 @@ func (r *Reconciler) failAttempt(ctx context.Context, run *v1beta1.CustomRun, ex
 	if extra.Authorized != nil {
 		retries = extra.Authorized.Retries
 	}
-	if min(retries, int(config.FromContext(ctx).MaxRetries)) <= len(run.Status.RetriesStatus) {
+	retries = min(retries, int(config.FromContext(ctx).MaxRetries))
+	if retries <= len(run.Status.RetriesStatus) {
 		return r.failRun(run, reason, format, args...)
 	}
 	ended := run.Status.DeepCopy()
