@@ -73,6 +73,7 @@ func newController(ctx context.Context, cmw configmap.Watcher, opts Options, clk
 		dynamic:       dynamicclient.Get(ctx),
 		auth:          newAuthorizer(kubeclient.Get(ctx), clk),
 		policies:      imageprepullinformer.Get(ctx).Lister(),
+		runs:          customRuns.Lister(),
 		clock:         clk,
 		progressEvery: opts.ProgressInterval,
 	}

@@ -70,3 +70,48 @@ func TestAnEndWrittenByAnotherReplicaIsNotCounted(t *testing.T) {
 		t.Errorf("runs finished = %d on the replica that lost the run, want 0", n)
 	}
 }
+
+// Knative's generated reconciler marks a run's condition Unknown
+// ("NewObservedGenFailure") before ReconcileKind when the run's spec moved
+// since its status was written, and writes back the status it is left
+// with. A run that had ended keeps its end: edited after its end, or seen
+// from a stale copy in which the cancel that ended it is not observed yet.
+func TestAMovedGenerationDoesNotUndoAnEnd(t *testing.T) {
+	t.Run("edited after its end", func(t *testing.T) {
+		e := newEnv(t)
+		e.create(newRun("run", str("image", app)))
+		e.mustReconcile("run")
+		e.setJobStatus(e.jobList()[0].Name, completed(2, 2))
+		ended := condition(e.mustReconcile("run"))
+		if !ended.IsTrue() {
+			t.Fatalf("condition = %+v", ended)
+		}
+		e.edit("run", func(r *v1beta1.CustomRun) { r.Generation++ })
+		if c := condition(e.mustReconcile("run")); !c.IsTrue() || c.Reason != ended.Reason || c.Message != ended.Message {
+			t.Errorf("the end became %s %s: %s", c.Status, c.Reason, c.Message)
+		}
+	})
+	t.Run("a stale copy of the cancel", func(t *testing.T) {
+		e := newEnv(t)
+		e.create(newRun("run", str("image", app)))
+		e.mustReconcile("run")
+		e.edit("run", func(r *v1beta1.CustomRun) {
+			r.Spec.Status = v1beta1.CustomRunSpecStatusCancelled
+			r.Generation++
+		})
+		stale := e.get("run")
+		ended := condition(e.mustReconcile("run"))
+		if ended.Reason != v1beta1.CustomRunReasonCancelled.String() {
+			t.Fatalf("condition = %+v", ended)
+		}
+		if err := e.runs.Update(stale); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.rec.Reconcile(e.ctx, ns+"/run"); err != nil {
+			t.Fatalf("reconcile over the stale copy: %v", err)
+		}
+		if c := condition(e.get("run")); c.Reason != ended.Reason || c.Message != ended.Message {
+			t.Errorf("the end became %s %s: %s", c.Status, c.Reason, c.Message)
+		}
+	})
+}

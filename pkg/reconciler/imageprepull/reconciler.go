@@ -12,6 +12,7 @@ import (
 
 	kruiseclient "github.com/openkruise/kruise-api/client/clientset/versioned"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	tektonlisters "github.com/tektoncd/pipeline/pkg/client/listers/pipeline/v1beta1"
 	tkncontroller "github.com/tektoncd/pipeline/pkg/controller"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -38,8 +39,11 @@ type Reconciler struct {
 	dynamic  dynamic.Interface
 	auth     *authorizer
 	policies listers.ImagePrePullLister
-	jobs     *kruise.JobInformer
-	clock    clock.PassiveClock
+	// runs is the CustomRun informer's cache, as the run was before the
+	// generated reconciler touched its copy.
+	runs  tektonlisters.CustomRunLister
+	jobs  *kruise.JobInformer
+	clock clock.PassiveClock
 	// ends are the runs this process ended that its informer does not show
 	// ended yet.
 	ends *endWrites
@@ -71,11 +75,30 @@ func (r *Reconciler) ReconcileKind(ctx context.Context, run *v1beta1.CustomRun) 
 	if !isOurs(run) || run.IsDone() {
 		return nil
 	}
+	// Knative's generated reconciler marks the condition Unknown
+	// ("NewObservedGenFailure") before this is called when the spec moved
+	// since the status was written (a cancel, an edit), and writes back
+	// whatever status it is left with: a run that had ended must be left
+	// with its end, or that write would undo it.
+	original, err := r.runs.CustomRuns(run.Namespace).Get(run.Name)
+	if err != nil {
+		original = nil
+	}
+	if original != nil && original.IsDone() {
+		run.Status = *original.Status.DeepCopy()
+		return nil
+	}
 	if live, err := r.ends.liveEnded(ctx, run); err != nil {
 		return err
 	} else if live != nil {
 		// Ended here a moment ago: the informer's event for that write
-		// will come, and nothing is left to do.
+		// will come, and nothing is left to do but leave the API server's
+		// status as it is: the informer's copy, where it was not touched
+		// (nothing to write), else the API server's own.
+		run.Status = *live.Status.DeepCopy()
+		if original != nil && original.Status.ObservedGeneration == original.Generation {
+			run.Status = *original.Status.DeepCopy()
+		}
 		return nil
 	}
 	o := r.reconcile(ctx, run)
