@@ -121,15 +121,16 @@ func (r *Reconciler) reconcile(ctx context.Context, run *v1beta1.CustomRun) outc
 	}
 
 	spec, err := r.resolve(ctx, run, &extra)
-	if err == nil {
-		err = extra.encode(run)
-	}
 	if err != nil {
 		return eventOnly(r.failOrRequeue(run, err))
 	}
 	lister, err := r.jobs.Lister(ctx)
 	switch {
 	case kruise.IsStarting(err):
+		// Kept meanwhile: the pin, and an edit already told.
+		if err := extra.encode(run); err != nil {
+			return eventOnly(err)
+		}
 		return eventOnly(controller.NewRequeueAfter(startingRetry))
 	case err != nil:
 		return eventOnly(r.failOrRequeue(run, notServedFailure(err)))

@@ -23,11 +23,7 @@ import (
 // retry and a restarted controller pull the same images onto the same
 // nodes, whatever the workload does meanwhile.
 //
-// Its fields are in the order of their JSON names, as the API server
-// returns an object's fields: encoded otherwise, the status the reconciler
-// computes would differ in bytes from the one it read, and every reconcile
-// would write an unchanged status again (the bench caught 12 writes where 4
-// do).
+// extraFields.encode writes it as the API server returns it.
 type target struct {
 	Images []string `json:"images"`
 	// Matched says how the nodes were chosen, for the run's message.
