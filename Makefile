@@ -51,7 +51,7 @@ vulncheck:
 ## tools: build the local cluster's programs once (.cache/tools)
 tools:
 	./hack/build-tools.sh
-	./hack/install-system-packages.sh containerd prometheus
+	./hack/install-system-packages.sh containerd runc containernetworking-plugins prometheus
 
 ## demo: start the local cluster, run the seed pipeline's pre-pull, describe it with tkn, keep the cluster up
 demo: tools

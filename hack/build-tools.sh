@@ -35,6 +35,16 @@ k8s() {
   build kube-scheduler "$v" bash -c "cd '$root/hack/tools/kubernetes' && go build -trimpath -ldflags '$ldflags' -o \"\$out\" k8s.io/kubernetes/cmd/kube-scheduler"
 }
 
+# The real node's kubelet, which starts pods from what kruise-daemon pulled
+# into its containerd: only where the real node can run (Linux, root).
+kubelet() {
+  [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ] || return 0
+  local v; v=$(modversion kubernetes k8s.io/kubernetes)
+  local minor=${v#v1.}; minor=${minor%%.*}
+  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
+  build kubelet "$v" bash -c "cd '$root/hack/tools/kubernetes' && go build -trimpath -ldflags '$ldflags' -o \"\$out\" k8s.io/kubernetes/cmd/kubelet"
+}
+
 etcd() {
   local v; v=$(modversion kubernetes go.etcd.io/etcd/server/v3)
   build etcd "$v" bash -c "cd '$root/hack/tools/kubernetes' && go build -trimpath -ldflags '-s -w' -o \"\$out\" go.etcd.io/etcd/server/v3"
@@ -78,6 +88,13 @@ kruise() { kruise_build kruise-manager .; }
 # kruise-daemon, for the real node: the same release as the manager.
 kruise-daemon() { kruise_build kruise-daemon ./cmd/daemon; }
 
+# crictl, which removes the real node's pods through the CRI when it stops.
+crictl() {
+  [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ] || return 0
+  local v=${CRICTL_VERSION:-v1.34.0}
+  build crictl "$v" bash -c "GOBIN=\$(dirname \"\$out\") go install sigs.k8s.io/cri-tools/cmd/crictl@$v"
+}
+
 ko() {
   local v=${KO_VERSION:-v0.19.1}
   build ko "$v" bash -c "GOBIN=\$(dirname \"\$out\") go install github.com/google/ko@$v"
@@ -105,6 +122,6 @@ if [ "${1:-}" = "--kruise-previous-version" ]; then
   exit 0
 fi
 
-for t in "${@:-etcd k8s tekton tekton-webhook kruise tkn ko}"; do
+for t in "${@:-etcd k8s kubelet crictl tekton tekton-webhook kruise tkn ko}"; do
   for one in $t; do "$one"; done
 done

@@ -4,6 +4,10 @@
 # can: Linux, root, apt. Each argument is one of:
 #   containerd  the real node's containerd (with ctr); without it the cluster
 #               has simulated nodes only
+#   runc, containernetworking-plugins
+#               what the real node's kubelet starts pods with (the OCI
+#               runtime, and the CNI bridge in /usr/lib/cni); without them
+#               the cluster has simulated nodes only
 #   prometheus  Debian's Prometheus, which scrapes the controller to evaluate
 #               docs/dashboard's queries (e2e, bench); without it those fail
 #               and say so
@@ -14,17 +18,19 @@ set -o errexit -o nounset -o pipefail
 commands() {
   case "$1" in
     containerd) echo containerd ctr ;;
+    runc) echo runc ;;
+    containernetworking-plugins) echo /usr/lib/cni/bridge ;;
     prometheus) echo prometheus ;;
     *) echo "unknown package $1" >&2; exit 2 ;;
   esac
 }
 without() {
   case "$1" in
-    containerd) echo "the local cluster will have simulated nodes only" ;;
+    containerd|runc|containernetworking-plugins) echo "the local cluster will have simulated nodes only" ;;
     prometheus) echo "the dashboard's queries cannot be evaluated (e2e TestMetricsAfterKnownRuns fails)" ;;
   esac
 }
-missing() { for c in $(commands "$1"); do command -v "$c" >/dev/null || return 0; done; return 1; }
+missing() { for c in $(commands "$1"); do command -v "$c" >/dev/null || [ -x "$c" ] || return 0; done; return 1; }
 
 wanted=()
 for pkg in "$@"; do missing "$pkg" && wanted+=("$pkg"); done

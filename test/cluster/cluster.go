@@ -77,6 +77,8 @@ type Cluster struct {
 	Server     string
 	Kubeconfig string
 	adminToken string
+	// nodeToken is the real node's kubelet's: user system:node:real-node.
+	nodeToken string
 	// AuditLog is kube-apiserver's audit log (JSON lines) of the
 	// controller's requests.
 	AuditLog string
@@ -197,6 +199,13 @@ func (c *Cluster) Stop() {
 	if c.stopRegistry != nil {
 		defer c.stopRegistry()
 	}
+	// The real node first: its pods are removed through its containerd,
+	// which must still run.
+	if c.real != nil {
+		if err := c.real.stop(); err != nil {
+			c.opts.Log("%v", err)
+		}
+	}
 	for i := len(c.procs) - 1; i >= 0; i-- {
 		c.procs[i].stop(10 * time.Second)
 	}
@@ -205,11 +214,6 @@ func (c *Cluster) Stop() {
 	}
 	if c.egress != nil {
 		c.egress.close()
-	}
-	if c.real != nil {
-		if err := c.real.stop(); err != nil {
-			c.opts.Log("%v", err)
-		}
 	}
 	if os.Getenv("KEEP_CLUSTER_DIR") == "" {
 		_ = os.RemoveAll(c.Dir)
@@ -243,7 +247,7 @@ func (c *Cluster) connect(context.Context) error {
 func (c *Cluster) buildTools(ctx context.Context) error {
 	cmd := exec.CommandContext(ctx, filepath.Join(c.opts.Root, "hack", "build-tools.sh"), "etcd", "k8s", "tekton", "tekton-webhook", "kruise", "ko")
 	if RealNodeUnavailable() == "" {
-		cmd.Args = append(cmd.Args, "kruise-daemon")
+		cmd.Args = append(cmd.Args, "kruise-daemon", "kubelet", "crictl")
 	}
 	cmd.Env = append(os.Environ(), "KRUISE_VERSION="+c.KruiseVersion)
 	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr

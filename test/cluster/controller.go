@@ -20,7 +20,8 @@ const Namespace = "imageprepull"
 
 // installAndStartController installs config/ as users do, with ko, and runs
 // the controller binary from the image ko pushed as a process (the
-// Deployment's pod never runs here: there is no kubelet), authenticated as the
+// Deployment's pod never runs here: the one kubelet's node is tainted for the
+// tests' rollouts, and its network reaches no Service), authenticated as the
 // Deployment's ServiceAccount, so that every test exercises the shipped
 // artifact and RBAC.
 func (c *Cluster) installAndStartController(ctx context.Context) (err error) {
@@ -41,7 +42,8 @@ func (c *Cluster) installAndStartController(ctx context.Context) (err error) {
 		return err
 	}
 	// Replicas plays the Deployment's pods as processes: the Deployment's
-	// own pod would wait on a node without a kubelet, Pending.
+	// own pod would wait Pending (the simulated nodes have no kubelet, the
+	// real node is tainted).
 	if _, err := c.Kubectl(ctx, "-n", Namespace, "scale", "deployment/imageprepull-controller", "--replicas=0"); err != nil {
 		return err
 	}

@@ -58,10 +58,14 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcd string) error {
 		return err
 	}
 	token := randomHex(16)
+	// The real node's kubelet authenticates as its Node, as kubelets do, and
+	// the Node authorizer and NodeRestriction admission hold it to that.
+	c.nodeToken = randomHex(16)
 	files := map[string][]byte{
-		"sa.key":     pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
-		"sa.pub":     pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}),
-		"tokens.csv": []byte(token + ",admin,admin,system:masters\n"),
+		"sa.key": pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
+		"sa.pub": pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}),
+		"tokens.csv": []byte(token + ",admin,admin,system:masters\n" +
+			c.nodeToken + ",system:node:" + RealNodeName + "," + RealNodeName + ",system:nodes\n"),
 	}
 	files["audit-policy.yaml"] = []byte(auditPolicy)
 	if c.egress, err = startEgressProxy(c.Dir); err != nil {
@@ -80,10 +84,10 @@ func (c *Cluster) startAPIServer(ctx context.Context, etcd string) error {
 		"--service-account-key-file=" + filepath.Join(certDir, "sa.pub"),
 		"--service-account-signing-key-file=" + filepath.Join(certDir, "sa.key"),
 		"--token-auth-file=" + filepath.Join(certDir, "tokens.csv"),
-		"--authorization-mode=RBAC", "--service-cluster-ip-range=10.0.0.0/24",
+		"--authorization-mode=Node,RBAC", "--service-cluster-ip-range=10.0.0.0/24",
 		// As on clusters that check blockOwnerDeletion against the owner's
 		// finalizers: the controller's jobs set it.
-		"--enable-admission-plugins=OwnerReferencesPermissionEnforcement",
+		"--enable-admission-plugins=OwnerReferencesPermissionEnforcement,NodeRestriction",
 		"--enable-priority-and-fairness=false", "--v=0",
 		"--audit-policy-file=" + filepath.Join(certDir, "audit-policy.yaml"), "--audit-log-path=" + c.AuditLog,
 		"--audit-log-format=json", "--audit-log-mode=batch", "--audit-log-batch-max-wait=1s",

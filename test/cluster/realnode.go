@@ -13,7 +13,6 @@ import (
 	"strings"
 	"time"
 
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -32,8 +31,16 @@ type realNode struct {
 	// hostVarRun is where the link is: hostVarRun, but for tests.
 	hostVarRun string
 	socket     string
+	// net is the node's network namespace; containerd, the kubelet and the
+	// pods run in it.
+	net        *nodeNet
 	containerd *process
+	kubelet    *process
 	daemon     *process
+	// host is what the kubelet changed outside its directory, to put back.
+	host *hostState
+	// crictl removes the pods when the node stops.
+	crictl string
 	// linked says the cluster made /hostvarrun and must remove it.
 	linked bool
 }
@@ -52,8 +59,22 @@ func RealNodeUnavailable() string {
 	if _, err := exec.LookPath("ctr"); err != nil {
 		return "ctr (containerd's client) is not installed"
 	}
+	if _, err := exec.LookPath("runc"); err != nil {
+		return "runc is not installed (hack/install-system-packages.sh installs it)"
+	}
+	if _, err := os.Stat(filepath.Join(cniBinDir, "bridge")); err != nil {
+		return "the CNI plugins are not installed in " + cniBinDir + " (hack/install-system-packages.sh installs containernetworking-plugins)"
+	}
+	for _, cmd := range []string{"ip", "nsenter"} {
+		if _, err := exec.LookPath(cmd); err != nil {
+			return cmd + " is not installed"
+		}
+	}
 	return ""
 }
+
+// cniBinDir is where Debian's containernetworking-plugins puts the plugins.
+const cniBinDir = "/usr/lib/cni"
 
 // startRealNode is the start-up step: the real node runs where it can
 // (auto, the default), must run (on), or does not (off).
@@ -75,10 +96,11 @@ func (c *Cluster) startRealNode(ctx context.Context) error {
 	return c.StartRealNode(ctx)
 }
 
-// StartRealNode runs containerd with the cluster's own config and state,
-// links /hostvarrun to its socket's directory, creates the Node and starts
-// kruise-daemon for it. Stop (or StopRealNode) undoes what it made, also
-// when it fails half-way.
+// StartRealNode starts a node of its own: a network namespace (nodenet.go),
+// containerd and a kubelet in it, and kruise-daemon for it. The kubelet
+// registers the Node and reports it Ready; pods that tolerate RealNodeTaint
+// start on it from the images kruise-daemon pulled. Stop (or StopRealNode)
+// undoes what it made, also when it fails half-way.
 func (c *Cluster) StartRealNode(ctx context.Context) error {
 	if c.real != nil {
 		return errors.New("the real node is already running")
@@ -86,7 +108,7 @@ func (c *Cluster) StartRealNode(ctx context.Context) error {
 	if why := RealNodeUnavailable(); why != "" {
 		return fmt.Errorf("no real node here: %s", why)
 	}
-	rn := &realNode{dir: filepath.Join(c.Dir, "real-node"), hostVarRun: hostVarRun}
+	rn := &realNode{dir: filepath.Join(c.Dir, "real-node"), hostVarRun: hostVarRun, crictl: c.tool("crictl")}
 	c.real = rn
 	run := filepath.Join(rn.dir, "hostvarrun")
 	rn.socket = filepath.Join(run, "containerd.sock")
@@ -99,11 +121,28 @@ func (c *Cluster) StartRealNode(ctx context.Context) error {
 	if err := rn.link(run, c.opts.Log); err != nil {
 		return err
 	}
-	if err := c.writeContainerdConfig(rn); err != nil {
+	var err error
+	if rn.net, err = newNodeNet("imageprepull-" + strings.TrimPrefix(filepath.Base(c.Dir), "imageprepull-cluster-")); err != nil {
 		return err
 	}
+	for _, addr := range append([]string{strings.TrimPrefix(c.Server, "https://")}, c.registryHosts()...) {
+		if err := rn.net.join(addr); err != nil {
+			return err
+		}
+	}
+	sandbox, err := c.KoBuild(ctx, c.Registry+"/imageprepull/pause", "local", "./test/cmd/pause")
+	if err != nil {
+		return fmt.Errorf("building the pod sandbox image: %w", err)
+	}
+	if err := c.writeContainerdConfig(rn, sandbox); err != nil {
+		return err
+	}
+	if err := c.writeKubeletFiles(rn); err != nil {
+		return err
+	}
+	bin, args := rn.net.command("containerd", "--config", filepath.Join(rn.dir, "config.toml"))
 	p, err := c.run(ctx, component{
-		name: "containerd", bin: "containerd", args: []string{"--config", filepath.Join(rn.dir, "config.toml")},
+		name: "containerd", bin: bin, args: args,
 		ready: func(ctx context.Context) error {
 			_, err := c.Ctr(ctx, "version")
 			return err
@@ -116,7 +155,13 @@ func (c *Cluster) StartRealNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := c.createRealNode(ctx); err != nil {
+	if err := c.startKubelet(ctx, rn); err != nil {
+		return err
+	}
+	if err := until(ctx, time.Minute, "the NodeImage of "+RealNodeName, c.kruise, func(ctx context.Context) error {
+		_, err := c.Kruise.AppsV1alpha1().NodeImages().Get(ctx, RealNodeName, metav1.GetOptions{})
+		return err
+	}); err != nil {
 		return err
 	}
 	port, err := freePorts(1)
@@ -137,7 +182,8 @@ func (c *Cluster) StartRealNode(ctx context.Context) error {
 		return err
 	}
 	c.RealNode = RealNodeName
-	c.opts.Log("real node %s: containerd %s, kruise-daemon %s", RealNodeName, rn.socket, c.KruiseVersion)
+	c.opts.Log("real node %s: a kubelet and containerd %s in network namespace %s (node %s, pods %s), kruise-daemon %s",
+		RealNodeName, rn.socket, rn.net.name, nodeIP, podSubnet, c.KruiseVersion)
 	return nil
 }
 
@@ -203,7 +249,7 @@ func exists(path string) bool {
 // or its link.
 func (rn *realNode) stop() error {
 	var left []string
-	for _, p := range []*process{rn.daemon, rn.containerd} {
+	stop := func(p *process) {
 		if p != nil {
 			p.stop(10 * time.Second)
 			if !p.exited() {
@@ -211,11 +257,29 @@ func (rn *realNode) stop() error {
 			}
 		}
 	}
+	// The kubelet first, or it starts again the pods removed next.
+	stop(rn.daemon)
+	stop(rn.kubelet)
+	if rn.containerd != nil && !rn.containerd.exited() && rn.kubelet != nil {
+		if err := rn.removePods(); err != nil {
+			left = append(left, err.Error())
+		}
+	}
+	stop(rn.containerd)
+	left = append(left, rn.killShims()...)
 	for _, m := range mountsUnder(rn.dir) {
 		_ = exec.Command("umount", "-l", m).Run()
 	}
 	for _, m := range mountsUnder(rn.dir) {
 		left = append(left, "mount "+m)
+	}
+	if rn.host != nil {
+		left = append(left, rn.host.restore()...)
+	}
+	if rn.net != nil {
+		if err := rn.net.close(); err != nil {
+			left = append(left, err.Error())
+		}
 	}
 	if rn.linked {
 		if target, err := os.Readlink(rn.hostVarRun); err == nil && strings.HasPrefix(target, rn.dir+"/") {
@@ -250,7 +314,7 @@ func mountsUnder(dir string) []string {
 // writeContainerdConfig keeps containerd's state, socket and registry
 // configuration under the cluster's directory, and tells its CRI plugin to
 // reach the loopback registries over plain HTTP.
-func (c *Cluster) writeContainerdConfig(rn *realNode) error {
+func (c *Cluster) writeContainerdConfig(rn *realNode, sandboxImage string) error {
 	cfg := fmt.Sprintf(`version = 2
 root = %q
 state = %q
@@ -263,6 +327,12 @@ state = %q
 [metrics]
   address = ""
 [plugins."io.containerd.grpc.v1.cri"]
+  sandbox_image = %q
+  # Processes here may not lower their oom_score_adj (no CAP_SYS_RESOURCE in
+  # this machine's bounding set): the pods' sandboxes ask for -998, which runc
+  # then fails to set; this keeps them at containerd's own, as rootless and
+  # nested clusters do.
+  restrict_oom_score_adj = true
   disable_tcp_service = true
   stream_server_address = "127.0.0.1"
   stream_server_port = "0"
@@ -270,7 +340,10 @@ state = %q
     snapshotter = "overlayfs"
   [plugins."io.containerd.grpc.v1.cri".registry]
     config_path = %q
-`, filepath.Join(rn.dir, "root"), filepath.Join(rn.dir, "state"), rn.socket, rn.socket+".ttrpc", filepath.Join(rn.dir, "certs.d"))
+  [plugins."io.containerd.grpc.v1.cri".cni]
+    bin_dir = %q
+    conf_dir = %q
+`, filepath.Join(rn.dir, "root"), filepath.Join(rn.dir, "state"), rn.socket, rn.socket+".ttrpc", sandboxImage, filepath.Join(rn.dir, "certs.d"), cniBinDir, filepath.Join(rn.dir, "cni", "net.d"))
 	if err := os.WriteFile(filepath.Join(rn.dir, "config.toml"), []byte(cfg), 0o644); err != nil {
 		return err
 	}
@@ -285,26 +358,6 @@ state = %q
 		}
 	}
 	return nil
-}
-
-// createRealNode creates the real node's Node, Ready, without the
-// simulator's label: the simulator leaves it to kruise-daemon.
-func (c *Cluster) createRealNode(ctx context.Context) error {
-	labels := map[string]string{corev1.LabelHostname: RealNodeName, "node.custom.kruise.dev/real": "true"}
-	for k, v := range c.opts.RealNodeLabels {
-		labels[k] = v
-	}
-	node, err := c.Kube.CoreV1().Nodes().Create(ctx, &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: RealNodeName, Labels: labels}}, metav1.CreateOptions{})
-	if err != nil {
-		return fmt.Errorf("creating node %s: %w", RealNodeName, err)
-	}
-	if err := c.markReady(ctx, node); err != nil {
-		return err
-	}
-	return until(ctx, time.Minute, "the NodeImage of "+RealNodeName, c.kruise, func(ctx context.Context) error {
-		_, err := c.Kruise.AppsV1alpha1().NodeImages().Get(ctx, RealNodeName, metav1.GetOptions{})
-		return err
-	})
 }
 
 // Ctr runs containerd's ctr against the real node's containerd, in the

@@ -136,25 +136,7 @@ func (c *Cluster) PushImage(ctx context.Context, ref string, files map[string]st
 // pushImage pushes a linux image for this machine's architecture, running
 // as the nonroot user, with one layer of files.
 func pushImage(ctx context.Context, ref string, files map[string]string, opts ...remote.Option) error {
-	var buf bytes.Buffer
-	tw := tar.NewWriter(&buf)
-	paths := make([]string, 0, len(files))
-	for p := range files {
-		paths = append(paths, p)
-	}
-	sort.Strings(paths)
-	for _, p := range paths {
-		if err := tw.WriteHeader(&tar.Header{Name: p, Mode: 0o644, Size: int64(len(files[p])), Typeflag: tar.TypeReg}); err != nil {
-			return err
-		}
-		if _, err := tw.Write([]byte(files[p])); err != nil {
-			return err
-		}
-	}
-	if err := tw.Close(); err != nil {
-		return err
-	}
-	layer, err := tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+	layer, err := filesLayer(files)
 	if err != nil {
 		return err
 	}
@@ -177,6 +159,29 @@ func pushImage(ctx context.Context, ref string, files map[string]string, opts ..
 		return err
 	}
 	return remote.Write(r, img, append(opts, remote.WithContext(ctx))...)
+}
+
+// filesLayer is one image layer holding files (path -> content).
+func filesLayer(files map[string]string) (v1.Layer, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		if err := tw.WriteHeader(&tar.Header{Name: p, Mode: 0o644, Size: int64(len(files[p])), Typeflag: tar.TypeReg}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write([]byte(files[p])); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
 }
 
 // extractBinary writes the file at path inside the image ref to dest: the
@@ -206,4 +211,30 @@ func extractBinary(ctx context.Context, ref, path, dest string) error {
 		}
 		return writeExecutable(dest, tr)
 	}
+}
+
+// PushVariant pushes to ref the image from with one more layer of files: an
+// image that shares from's program and layers but is not from (another
+// digest), for a rollout that must pull.
+func (c *Cluster) PushVariant(ctx context.Context, from, ref string, files map[string]string) error {
+	src, err := name.ParseReference(from, name.Insecure)
+	if err != nil {
+		return err
+	}
+	img, err := remote.Image(src, remote.WithContext(ctx), remote.WithPlatform(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}))
+	if err != nil {
+		return fmt.Errorf("reading %s: %w", from, err)
+	}
+	layer, err := filesLayer(files)
+	if err != nil {
+		return err
+	}
+	if img, err = mutate.AppendLayers(img, layer); err != nil {
+		return err
+	}
+	dst, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return err
+	}
+	return remote.Write(dst, img, remote.WithContext(ctx))
 }

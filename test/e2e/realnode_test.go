@@ -5,13 +5,17 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/openkruise/imageprepull/test/cluster"
@@ -53,6 +57,85 @@ func TestRealNode(t *testing.T) {
 	image := func(repo string) string {
 		return fmt.Sprintf("%s/e2e/%s:v-%d", c.Registry, repo, time.Now().UnixNano())
 	}
+
+	t.Run("the kubelet registered its node and reports it Ready", func(t *testing.T) {
+		node, err := c.Kube.CoreV1().Nodes().Get(ctx, cluster.RealNodeName, metav1.GetOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		server, err := c.Kube.Discovery().ServerVersion()
+		if err != nil {
+			t.Fatal(err)
+		}
+		info := node.Status.NodeInfo
+		if info.KubeletVersion != server.GitVersion || !strings.HasPrefix(info.ContainerRuntimeVersion, "containerd://") {
+			t.Fatalf("node info %+v, want the kubelet at %s on containerd", info, server.GitVersion)
+		}
+		ready := false
+		for _, cond := range node.Status.Conditions {
+			ready = ready || cond.Type == corev1.NodeReady && cond.Status == corev1.ConditionTrue
+		}
+		// Its status is the kubelet's own: written by the kubelet, as the Node.
+		writers := map[string]bool{}
+		for _, m := range node.ManagedFields {
+			if m.Subresource == "status" {
+				writers[m.Manager] = true
+			}
+		}
+		if !ready || !writers["kubelet"] || len(writers) != 1 {
+			t.Fatalf("Ready %v, status written by %v, want Ready and by the kubelet only; conditions %+v", ready, writers, node.Status.Conditions)
+		}
+		if len(node.Spec.Taints) != 1 || node.Spec.Taints[0].Key != cluster.RealNodeTaint.Key {
+			t.Fatalf("taints %+v, want %+v as the kubelet registered it", node.Spec.Taints, cluster.RealNodeTaint)
+		}
+	})
+
+	// What the step is for: the rollout after the pipeline starts its pods
+	// from the image the pre-pull put on the node, without pulling.
+	t.Run("a rollout starts from the pre-pulled image, by tag and by digest", func(t *testing.T) {
+		ns := namespace(t)
+		repo := c.Registry + "/e2e/web"
+		tag := fmt.Sprintf("main-%d", time.Now().UnixNano())
+		ref, err := c.KoBuild(ctx, repo, tag, "./examples/demo-app")
+		if err != nil {
+			t.Fatal(err)
+		}
+		tagged, pinned := repo+":"+tag, repo+ref[strings.LastIndex(ref, "@"):]
+		run := prepull(t, ns, `{name: image, value: "`+tagged+`"}`)
+		if !cond(run).IsTrue() {
+			t.Fatalf("pre-pull of %s: %+v", tagged, cond(run))
+		}
+		startedFromThePrePull(t, rollOut(t, ns, "by-tag", tagged), tagged)
+		// GitOps tools pin the digest the push printed; the pre-pull was by tag.
+		startedFromThePrePull(t, rollOut(t, ns, "by-digest", pinned), pinned)
+
+		// The control: an image the pre-pull did not name is pulled as the pod starts.
+		control := repo + ":" + tag + "-control"
+		if err := c.PushVariant(ctx, tagged, control, map[string]string{"control.txt": control}); err != nil {
+			t.Fatal(err)
+		}
+		pulledAtStart(t, rollOut(t, ns, "control", control), control)
+	})
+
+	// The node's network is closed: it reaches the cluster's registries and
+	// API server, nothing else, and a pull from anywhere else fails at once.
+	t.Run("the node reaches no other registry", func(t *testing.T) {
+		// A registry on the host's loopback that the node was not given.
+		hostOnly := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { w.WriteHeader(http.StatusOK) }))
+		defer hostOnly.Close()
+		for img, want := range map[string]string{
+			"10.255.255.1:5000/e2e/outside:v1":                                "network is unreachable",
+			"docker.io/library/busybox:1.36":                                  "network is unreachable",
+			strings.TrimPrefix(hostOnly.URL, "http://") + "/e2e/host-only:v1": "connection refused",
+		} {
+			run := prepull(t, namespace(t), `{name: image, value: "`+img+`"}`, `{name: backoffLimit, value: "0"}`)
+			if cond(run).IsTrue() {
+				t.Fatalf("pulled %s: %+v", img, cond(run))
+			}
+			t.Logf("%s: %s", img, cond(run).Message)
+			contains(t, "message", cond(run).Message, cluster.RealNodeName, want)
+		}
+	})
 
 	t.Run("a real pull puts the image in containerd", func(t *testing.T) {
 		img := image("app")

@@ -89,10 +89,11 @@ func run(ctx context.Context, mode string) error {
 }
 
 // demo does what the seed's pipeline does, as far as this cluster can: its
-// build-test-push Task needs pods, so the demo builds and pushes the demo app
-// itself (ko, into the local registry, tagged <branch>-<short sha> as the
-// seed tags it), then runs the pipeline's pre-pull step for exactly that
-// reference, and shows the image in the real node's containerd.
+// build-test-push Task needs Tekton's step images, which this closed network
+// cannot fetch, so the demo builds and pushes the demo app itself (ko, into
+// the local registry, tagged <branch>-<short sha> as the seed tags it), then
+// runs the pipeline's pre-pull step for exactly that reference, shows the
+// image in the real node's containerd, and rolls it out there.
 func demo(ctx context.Context, c *cluster.Cluster, root string) error {
 	repo := c.Registry + "/demo/hello-world"
 	branch, sha := gitTag(root)
@@ -184,7 +185,62 @@ func demo(ctx context.Context, c *cluster.Cluster, root string) error {
 	if has, err := c.RealNodeHas(ctx, repo+":"+tag); err != nil || !has {
 		return fmt.Errorf("the real node's containerd does not have %s:%s (%v)", repo, tag, err)
 	}
+	return rollouts(ctx, c, repo+":"+tag)
+}
+
+// rollouts does what the pre-pull is for: it rolls the image out onto the
+// real node, where the kubelet starts it without pulling; then, for
+// comparison, the same image again after removing it from the node, as a
+// node that was not pre-pulled starts it.
+func rollouts(ctx context.Context, c *cluster.Cluster, image string) error {
+	fmt.Printf("\nRolling %s out onto %s (a Deployment, imagePullPolicy left to its default)...\n", image, c.RealNode)
+	warm, err := rollout(ctx, c, "hello-world", image)
+	if err != nil {
+		return err
+	}
+	if err := c.Kube.AppsV1().Deployments("default").Delete(ctx, "hello-world", metav1.DeleteOptions{}); err != nil {
+		return err
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := c.Kube.CoreV1().Pods("default").Get(ctx, warm.Pod.Name, metav1.GetOptions{})
+		return apierrors.IsNotFound(err), nil
+	}); err != nil {
+		return fmt.Errorf("waiting for pod %s to go: %w", warm.Pod.Name, err)
+	}
+	fmt.Printf("\nThe same image without the pre-pull: removed from %s (crictl rmi), rolled out again...\n", c.RealNode)
+	if err := c.RemoveImage(ctx, image); err != nil {
+		return err
+	}
+	cold, err := rollout(ctx, c, "hello-world-cold", image)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("\nPod start, created to Ready, on %s: %s pre-pulled, %s pulled at start (the registry is on this machine: "+
+		"docs/benchmarks.md has the figures through a bandwidth limit)\n", c.RealNode, warm.Start.Round(time.Millisecond), cold.Start.Round(time.Millisecond))
 	return nil
+}
+
+// rollout rolls image out as the Deployment name and prints its pod and
+// the kubelet's events for it.
+func rollout(ctx context.Context, c *cluster.Cluster, name, image string) (cluster.Rollout, error) {
+	r, err := c.RollOut(ctx, "default", name, image, 3*time.Minute)
+	if err != nil {
+		return r, err
+	}
+	fmt.Printf("\n$ kubectl get pod %s -o wide\n", r.Pod.Name)
+	out, err := c.Kubectl(ctx, "get", "pod", r.Pod.Name, "-o", "wide")
+	fmt.Print(out)
+	if err != nil {
+		return r, err
+	}
+	// The kubelet posts its events a moment after the pod is Ready.
+	var events []string
+	_ = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		events, err = c.PodEvents(ctx, r.Pod)
+		return err == nil && strings.Contains(strings.Join(events, "\n"), "Started: "), nil
+	})
+	fmt.Printf("\n$ kubectl get events --field-selector involvedObject.name=%s\n  %s\n", r.Pod.Name, strings.Join(events, "\n  "))
+	return r, nil
 }
 
 // gitTag is the seed's <branch> and <short sha> for the repository at root;
