@@ -77,6 +77,8 @@ type Cluster struct {
 	Server     string
 	Kubeconfig string
 	adminToken string
+	// registryLink is the registries' bandwidth to the nodes.
+	registryLink *link
 	// nodeToken is the real node's kubelet's: user system:node:real-node.
 	nodeToken string
 	// AuditLog is kube-apiserver's audit log (JSON lines) of the

@@ -22,8 +22,11 @@ import (
 	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/empty"
 	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+	"golang.org/x/time/rate"
 )
 
 // startRegistry serves an OCI registry on the loopback address, in this
@@ -34,12 +37,13 @@ import (
 // an access log, so that tests can tell whether a node pulled again.
 func (c *Cluster) startRegistry(ctx context.Context) error {
 	c.registryLog = &accessLog{}
-	open, err := serveRegistry(c.registryLog, "", "")
+	c.registryLink = &link{}
+	open, err := serveRegistry(c.registryLog, c.registryLink, "", "")
 	if err != nil {
 		return err
 	}
 	c.AuthRegistryUser, c.AuthRegistryPassword = "puller", "s3cret-"+strconv.FormatInt(time.Now().UnixNano(), 36)
-	auth, err := serveRegistry(c.registryLog, c.AuthRegistryUser, c.AuthRegistryPassword)
+	auth, err := serveRegistry(c.registryLog, c.registryLink, c.AuthRegistryUser, c.AuthRegistryPassword)
 	if err != nil {
 		open.close()
 		return err
@@ -57,8 +61,9 @@ type servedRegistry struct {
 
 // serveRegistry serves go-containerregistry's registry on a loopback port;
 // with a user, every request must carry it (HTTP basic auth, as an
-// htpasswd-protected distribution registry asks).
-func serveRegistry(accesses *accessLog, user, password string) (servedRegistry, error) {
+// htpasswd-protected distribution registry asks). The layers it serves go
+// through link.
+func serveRegistry(accesses *accessLog, link *link, user, password string) (servedRegistry, error) {
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return servedRegistry{}, err
@@ -73,11 +78,68 @@ func serveRegistry(accesses *accessLog, user, password string) (servedRegistry, 
 			}
 		}
 		accesses.add(r.Method, l.Addr().String()+r.URL.Path)
+		if lim := link.limiter(); lim != nil && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			w = &throttled{ResponseWriter: w, ctx: r.Context(), lim: lim}
+		}
 		reg.ServeHTTP(w, r)
 	})
 	srv := &http.Server{Handler: handler, ReadHeaderTimeout: time.Minute}
 	go func() { _ = srv.Serve(l) }()
 	return servedRegistry{addr: l.Addr().String(), close: func() { _ = srv.Close() }}, nil
+}
+
+// link is the registries' way to the nodes: as fast as loopback, or, for the
+// bench, a bandwidth shared by every layer download, as a cluster's link to
+// a remote registry is.
+type link struct {
+	mu  sync.Mutex
+	lim *rate.Limiter
+}
+
+func (l *link) limiter() *rate.Limiter {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lim
+}
+
+// LimitRegistryBandwidth makes the local registries serve layers at most
+// bitsPerSecond in all (0: as fast as loopback). Manifests and configs are
+// not limited: a few KiB, their cost is the round trip.
+func (c *Cluster) LimitRegistryBandwidth(bitsPerSecond float64) {
+	c.registryLink.mu.Lock()
+	defer c.registryLink.mu.Unlock()
+	if bitsPerSecond <= 0 {
+		c.registryLink.lim = nil
+		return
+	}
+	c.registryLink.lim = rate.NewLimiter(rate.Limit(bitsPerSecond/8), throttleChunk)
+}
+
+// throttleChunk is how many bytes a layer download writes at a time.
+const throttleChunk = 32 << 10
+
+// throttled writes a response through the link's limiter.
+type throttled struct {
+	http.ResponseWriter
+	ctx context.Context
+	lim *rate.Limiter
+}
+
+func (t *throttled) Write(p []byte) (int, error) {
+	written := 0
+	for len(p) > 0 {
+		n := min(len(p), throttleChunk)
+		if err := t.lim.WaitN(t.ctx, n); err != nil {
+			return written, err
+		}
+		m, err := t.ResponseWriter.Write(p[:n])
+		written += m
+		if err != nil {
+			return written, err
+		}
+		p = p[n:]
+	}
+	return written, nil
 }
 
 // accessLog counts the requests the registries answered, by method and
@@ -217,6 +279,29 @@ func extractBinary(ctx context.Context, ref, path, dest string) error {
 // image that shares from's program and layers but is not from (another
 // digest), for a rollout that must pull.
 func (c *Cluster) PushVariant(ctx context.Context, from, ref string, files map[string]string) error {
+	layer, err := filesLayer(files)
+	if err != nil {
+		return err
+	}
+	return pushAppended(ctx, from, ref, layer)
+}
+
+// PushLarge pushes to ref the image from with n more layers of each bytes of
+// random data, which no compression shrinks: an image of a real
+// application's size, new to every node.
+func (c *Cluster) PushLarge(ctx context.Context, from, ref string, n int, each int64) error {
+	var layers []v1.Layer
+	for range n {
+		l, err := random.Layer(each, types.DockerLayer)
+		if err != nil {
+			return err
+		}
+		layers = append(layers, l)
+	}
+	return pushAppended(ctx, from, ref, layers...)
+}
+
+func pushAppended(ctx context.Context, from, ref string, layers ...v1.Layer) error {
 	src, err := name.ParseReference(from, name.Insecure)
 	if err != nil {
 		return err
@@ -225,11 +310,7 @@ func (c *Cluster) PushVariant(ctx context.Context, from, ref string, files map[s
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", from, err)
 	}
-	layer, err := filesLayer(files)
-	if err != nil {
-		return err
-	}
-	if img, err = mutate.AppendLayers(img, layer); err != nil {
+	if img, err = mutate.AppendLayers(img, layers...); err != nil {
 		return err
 	}
 	dst, err := name.ParseReference(ref, name.Insecure)

@@ -39,6 +39,9 @@ func main() {
 	dashboardOut := flag.String("dashboard-out", filepath.Dir(dashboard.Path), "where the dashboard's panels, drawn from the bench's Prometheus, go for README")
 	tektonDefaults := flag.Bool("tekton-defaults", false, "run Tekton's controller with its defaults instead of the tuning its performance guide shows")
 	kruiseArgs := flag.String("kruise-args", "", "flags added to OpenKruise's manager, comma-separated (--rest-config-qps=300,--rest-config-burst=600, say); none: its defaults")
+	payoffs := flag.Int("payoff", 3, "images for the payoff level on the real node (root only; 0 skips it)")
+	payoffMbit := flag.Float64("payoff-mbit", 100, "the payoff level's bandwidth from the registry to the node, Mbit/s")
+	payoffMiB := flag.Int("payoff-mib", 200, "the size of the payoff level's images, MiB (random layers on the demo app)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the controller, taken from the start of the largest level, to this file")
 	profileFor := flag.Duration("profile-for", time.Minute, "how long -cpuprofile profiles")
 	flag.Parse()
@@ -65,7 +68,8 @@ func main() {
 	if *kruiseArgs != "" {
 		kruise = strings.Split(*kruiseArgs, ",")
 	}
-	if err := run(ctx, ns, ns3, *failing, *nodes, *pool, *large, *out, *dashboardOut, prof, !*tektonDefaults, kruise); err != nil {
+	po := payoffOpts{n: *payoffs, mbit: *payoffMbit, mib: *payoffMiB}
+	if err := run(ctx, ns, ns3, *failing, *nodes, *pool, *large, po, *out, *dashboardOut, prof, !*tektonDefaults, kruise); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -104,7 +108,14 @@ func counts(name, list string) ([]int, error) {
 	return ns, nil
 }
 
-func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large int, out, dashboardOut string, prof profile, tuneTekton bool, kruiseArgs []string) error {
+// payoffOpts are the payoff level's flags.
+type payoffOpts struct {
+	n    int
+	mbit float64
+	mib  int
+}
+
+func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large int, po payoffOpts, out, dashboardOut string, prof profile, tuneTekton bool, kruiseArgs []string) error {
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -185,6 +196,22 @@ func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large
 	if res.Pods, err = b.pods(ctx); err != nil {
 		return err
 	}
+	// Last: the real node's pods are the point of this level, and its
+	// kruise-daemon would pull what the levels above name.
+	switch why := cluster.RealNodeUnavailable(); {
+	case po.n == 0:
+		res.PayoffSkipped = "-payoff=0"
+	case why != "":
+		res.PayoffSkipped = "no real node here: " + why
+	default:
+		logf("payoff: %d images of %d MiB through %.0f Mbit/s onto the real node, pre-pulled and not", po.n, po.mib, po.mbit)
+		if res.Payoff, err = payoff(ctx, c, po.n, po.mbit, po.mib, logf); err != nil {
+			return fmt.Errorf("payoff level: %w", err)
+		}
+	}
+	if res.PayoffSkipped != "" {
+		logf("payoff level skipped: %s", res.PayoffSkipped)
+	}
 	res.Wall = time.Since(start).Round(time.Second).String()
 
 	res.print(os.Stdout)
@@ -199,6 +226,12 @@ func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large
 	jsonPath := filepath.Join(out, stamp+".json")
 	if err := os.WriteFile(jsonPath, append(data, '\n'), 0o644); err != nil {
 		return err
+	}
+	if len(res.Levels) == 0 && res.Large == nil {
+		// The payoff level alone: no run load to plot, and README's
+		// dashboard panels stay those of the last run that had one.
+		fmt.Printf("\nwrote %s (no load level ran: no latency plot, no dashboard panels)\n", jsonPath)
+		return nil
 	}
 	svgPath := filepath.Join(out, stamp+"-latency.svg")
 	if err := os.WriteFile(svgPath, res.plot(), 0o644); err != nil {

@@ -28,6 +28,10 @@ type results struct {
 	// eligible): every node.
 	LargeWorkload *level `json:"largeClusterWorkload,omitempty"`
 	Pods          int    `json:"podsInCluster"`
+	// Payoff is the payoff level, on the real node; PayoffSkipped says why
+	// it did not run.
+	Payoff        *Payoff `json:"payoff,omitempty"`
+	PayoffSkipped string  `json:"payoffSkipped,omitempty"`
 }
 
 // level is one load level: runs created at once.
@@ -102,6 +106,7 @@ func (r results) print(w io.Writer) {
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nPods in the cluster after every run: %d\n", r.Pods)
+	r.printPayoff(w)
 	for _, l := range all {
 		fmt.Fprintf(w, "\nrequests per run, %s:", l.Name)
 		keys := make([]string, 0, len(l.RequestsPerRun))
@@ -196,4 +201,21 @@ func (r results) plot() []byte {
 	}
 	b.WriteString("</svg>\n")
 	return []byte(b.String())
+}
+
+func (r results) printPayoff(w io.Writer) {
+	if r.Payoff == nil {
+		fmt.Fprintf(w, "\npayoff level: not run: %s\n", r.PayoffSkipped)
+		return
+	}
+	p := r.Payoff
+	fmt.Fprintf(w, "\npayoff on the real node (kubelet, containerd), layers served at %.0f Mbit/s, images of %d MiB (%d random layers on %s):\n", p.Mbit, p.ImageMiB, p.Layers, p.BaseImage)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "image\tpre-pull s\tpod start pre-pulled s\tpod start pulled s\tkubelet's Pulled event (not pre-pulled)\t")
+	for i, ro := range p.Rollouts {
+		fmt.Fprintf(tw, "%d\t%.2f\t%.2f\t%.2f\t%s\t\n", i+1, ro.PrePullMs/1000, ro.WarmStartMs/1000, ro.ColdStartMs/1000, ro.ColdPulled)
+	}
+	_ = tw.Flush()
+	fmt.Fprintf(w, "medians: pre-pull %.2f s; pod start %.2f s pre-pulled (the floor: the image present), %.2f s pulled at start: %.1fx\n",
+		p.PrePullMs/1000, p.WarmMs/1000, p.ColdMs/1000, p.Ratio)
 }
