@@ -102,9 +102,9 @@ func (l *link) limiter() *rate.Limiter {
 	return l.lim
 }
 
-// LimitRegistryBandwidth makes the local registries serve layers at most
-// bitsPerSecond in all (0: as fast as loopback). Manifests and configs are
-// not limited: a few KiB, their cost is the round trip.
+// LimitRegistryBandwidth makes the local registries serve blobs (layers and
+// configs) at most bitsPerSecond in all (0: as fast as loopback). Manifests
+// are not limited: a few KiB, their cost is the round trip.
 func (c *Cluster) LimitRegistryBandwidth(bitsPerSecond float64) {
 	c.registryLink.mu.Lock()
 	defer c.registryLink.mu.Unlock()
