@@ -155,6 +155,11 @@ func (c *Cluster) StartRealNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	// A node has its sandbox image before its first pod, as image builders
+	// and installers put it there: no rollout pays for it.
+	if _, err := rn.crictlOutput(ctx, "pull", sandbox); err != nil {
+		return fmt.Errorf("pulling the pod sandbox image: %w", err)
+	}
 	if err := c.startKubelet(ctx, rn); err != nil {
 		return err
 	}
