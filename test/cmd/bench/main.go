@@ -39,6 +39,7 @@ func main() {
 	dashboardOut := flag.String("dashboard-out", filepath.Dir(dashboard.Path), "where the dashboard's panels, drawn from the bench's Prometheus, go for README")
 	tektonDefaults := flag.Bool("tekton-defaults", false, "run Tekton's controller with its defaults instead of the tuning its performance guide shows")
 	kruiseArgs := flag.String("kruise-args", "", "flags added to OpenKruise's manager, comma-separated (--rest-config-qps=300,--rest-config-burst=600, say); none: its defaults")
+	idleFor := flag.Duration("idle", time.Minute, "each idle window's length, before the levels: no runs, then the floor probe alone (0 skips them)")
 	payoffs := flag.Int("payoff", 3, "images for the payoff level on the real node (root only; 0 skips it)")
 	payoffMbit := flag.Float64("payoff-mbit", 100, "the payoff level's bandwidth from the registry to the node, Mbit/s")
 	payoffMiB := flag.Int("payoff-mib", 200, "the size of the payoff level's images, MiB (random layers on the demo app)")
@@ -68,7 +69,7 @@ func main() {
 	if *kruiseArgs != "" {
 		kruise = strings.Split(*kruiseArgs, ",")
 	}
-	po := payoffOpts{n: *payoffs, mbit: *payoffMbit, mib: *payoffMiB}
+	po := payoffOpts{n: *payoffs, mbit: *payoffMbit, mib: *payoffMiB, idle: *idleFor}
 	if err := run(ctx, ns, ns3, *failing, *nodes, *pool, *large, po, *out, *dashboardOut, prof, !*tektonDefaults, kruise); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -113,6 +114,8 @@ type payoffOpts struct {
 	n    int
 	mbit float64
 	mib  int
+	// idle is each idle window's length (not the payoff's, but passed with it).
+	idle time.Duration
 }
 
 func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large int, po payoffOpts, out, dashboardOut string, prof profile, tuneTekton bool, kruiseArgs []string) error {
@@ -150,6 +153,14 @@ func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large
 	logf("floor: a watch sees one object change and writes another, 100 times")
 	if res.Floor, err = b.floor(ctx, 100); err != nil {
 		return err
+	}
+	if po.idle > 0 {
+		logf("idle: %s with no runs, then %s with the floor probe alone", po.idle, po.idle)
+		idle, err := b.idle(ctx, po.idle)
+		if err != nil {
+			return err
+		}
+		res.Idle = &idle
 	}
 	for _, set := range []struct {
 		counts       []int
@@ -195,6 +206,16 @@ func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large
 	}
 	if res.Pods, err = b.pods(ctx); err != nil {
 		return err
+	}
+	for _, l := range append(pointers(res.Levels), res.Large, res.LargeWorkload) {
+		if l == nil {
+			continue
+		}
+		wall, _ := time.ParseDuration(l.Wall)
+		l.Background = map[string]float64{}
+		for _, p := range []string{"ours", "tekton-controller", "kruise-manager"} {
+			l.Background[p] = res.Idle.background(p, wall, l.Runs)
+		}
 	}
 	// Last: the real node's pods are the point of this level, and its
 	// kruise-daemon would pull what the levels above name.
@@ -288,6 +309,14 @@ const scrapeInterval = 15 * time.Second
 // Tekton needs minutes to turn 1,000 PipelineRuns into CustomRuns, and a
 // platform that runs that many at once tunes it.
 var tektonTuning = []string{"-threads-per-controller", "32", "-kube-api-qps", "50", "-kube-api-burst", "50"}
+
+func pointers(levels []level) []*level {
+	var out []*level
+	for i := range levels {
+		out = append(out, &levels[i])
+	}
+	return out
+}
 
 func poolName(i int) string { return fmt.Sprintf("p%03d", i) }
 

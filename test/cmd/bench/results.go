@@ -21,8 +21,10 @@ type results struct {
 	Nodes       int       `json:"nodes"`
 	NodesPerRun int       `json:"nodesPerRun"`
 	Floor       stats     `json:"floor"`
-	Levels      []level   `json:"levels"`
-	Large       *level    `json:"largeCluster,omitempty"`
+	// Idle is the idle windows' cost, before the levels.
+	Idle   *Idle   `json:"idle,omitempty"`
+	Levels []level `json:"levels"`
+	Large  *level  `json:"largeCluster,omitempty"`
 	// LargeWorkload is one run over the large cluster's nodes that a
 	// Deployment's pod template could be scheduled on (workload, nodes:
 	// eligible): every node.
@@ -77,6 +79,11 @@ type level struct {
 	// refused because the job exists is in RequestsPerRun, as
 	// "create imagepulljobs (409)".
 	JobCreatesPerImage float64 `json:"imagePullJobCreatesPerImage"`
+	// Background is, by process ("ours", "tekton-controller",
+	// "kruise-manager"), the part of its CPU per 100 runs that it spends
+	// with no runs and the floor probe on (Idle.Probing) over this level's
+	// wall: in the level's figure, not caused by its runs.
+	Background map[string]float64 `json:"backgroundCpuSecondsPer100Runs,omitempty"`
 }
 
 func (r results) print(w io.Writer) {
@@ -106,6 +113,7 @@ func (r results) print(w io.Writer) {
 	}
 	_ = tw.Flush()
 	fmt.Fprintf(w, "\nPods in the cluster after every run: %d\n", r.Pods)
+	r.printIdle(w, all)
 	r.printPayoff(w)
 	for _, l := range all {
 		fmt.Fprintf(w, "\nrequests per run, %s:", l.Name)
@@ -218,4 +226,20 @@ func (r results) printPayoff(w io.Writer) {
 	_ = tw.Flush()
 	fmt.Fprintf(w, "medians: pre-pull %.2f s; pod start %.2f s pre-pulled (the floor: the image present), %.2f s pulled at start: %.1fx\n",
 		p.PrePullMs/1000, p.WarmMs/1000, p.ColdMs/1000, p.Ratio)
+}
+
+func (r results) printIdle(w io.Writer, all []level) {
+	if r.Idle == nil {
+		return
+	}
+	fmt.Fprintf(w, "\nidle, CPU-s per minute over %.0f s each (quiet / with the floor probe alone, %d probes):", r.Idle.WindowSeconds, r.Idle.Probes)
+	for _, p := range idleProcesses {
+		fmt.Fprintf(w, " %s %.3f / %.3f;", p, r.Idle.Quiet[p], r.Idle.Probing[p])
+	}
+	fmt.Fprintln(w, "\nbackground in each level's CPU s/100 runs (the probing idle rate over the level's wall), ours / tekton / kruise:")
+	for _, l := range all {
+		fmt.Fprintf(w, "  %s: %.2f of %.2f / %.2f of %.2f / %.2f of %.2f\n", l.Name, l.Background["ours"], l.ControllerCPUSecondsPer100Runs,
+			l.Background["tekton-controller"], l.Others["tekton-controller"].CPUSecondsPer100Runs,
+			l.Background["kruise-manager"], l.Others["kruise-manager"].CPUSecondsPer100Runs)
+	}
 }
