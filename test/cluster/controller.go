@@ -8,10 +8,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/utils/ptr"
 )
 
@@ -43,8 +45,13 @@ func (c *Cluster) installAndStartController(ctx context.Context) (err error) {
 	}
 	// Replicas plays the Deployment's pods as processes: the Deployment's
 	// own pod would wait Pending (the simulated nodes have no kubelet, the
-	// real node is tainted).
+	// real node is tainted). A pod the scheduler bound to a simulated node
+	// before the scale waits for a kubelet to confirm its deletion forever,
+	// so it is deleted at once, as for a node that is gone.
 	if _, err := c.Kubectl(ctx, "-n", Namespace, "scale", "deployment/imageprepull-controller", "--replicas=0"); err != nil {
+		return err
+	}
+	if err := c.removeControllerPods(ctx); err != nil {
 		return err
 	}
 	tok, err := c.Kube.CoreV1().ServiceAccounts(Namespace).CreateToken(ctx, "imageprepull-controller",
@@ -125,4 +132,26 @@ func (c *Cluster) AllowServiceAccount(ctx context.Context, namespace, serviceAcc
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: serviceAccount, Namespace: namespace}},
 	}, metav1.CreateOptions{})
 	return err
+}
+
+// removeControllerPods waits until the Deployment's ReplicaSets are scaled
+// to 0, then deletes what pods they left without waiting for a kubelet.
+func (c *Cluster) removeControllerPods(ctx context.Context) error {
+	const selector = "app.kubernetes.io/name=imageprepull,app.kubernetes.io/component=controller"
+	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		sets, err := c.Kube.AppsV1().ReplicaSets(Namespace).List(ctx, metav1.ListOptions{LabelSelector: selector})
+		if err != nil {
+			return false, nil
+		}
+		for _, rs := range sets.Items {
+			if rs.Spec.Replicas == nil || *rs.Spec.Replicas != 0 {
+				return false, nil
+			}
+		}
+		return true, nil
+	})
+	if err != nil {
+		return fmt.Errorf("waiting for the controller's ReplicaSets to scale to 0: %w", err)
+	}
+	return c.Kube.CoreV1().Pods(Namespace).DeleteCollection(ctx, metav1.DeleteOptions{GracePeriodSeconds: ptr.To[int64](0)}, metav1.ListOptions{LabelSelector: selector})
 }

@@ -544,6 +544,9 @@ func (b *bench) pods(ctx context.Context) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	for _, p := range l.Items {
+		fmt.Fprintf(os.Stderr, "bench: a pod in the cluster: %s/%s (%s, owned by %v)\n", p.Namespace, p.Name, p.Status.Phase, p.OwnerReferences)
+	}
 	return len(l.Items), nil
 }
 

@@ -10,9 +10,9 @@ import (
 // (informer resyncs, leader-election renewals, Prometheus's scrapes of the
 // controller, the simulated nodes' leases), and over one with the floor
 // probe patching its two CustomRuns as it does during every level. The
-// second is the background each level's per-run figure divides in: every
-// controller with a cluster-wide CustomRun informer decodes the probe's
-// writes.
+// second gives what one probe costs each process: every controller with a
+// cluster-wide CustomRun informer decodes the probe's writes, during every
+// level too.
 type Idle struct {
 	WindowSeconds float64            `json:"windowSeconds"`
 	Quiet         map[string]float64 `json:"cpuSecondsPerMinuteQuiet"`
@@ -67,11 +67,14 @@ func (b *bench) idle(ctx context.Context, window time.Duration) (Idle, error) {
 	return res, ctx.Err()
 }
 
-// background is the share of a level's CPU per 100 runs that the idle
-// window with the probe accounts for: its rate over the level's wall.
-func (i *Idle) background(process string, wall time.Duration, runs int) float64 {
-	if i == nil || runs == 0 {
+// background is the part of a level's CPU per 100 runs that is not its
+// runs': the quiet rate over the level's wall, plus what each floor probe
+// costs (the probing window's extra over its probes) times the probes made
+// during the level (fewer than at rest: each waits longer under load).
+func (i *Idle) background(process string, wall time.Duration, runs, probes int) float64 {
+	if i == nil || runs == 0 || i.Probes == 0 {
 		return 0
 	}
-	return round(i.Probing[process]*wall.Minutes()/float64(runs)*100, 2)
+	perProbe := (i.Probing[process] - i.Quiet[process]) * i.WindowSeconds / 60 / float64(i.Probes)
+	return round((i.Quiet[process]*wall.Minutes()+perProbe*float64(probes))/float64(runs)*100, 3)
 }

@@ -214,7 +214,7 @@ func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large
 		wall, _ := time.ParseDuration(l.Wall)
 		l.Background = map[string]float64{}
 		for _, p := range []string{"ours", "tekton-controller", "kruise-manager"} {
-			l.Background[p] = res.Idle.background(p, wall, l.Runs)
+			l.Background[p] = res.Idle.background(p, wall, l.Runs, l.Floor.N)
 		}
 	}
 	// Last: the real node's pods are the point of this level, and its

@@ -80,9 +80,9 @@ type level struct {
 	// "create imagepulljobs (409)".
 	JobCreatesPerImage float64 `json:"imagePullJobCreatesPerImage"`
 	// Background is, by process ("ours", "tekton-controller",
-	// "kruise-manager"), the part of its CPU per 100 runs that it spends
-	// with no runs and the floor probe on (Idle.Probing) over this level's
-	// wall: in the level's figure, not caused by its runs.
+	// "kruise-manager"), the part of its CPU per 100 runs that its runs did
+	// not cause: its idle rate over the level's wall and the floor probes
+	// made during the level (Idle.background).
 	Background map[string]float64 `json:"backgroundCpuSecondsPer100Runs,omitempty"`
 }
 
@@ -236,9 +236,9 @@ func (r results) printIdle(w io.Writer, all []level) {
 	for _, p := range idleProcesses {
 		fmt.Fprintf(w, " %s %.3f / %.3f;", p, r.Idle.Quiet[p], r.Idle.Probing[p])
 	}
-	fmt.Fprintln(w, "\nbackground in each level's CPU s/100 runs (the probing idle rate over the level's wall), ours / tekton / kruise:")
+	fmt.Fprintln(w, "\nbackground in each level's CPU s/100 runs (the quiet rate over its wall, plus its floor probes at their idle cost), ours / tekton / kruise:")
 	for _, l := range all {
-		fmt.Fprintf(w, "  %s: %.2f of %.2f / %.2f of %.2f / %.2f of %.2f\n", l.Name, l.Background["ours"], l.ControllerCPUSecondsPer100Runs,
+		fmt.Fprintf(w, "  %s (%d probes): %.3f of %.2f / %.3f of %.2f / %.3f of %.2f\n", l.Name, l.Floor.N, l.Background["ours"], l.ControllerCPUSecondsPer100Runs,
 			l.Background["tekton-controller"], l.Others["tekton-controller"].CPUSecondsPer100Runs,
 			l.Background["kruise-manager"], l.Others["kruise-manager"].CPUSecondsPer100Runs)
 	}
