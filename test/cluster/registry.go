@@ -246,16 +246,25 @@ func filesLayer(files map[string]string) (v1.Layer, error) {
 	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
 }
 
-// extractBinary writes the file at path inside the image ref to dest: the
-// controller binary ko put at /ko-app/controller.
-func extractBinary(ctx context.Context, ref, path, dest string) error {
+// remoteImage reads ref from a local registry, for this machine's platform.
+func remoteImage(ctx context.Context, ref string) (v1.Image, error) {
 	r, err := name.ParseReference(ref, name.Insecure)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	img, err := remote.Image(r, remote.WithContext(ctx), remote.WithPlatform(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}))
 	if err != nil {
-		return fmt.Errorf("pulling %s: %w", ref, err)
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
+	}
+	return img, nil
+}
+
+// extractBinary writes the file at path inside the image ref to dest: the
+// controller binary ko put at /ko-app/controller.
+func extractBinary(ctx context.Context, ref, path, dest string) error {
+	img, err := remoteImage(ctx, ref)
+	if err != nil {
+		return err
 	}
 	rc := mutate.Extract(img)
 	defer rc.Close()
@@ -302,13 +311,9 @@ func (c *Cluster) PushLarge(ctx context.Context, from, ref string, n int, each i
 }
 
 func pushAppended(ctx context.Context, from, ref string, layers ...v1.Layer) error {
-	src, err := name.ParseReference(from, name.Insecure)
+	img, err := remoteImage(ctx, from)
 	if err != nil {
 		return err
-	}
-	img, err := remote.Image(src, remote.WithContext(ctx), remote.WithPlatform(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}))
-	if err != nil {
-		return fmt.Errorf("reading %s: %w", from, err)
 	}
 	if img, err = mutate.AppendLayers(img, layers...); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/fields"
 	"k8s.io/apimachinery/pkg/util/intstr"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
 	"k8s.io/utils/ptr"
 )
@@ -108,6 +109,26 @@ func (c *Cluster) PodEvents(ctx context.Context, pod *corev1.Pod) ([]string, err
 		out = append(out, e.Reason+": "+e.Message)
 	}
 	return out, nil
+}
+
+// StartEvents waits for the kubelet's events of a pod's start, which it
+// posts a moment after the pod is Ready (its Pulled and Started), and
+// returns the pod's events; what it has after 30 s, with an error, if they
+// do not come.
+func (c *Cluster) StartEvents(ctx context.Context, pod *corev1.Pod) ([]string, error) {
+	var events []string
+	err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
+		var err error
+		if events, err = c.PodEvents(ctx, pod); err != nil {
+			return false, nil
+		}
+		joined := "\n" + strings.Join(events, "\n")
+		return strings.Contains(joined, "\nPulled: ") && strings.Contains(joined, "\nStarted: "), nil
+	})
+	if err != nil {
+		return events, fmt.Errorf("pod %s: no Pulled and Started events from the kubelet: %w", pod.Name, err)
+	}
+	return events, nil
 }
 
 // RemoveImage removes image from the real node's containerd, every name it

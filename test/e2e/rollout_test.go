@@ -10,7 +10,6 @@ import (
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
-	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/openkruise/imageprepull/test/cluster"
 )
@@ -40,17 +39,12 @@ func podEvents(ctx context.Context, pod *corev1.Pod) []string {
 	return events
 }
 
-// kubeletEvents waits for the kubelet's events of the pod's start (its
-// events are posted asynchronously) and returns them.
+// kubeletEvents returns the pod's events once the kubelet has posted those of its start.
 func kubeletEvents(t *testing.T, pod *corev1.Pod) []string {
 	t.Helper()
-	var events []string
-	err := wait.PollUntilContextTimeout(context.Background(), 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		events = podEvents(ctx, pod)
-		return hasEvent(events, "Pulled: ") && hasEvent(events, "Started: "), nil
-	})
+	events, err := c.StartEvents(context.Background(), pod)
 	if err != nil {
-		t.Fatalf("pod %s: no Pulled and Started events from the kubelet: %v\n%s", pod.Name, err, strings.Join(events, "\n"))
+		t.Fatalf("%v\n%s", err, strings.Join(events, "\n"))
 	}
 	return events
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -32,7 +31,8 @@ type Payoff struct {
 	BaseImage string  `json:"baseImage"`
 	// Each rollout, in milliseconds.
 	Rollouts []PayoffRollout `json:"rollouts"`
-	// Medians, in milliseconds, and cold/warm.
+	// Medians (p50, nearest rank, as the bench's other figures), in
+	// milliseconds, and cold/warm.
 	PrePullMs float64 `json:"prePullMedianMs"`
 	WarmMs    float64 `json:"warmStartMedianMs"`
 	ColdMs    float64 `json:"coldStartMedianMs"`
@@ -135,23 +135,16 @@ func payoff(ctx context.Context, c *cluster.Cluster, n int, mbit float64, mib in
 			}
 		}
 	}
-	median := func(f func(PayoffRollout) float64) float64 {
-		var v []float64
+	p50 := func(f func(PayoffRollout) float64) float64 {
+		var d []time.Duration
 		for _, r := range res.Rollouts {
-			v = append(v, f(r))
+			d = append(d, time.Duration(f(r)*float64(time.Millisecond)))
 		}
-		slices.Sort(v)
-		if len(v) == 0 {
-			return 0
-		}
-		if len(v)%2 == 1 {
-			return v[len(v)/2]
-		}
-		return round((v[len(v)/2-1]+v[len(v)/2])/2, 1)
+		return summarize(d).P50
 	}
-	res.PrePullMs = median(func(r PayoffRollout) float64 { return r.PrePullMs })
-	res.WarmMs = median(func(r PayoffRollout) float64 { return r.WarmStartMs })
-	res.ColdMs = median(func(r PayoffRollout) float64 { return r.ColdStartMs })
+	res.PrePullMs = p50(func(r PayoffRollout) float64 { return r.PrePullMs })
+	res.WarmMs = p50(func(r PayoffRollout) float64 { return r.WarmStartMs })
+	res.ColdMs = p50(func(r PayoffRollout) float64 { return r.ColdStartMs })
 	if res.WarmMs > 0 {
 		res.Ratio = round(res.ColdMs/res.WarmMs, 1)
 	}
@@ -193,21 +186,19 @@ func prePull(ctx context.Context, c *cluster.Cluster, name, image string) (time.
 	return took, nil
 }
 
-// pulled waits for the kubelet's Pulled event of the pod and checks that it
-// says what the figure claims (the image present, or pulled).
+// pulled waits for the kubelet's events of the pod's start and checks that
+// its Pulled event says what the figure claims (the image present, or pulled).
 func pulled(ctx context.Context, c *cluster.Cluster, pod *corev1.Pod, want string) (string, error) {
-	var events []string
+	events, err := c.StartEvents(ctx, pod)
+	if err != nil {
+		return "", err
+	}
 	var found string
-	_ = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 30*time.Second, true, func(ctx context.Context) (bool, error) {
-		var err error
-		events, err = c.PodEvents(ctx, pod)
-		for _, e := range events {
-			if strings.HasPrefix(e, "Pulled: ") {
-				found = strings.TrimPrefix(e, "Pulled: ")
-			}
+	for _, e := range events {
+		if after, ok := strings.CutPrefix(e, "Pulled: "); ok {
+			found = after
 		}
-		return err == nil && found != "", nil
-	})
+	}
 	if !strings.Contains(found, want) {
 		return "", fmt.Errorf("pod %s: the kubelet's Pulled event is %q, want %q (events: %s)", pod.Name, found, want, strings.Join(events, "; "))
 	}

@@ -243,12 +243,10 @@ func rollout(ctx context.Context, c *cluster.Cluster, name, image string) (demoR
 	if err != nil {
 		return r, err
 	}
-	// The kubelet posts its events a moment after the pod is Ready.
-	var events []string
-	_ = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
-		events, err = c.PodEvents(ctx, r.Pod)
-		return err == nil && strings.Contains(strings.Join(events, "\n"), "Started: "), nil
-	})
+	events, err := c.StartEvents(ctx, r.Pod)
+	if err != nil {
+		return r, err
+	}
 	fmt.Printf("\n$ kubectl get events --field-selector involvedObject.name=%s\n  %s\n", r.Pod.Name, strings.Join(events, "\n  "))
 	for _, e := range events {
 		// "Pulled: Successfully pulled image "..." in 113ms (113ms including waiting). ..."
