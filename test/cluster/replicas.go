@@ -32,33 +32,45 @@ type replica struct {
 
 // Start starts one more controller process: a replica, or the first one.
 func (r *Replicas) Start(ctx context.Context) error {
-	ports, err := freePorts(3)
-	if err != nil {
-		return err
-	}
 	name := fmt.Sprintf("imageprepull-controller-%d", len(r.all))
 	if len(r.all) == 0 {
 		name = "imageprepull-controller"
 	}
-	env, args, err := r.c.deploymentEnv(ctx)
-	if err != nil {
-		return err
-	}
-	// Processes share the host's ports, where each pod would have its own.
-	env = append(env, "PROBES_PORT="+strconv.Itoa(ports[0]), "PROFILING_PORT="+strconv.Itoa(ports[1]),
-		"METRICS_PROMETHEUS_PORT="+strconv.Itoa(ports[2]))
-	p, err := r.c.run(ctx, component{
-		name: name, bin: r.c.controllerBinary, env: env, args: append(args, "--kubeconfig="+r.c.controllerKubeconfig),
-		readyLog: "Starting controllers", readyWithin: 2 * time.Minute, waitingFor: "the imageprepull controller to start",
-	})
+	p, ports, err := r.c.runAsController(ctx, name, r.c.controllerBinary)
 	if p == nil {
 		return err
 	}
-	r.all = append(r.all, &replica{process: p, profilingPort: ports[1], metricsPort: ports[2]})
+	r.all = append(r.all, &replica{process: p, profilingPort: ports.profiling, metricsPort: ports.metrics})
 	if r.c.prometheusURL != "" && err == nil {
 		err = r.c.writeScrapeTargets()
 	}
 	return err
+}
+
+// controllerPorts are the ports a controller process serves on the host.
+type controllerPorts struct{ probes, profiling, metrics int }
+
+// runAsController runs bin as the controller's Deployment runs its container:
+// its env and args, authenticated as its ServiceAccount, with ports of its
+// own (processes share the host's ports, where each pod would have its own).
+// The process is returned even when it did not start, for the caller to keep.
+func (c *Cluster) runAsController(ctx context.Context, name, bin string) (*process, controllerPorts, error) {
+	free, err := freePorts(3)
+	if err != nil {
+		return nil, controllerPorts{}, err
+	}
+	ports := controllerPorts{probes: free[0], profiling: free[1], metrics: free[2]}
+	env, args, err := c.deploymentEnv(ctx)
+	if err != nil {
+		return nil, ports, err
+	}
+	env = append(env, "PROBES_PORT="+strconv.Itoa(ports.probes), "PROFILING_PORT="+strconv.Itoa(ports.profiling),
+		"METRICS_PROMETHEUS_PORT="+strconv.Itoa(ports.metrics))
+	p, err := c.run(ctx, component{
+		name: name, bin: bin, env: env, args: append(args, "--kubeconfig="+c.controllerKubeconfig),
+		readyLog: "Starting controllers", readyWithin: 2 * time.Minute, waitingFor: name + " to start",
+	})
+	return p, ports, err
 }
 
 // Restart kills every controller process and starts one afresh, as a new

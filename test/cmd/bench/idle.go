@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"time"
+
+	"github.com/openkruise/imageprepull/test/cluster"
 )
 
 // Idle is what each process costs with no run in the cluster, in
@@ -22,7 +24,7 @@ type Idle struct {
 
 // idleProcesses are the processes the idle windows measure; "ours" is the
 // controller.
-var idleProcesses = []string{"ours", "tekton-controller", "kruise-manager", "kube-controller-manager", "kube-scheduler", "kube-apiserver"}
+var idleProcesses = []string{"ours", cluster.WatchOnly, "tekton-controller", "kruise-manager", "kube-controller-manager", "kube-scheduler", "kube-apiserver"}
 
 func (b *bench) pidOf(name string) int {
 	if name == "ours" {

@@ -139,6 +139,10 @@ func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large
 		return err
 	}
 	defer c.Stop()
+	logf("starting the do-nothing controller beside ours (test/cmd/watchonly)")
+	if err := c.StartWatchOnly(ctx); err != nil {
+		return err
+	}
 	prometheus, err := c.StartPrometheus(ctx, scrapeInterval)
 	if err != nil {
 		return err
@@ -213,7 +217,7 @@ func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large
 		}
 		wall, _ := time.ParseDuration(l.Wall)
 		l.Background = map[string]float64{}
-		for _, p := range []string{"ours", "tekton-controller", "kruise-manager"} {
+		for _, p := range []string{"ours", cluster.WatchOnly, "tekton-controller", "kruise-manager"} {
 			l.Background[p] = res.Idle.background(p, wall, l.Runs, l.Floor.N)
 		}
 	}

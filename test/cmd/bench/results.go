@@ -7,6 +7,8 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+
+	"github.com/openkruise/imageprepull/test/cluster"
 )
 
 // results is what one `make bench` measured; bench/results/*.json holds it.
@@ -61,8 +63,9 @@ type level struct {
 	ControllerCPUSeconds           float64        `json:"controllerCpuSeconds"`
 	ControllerCPUSecondsPer100Runs float64        `json:"controllerCpuSecondsPer100Runs"`
 	ControllerPeakRSSMiB           float64        `json:"controllerPeakRssMiB"`
-	// Others are Tekton's controller's and OpenKruise's manager's costs in
-	// the same level, by process name.
+	// Others are the other processes' costs in the same level, by process
+	// name: Tekton's controller, OpenKruise's manager, kube-controller-manager,
+	// kube-scheduler, and the do-nothing controller (cluster.WatchOnly).
 	Others              map[string]processCost `json:"others"`
 	RequestsPerRunTotal float64                `json:"requestsPerRun"`
 	RequestsPerRun      map[string]float64     `json:"requestsPerRunByVerbAndResource"`
@@ -79,8 +82,8 @@ type level struct {
 	// refused because the job exists is in RequestsPerRun, as
 	// "create imagepulljobs (409)".
 	JobCreatesPerImage float64 `json:"imagePullJobCreatesPerImage"`
-	// Background is, by process ("ours", "tekton-controller",
-	// "kruise-manager"), the part of its CPU per 100 runs that its runs did
+	// Background is, by process ("ours", cluster.WatchOnly,
+	// "tekton-controller", "kruise-manager"), the part of its CPU per 100 runs that its runs did
 	// not cause: its idle rate over the level's wall and the floor probes
 	// made during the level (Idle.background).
 	Background map[string]float64 `json:"backgroundCpuSecondsPer100Runs,omitempty"`
@@ -92,7 +95,7 @@ func (r results) print(w io.Writer) {
 		r.Floor.P50, r.Floor.P95, r.Floor.P99, r.Floor.N)
 	fmt.Fprintf(w, "ours: from the run's last ImagePullJob seen complete to the CustomRun seen done; start: from the CustomRun seen to its last ImagePullJob seen;\nfloor: the same probe during the level\n\n")
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "level\truns\timages\twall\tours p50\tp95\tp99\tfloor p50\tp99\tours/floor p99\tstart p50\tp99\tkruise p50\ttekton p50\tpipeline p50\tp99\treq/run\tstatus writes/run\tjobs/image\tcpu s/100 runs\tpeak RSS MiB\ttekton cpu s/100\tRSS\tkruise cpu s/100\tRSS\tkcm cpu s/100\tscheduler cpu s/100\toutcomes\t")
+	fmt.Fprintln(tw, "level\truns\timages\twall\tours p50\tp95\tp99\tfloor p50\tp99\tours/floor p99\tstart p50\tp99\tkruise p50\ttekton p50\tpipeline p50\tp99\treq/run\tstatus writes/run\tjobs/image\tcpu s/100 runs\tpeak RSS MiB\twatch-only cpu s/100\ttekton cpu s/100\tRSS\tkruise cpu s/100\tRSS\tkcm cpu s/100\tscheduler cpu s/100\toutcomes\t")
 	all := r.Levels
 	for _, l := range []*level{r.Large, r.LargeWorkload} {
 		if l != nil {
@@ -104,10 +107,11 @@ func (r results) print(w io.Writer) {
 		if l.Floor.P99 > 0 {
 			ratio = l.Ours.P99 / l.Floor.P99
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1fx\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f\t%.2f\t%.1f\t%.2f\t%.1f\t%.2f\t%.2f\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1fx\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f\t%.2f\t%.2f\t%.1f\t%.2f\t%.1f\t%.2f\t%.2f\t%s\t\n",
 			l.Name, l.Runs, l.ImagesPerRun, l.Wall, l.Ours.P50, l.Ours.P95, l.Ours.P99, l.Floor.P50, l.Floor.P99, ratio, l.OursStart.P50, l.OursStart.P99, l.Kruise.P50, l.Tekton.P50, l.Pipeline.P50, l.Pipeline.P99,
 			l.RequestsPerRunTotal, l.StatusWritesPerRun, l.JobCreatesPerImage, l.ControllerCPUSecondsPer100Runs,
-			l.ControllerPeakRSSMiB, l.Others["tekton-controller"].CPUSecondsPer100Runs, l.Others["tekton-controller"].PeakRSSMiB,
+			l.ControllerPeakRSSMiB, l.Others[cluster.WatchOnly].CPUSecondsPer100Runs,
+			l.Others["tekton-controller"].CPUSecondsPer100Runs, l.Others["tekton-controller"].PeakRSSMiB,
 			l.Others["kruise-manager"].CPUSecondsPer100Runs, l.Others["kruise-manager"].PeakRSSMiB,
 			l.Others["kube-controller-manager"].CPUSecondsPer100Runs, l.Others["kube-scheduler"].CPUSecondsPer100Runs, outcomes(l.Outcomes))
 	}
@@ -236,9 +240,10 @@ func (r results) printIdle(w io.Writer, all []level) {
 	for _, p := range idleProcesses {
 		fmt.Fprintf(w, " %s %.3f / %.3f;", p, r.Idle.Quiet[p], r.Idle.Probing[p])
 	}
-	fmt.Fprintln(w, "\nbackground in each level's CPU s/100 runs (the quiet rate over its wall, plus its floor probes at their idle cost), ours / tekton / kruise:")
+	fmt.Fprintln(w, "\nbackground in each level's CPU s/100 runs (the quiet rate over its wall, plus its floor probes at their idle cost), ours / watch-only / tekton / kruise:")
 	for _, l := range all {
-		fmt.Fprintf(w, "  %s (%d probes): %.3f of %.2f / %.3f of %.2f / %.3f of %.2f\n", l.Name, l.Floor.N, l.Background["ours"], l.ControllerCPUSecondsPer100Runs,
+		fmt.Fprintf(w, "  %s (%d probes): %.3f of %.2f / %.3f of %.2f / %.3f of %.2f / %.3f of %.2f\n", l.Name, l.Floor.N, l.Background["ours"], l.ControllerCPUSecondsPer100Runs,
+			l.Background[cluster.WatchOnly], l.Others[cluster.WatchOnly].CPUSecondsPer100Runs,
 			l.Background["tekton-controller"], l.Others["tekton-controller"].CPUSecondsPer100Runs,
 			l.Background["kruise-manager"], l.Others["kruise-manager"].CPUSecondsPer100Runs)
 	}
