@@ -20,6 +20,7 @@ import (
 	"knative.dev/pkg/injection"
 	"knative.dev/pkg/injection/sharedmain"
 	"knative.dev/pkg/logging"
+	"knative.dev/pkg/reconciler"
 	"knative.dev/pkg/signals"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
@@ -40,7 +41,7 @@ func main() {
 
 func newController(ctx context.Context, _ configmap.Watcher) *controller.Impl {
 	runs := customruninformer.Get(ctx)
-	impl := controller.NewContext(ctx, nothing{}, controller.ControllerOptions{WorkQueueName: "WatchOnly", Logger: logging.FromContext(ctx)})
+	impl := controller.NewContext(ctx, &nothing{}, controller.ControllerOptions{WorkQueueName: "WatchOnly", Logger: logging.FromContext(ctx)})
 	ours := tkncontroller.FilterCustomRunRef(v1alpha1.APIVersion, v1alpha1.Kind)
 	if _, err := runs.Informer().AddEventHandler(cache.FilteringResourceEventHandler{FilterFunc: ours, Handler: controller.HandleAll(impl.Enqueue)}); err != nil {
 		logging.FromContext(ctx).Fatalw("Adding the CustomRun event handler", "error", err)
@@ -53,7 +54,9 @@ func newController(ctx context.Context, _ configmap.Watcher) *controller.Impl {
 	return impl
 }
 
-// nothing is the reconciler that does nothing.
-type nothing struct{}
+// nothing is the reconciler that does nothing. It is leader-aware, as
+// sharedmain requires of every reconciler when leader election is on (it
+// is in config/); as ours, it leads the buckets it wins.
+type nothing struct{ reconciler.LeaderAwareFuncs }
 
-func (nothing) Reconcile(context.Context, string) error { return nil }
+func (*nothing) Reconcile(context.Context, string) error { return nil }
