@@ -75,7 +75,7 @@ func (r *Reconciler) newJob(run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullS
 			lbls[k] = v
 		}
 	}
-	deadline := r.activeDeadline(run)
+	left := r.secondsLeft(run)
 	job := &kruisev1alpha1.ImagePullJob{
 		ObjectMeta: metav1.ObjectMeta{
 			Name:            jobName(run, image, attempt(run)),
@@ -89,12 +89,12 @@ func (r *Reconciler) newJob(run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullS
 				PullSecrets: spec.PullSecrets,
 				Parallelism: ptr.To(intstr.FromInt32(*spec.Parallelism)),
 				PullPolicy: &kruisev1alpha1.PullPolicy{
-					TimeoutSeconds: pullTimeout(spec, deadline),
+					TimeoutSeconds: pullTimeout(spec, left),
 					BackoffLimit:   spec.BackoffLimit,
 				},
 				CompletionPolicy: kruisev1alpha1.CompletionPolicy{
 					Type:                  kruisev1alpha1.Always,
-					ActiveDeadlineSeconds: deadline,
+					ActiveDeadlineSeconds: jobDeadline(left),
 				},
 				ImagePullPolicy: kruisev1alpha1.ImagePullPolicy(spec.ImagePullPolicy),
 			},
@@ -116,9 +116,18 @@ func (r *Reconciler) newJob(run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullS
 	return job
 }
 
-// activeDeadline lets Kruise stop the job when the run would time out: the
-// seconds the run has left, rounded up, or nil when it has no timeout.
-func (r *Reconciler) activeDeadline(run *v1beta1.CustomRun) *int64 {
+// deadlineGrace is how long after the run's timeout OpenKruise stops its
+// jobs itself (activeDeadlineSeconds). The run's timeout is the controller's
+// to enforce: at it, the run reads where each node stood (queued, pulling)
+// and deletes the jobs. With the job's deadline at the same second, OpenKruise
+// often ended the job first, and the run reported its unfinished nodes as
+// failed ("job exceeds activeDeadlineSeconds"). The deadline stays a backstop
+// for a controller that is not running when the run times out.
+const deadlineGrace = 10
+
+// secondsLeft is the run's remaining time, in seconds rounded up (at least
+// one), or nil when it has no timeout.
+func (r *Reconciler) secondsLeft(run *v1beta1.CustomRun) *int64 {
 	timeout := run.GetTimeout()
 	if timeout <= 0 {
 		return nil
@@ -127,12 +136,21 @@ func (r *Reconciler) activeDeadline(run *v1beta1.CustomRun) *int64 {
 	return ptr.To(max(int64(math.Ceil(left.Seconds())), 1))
 }
 
+// jobDeadline is a job's activeDeadlineSeconds: deadlineGrace after the run's
+// timeout, or none when the run has no timeout.
+func jobDeadline(left *int64) *int64 {
+	if left == nil {
+		return nil
+	}
+	return ptr.To(*left + deadlineGrace)
+}
+
 // pullTimeout is a node's time for one pull, never more than the run has
-// left: Kruise rejects a job whose activeDeadlineSeconds is below it, and a
-// pull cannot usefully outlive the run anyway.
-func pullTimeout(spec *v1alpha1.ImagePrePullSpec, deadline *int64) *int32 {
-	if deadline != nil && *deadline < int64(*spec.PullTimeoutSeconds) {
-		return ptr.To(int32(*deadline))
+// left: a pull cannot usefully outlive the run, and Kruise rejects a job
+// whose activeDeadlineSeconds is below it.
+func pullTimeout(spec *v1alpha1.ImagePrePullSpec, left *int64) *int32 {
+	if left != nil && *left < int64(*spec.PullTimeoutSeconds) {
+		return ptr.To(int32(*left))
 	}
 	return spec.PullTimeoutSeconds
 }

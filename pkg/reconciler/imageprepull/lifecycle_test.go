@@ -15,6 +15,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/types"
 	clientgotesting "k8s.io/client-go/testing"
+	"k8s.io/utils/ptr"
 	"knative.dev/pkg/apis"
 
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
@@ -47,8 +48,8 @@ func TestParamsOnlyRunCreatesOneJobAndSucceeds(t *testing.T) {
 	if got := job.Spec.PullPolicy; *got.TimeoutSeconds != 600 || *got.BackoffLimit != 3 {
 		t.Errorf("pullPolicy = %+v", got)
 	}
-	if got := job.Spec.CompletionPolicy.ActiveDeadlineSeconds; got == nil || *got != 3600 {
-		t.Errorf("activeDeadlineSeconds = %v, want the run's 1h timeout", got)
+	if got := job.Spec.CompletionPolicy.ActiveDeadlineSeconds; got == nil || *got != 3600+deadlineGrace {
+		t.Errorf("activeDeadlineSeconds = %v, want the run's 1h timeout and the grace", ptr.Deref(got, 0))
 	}
 	if !metav1.IsControlledBy(&job, run) {
 		t.Errorf("job is not controlled by the run: %+v", job.OwnerReferences)
@@ -276,8 +277,8 @@ func TestTimeoutDeletesJobsAndFails(t *testing.T) {
 	e := newEnv(t)
 	e.create(newRun("run", str("image", app), timeout(10*time.Minute), str("pullTimeoutSeconds", "60")))
 	e.mustReconcile("run")
-	if got := *e.jobList()[0].Spec.CompletionPolicy.ActiveDeadlineSeconds; got != 600 {
-		t.Errorf("activeDeadlineSeconds = %d, want the 600 s left", got)
+	if got := *e.jobList()[0].Spec.CompletionPolicy.ActiveDeadlineSeconds; got != 600+deadlineGrace {
+		t.Errorf("activeDeadlineSeconds = %d, want the 600 s left and the grace", got)
 	}
 	e.clock.Step(10*time.Minute + time.Second)
 	run := e.mustReconcile("run")
@@ -396,15 +397,16 @@ func TestJobDeadlineNamesQueuedNodes(t *testing.T) {
 	contains(t, "message", c.Message, "node-3 ("+app+"): job exceeds activeDeadlineSeconds: queued, never started")
 }
 
-// A run's jobs end when the run would: a run with less time left than a
-// pull may take gets a deadline of the time left, and pulls no longer than
-// that (Kruise rejects a deadline below the pull timeout).
+// A run's jobs end shortly after the run would (deadlineGrace: the run's
+// timeout is the controller's to enforce, Kruise's deadline is a backstop):
+// a run with less time left than a pull may take pulls no longer than the
+// time left (Kruise rejects a deadline below the pull timeout).
 func TestJobsFollowTheRunsTimeout(t *testing.T) {
 	for _, tc := range []struct {
-		name              string
-		timeout           time.Duration
-		elapsed           time.Duration
-		deadline, pullFor int64
+		name          string
+		timeout       time.Duration
+		elapsed       time.Duration
+		left, pullFor int64
 	}{
 		{"more time than a pull", time.Hour, 0, 3600, 300},
 		{"less time than a pull", time.Minute, 0, 60, 60},
@@ -421,8 +423,8 @@ func TestJobsFollowTheRunsTimeout(t *testing.T) {
 			}
 			e.mustReconcile("run")
 			job := e.jobList()[0]
-			if got := *job.Spec.CompletionPolicy.ActiveDeadlineSeconds; got != tc.deadline {
-				t.Errorf("activeDeadlineSeconds = %d, want %d", got, tc.deadline)
+			if got := *job.Spec.CompletionPolicy.ActiveDeadlineSeconds; got != tc.left+deadlineGrace {
+				t.Errorf("activeDeadlineSeconds = %d, want %d (the time left) and the grace", got, tc.left)
 			}
 			if got := *job.Spec.PullPolicy.TimeoutSeconds; int64(got) != tc.pullFor {
 				t.Errorf("pullPolicy.timeoutSeconds = %d, want %d", got, tc.pullFor)

@@ -171,8 +171,16 @@ func (r *Reconciler) reconcile(ctx context.Context, run *v1beta1.CustomRun) outc
 func (r *Reconciler) start(run *v1beta1.CustomRun) {
 	if !run.HasStarted() {
 		run.Status.InitializeConditions()
-		run.Status.StartTime = &metav1.Time{Time: r.clock.Now()}
+		run.Status.StartTime = r.startTime()
 	}
+}
+
+// startTime is now, to the second, as the API server keeps a time: the
+// reconcile that starts an attempt then times it (its requeue, the jobs'
+// activeDeadlineSeconds) from the start that every later reconcile reads,
+// not from one up to a second later.
+func (r *Reconciler) startTime() *metav1.Time {
+	return &metav1.Time{Time: r.clock.Now().Truncate(time.Second)}
 }
 
 // stop ends a run that was cancelled or timed out, deleting its jobs; it
@@ -299,7 +307,7 @@ func (r *Reconciler) failAttempt(ctx context.Context, run *v1beta1.CustomRun, ex
 	ended.MarkCustomRunFailed(reason.String(), "%s", bounded(fmt.Sprintf(format, args...)))
 	run.Status.RetriesStatus = append(run.Status.RetriesStatus, *ended)
 
-	run.Status.StartTime = &metav1.Time{Time: r.clock.Now()}
+	run.Status.StartTime = r.startTime()
 	run.Status.CompletionTime = nil
 	run.Status.Results = nil
 	// The next attempt makes new jobs, for what the run was authorized
