@@ -112,15 +112,6 @@ type leaderAware interface {
 	IsLeaderFor(types.NamespacedName) bool
 }
 
-// runEventHandler enqueues the CustomRuns of kind ImagePrePull, deletions
-// included: a deletion is what makes ObserveDeletion delete the run's jobs.
-func runEventHandler(impl *controller.Impl) cache.ResourceEventHandler {
-	return cache.FilteringResourceEventHandler{
-		FilterFunc: withTombstones(tkncontroller.FilterCustomRunRef(v1alpha1.APIVersion, v1alpha1.Kind)),
-		Handler:    controller.HandleAll(impl.Enqueue),
-	}
-}
-
 // jobEventHandler enqueues the CustomRun that controls an ImagePullJob when
 // the job has news (jobEvents).
 func jobEventHandler(impl *controller.Impl, runs tektonlisters.CustomRunLister) cache.ResourceEventHandler {
