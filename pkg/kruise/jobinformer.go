@@ -36,22 +36,48 @@ func IsStarting(err error) bool { return errors.Is(err, errStarting) }
 // it starts any controller, so an injected informer on a missing CRD would
 // stop the controller from ever reconciling a CustomRun.
 type JobInformer struct {
-	client   kruiseclient.Interface
-	selector string
-	handler  cache.ResourceEventHandler
-	stop     <-chan struct{}
+	client     kruiseclient.Interface
+	selector   string
+	indexLabel string
+	handler    cache.ResourceEventHandler
+	stop       <-chan struct{}
 
 	mu      sync.Mutex
 	started bool
 	synced  cache.InformerSynced
 	lister  kruiselisters.ImagePullJobLister
+	indexer cache.Indexer
 }
 
 // NewJobInformer watches the ImagePullJobs that labelSelector matches and
 // hands their events to handler, from the first call to Start or Lister that
-// finds Kruise installed until ctx ends.
-func NewJobInformer(ctx context.Context, client kruiseclient.Interface, labelSelector string, handler cache.ResourceEventHandler) *JobInformer {
-	return &JobInformer{client: client, selector: labelSelector, handler: handler, stop: ctx.Done()}
+// finds Kruise installed until ctx ends. Jobs are indexed by their namespace
+// and the value of indexLabel (none if empty), for Labelled.
+func NewJobInformer(ctx context.Context, client kruiseclient.Interface, labelSelector, indexLabel string, handler cache.ResourceEventHandler) *JobInformer {
+	return &JobInformer{client: client, selector: labelSelector, indexLabel: indexLabel, handler: handler, stop: ctx.Done()}
+}
+
+// byLabel is the name of the index over indexLabel.
+const byLabel = "namespace/label"
+
+// Labelled returns the jobs of namespace whose indexLabel is value, from the
+// synced informer's index, or Lister's error. A lister's List over a
+// namespace's jobs matches a selector against every one of them: at a
+// thousand runs in one namespace, finding one run's jobs that way was a
+// twelfth of the controller's CPU (make bench's profile).
+func (j *JobInformer) Labelled(ctx context.Context, namespace, value string) ([]*kruiseappsv1alpha1.ImagePullJob, error) {
+	if _, err := j.Lister(ctx); err != nil {
+		return nil, err
+	}
+	objs, err := j.indexer.ByIndex(byLabel, namespace+"/"+value)
+	if err != nil {
+		return nil, err
+	}
+	jobs := make([]*kruiseappsv1alpha1.ImagePullJob, 0, len(objs))
+	for _, obj := range objs {
+		jobs = append(jobs, obj.(*kruiseappsv1alpha1.ImagePullJob))
+	}
+	return jobs, nil
 }
 
 // Start starts the informer now if Kruise is installed, so that the first
@@ -80,11 +106,27 @@ func (j *JobInformer) Lister(ctx context.Context) (kruiselisters.ImagePullJobLis
 	factory := kruiseinformers.NewSharedInformerFactoryWithOptions(j.client, controller.GetResyncPeriod(ctx),
 		kruiseinformers.WithTweakListOptions(func(o *metav1.ListOptions) { o.LabelSelector = j.selector }))
 	informer := factory.Apps().V1alpha1().ImagePullJobs()
+	if j.indexLabel != "" {
+		err := informer.Informer().AddIndexers(cache.Indexers{byLabel: func(obj any) ([]string, error) {
+			job, ok := obj.(*kruiseappsv1alpha1.ImagePullJob)
+			if !ok {
+				return nil, nil
+			}
+			if v, ok := job.Labels[j.indexLabel]; ok {
+				return []string{job.Namespace + "/" + v}, nil
+			}
+			return nil, nil
+		}})
+		if err != nil {
+			return nil, fmt.Errorf("indexing ImagePullJobs by %s: %w", j.indexLabel, err)
+		}
+	}
 	if _, err := informer.Informer().AddEventHandler(j.handler); err != nil {
 		return nil, fmt.Errorf("adding the ImagePullJob event handler: %w", err)
 	}
 	factory.Start(j.stop)
 	j.started, j.synced, j.lister = true, informer.Informer().HasSynced, informer.Lister()
+	j.indexer = informer.Informer().GetIndexer()
 	logging.FromContext(ctx).Info("OpenKruise ImagePullJobs are served: ImagePullJob informer started")
 	return nil, errStarting
 }

@@ -93,7 +93,7 @@ func newController(ctx context.Context, cmw configmap.Watcher, opts Options, clk
 	})
 
 	customRuns.Informer().AddEventHandler(runEventHandler(impl))
-	r.jobs = kruise.NewJobInformer(ctx, r.kruise, ManagedBySelector, jobEventHandler(impl, customRuns.Lister()))
+	r.jobs = kruise.NewJobInformer(ctx, r.kruise, ManagedBySelector, LabelCustomRun, jobEventHandler(impl, customRuns.Lister()))
 	r.jobs.Start(ctx)
 	r.ends = &endWrites{tekton: tektonclient.Get(ctx), isLeader: impl.Reconciler.(leaderAware).IsLeaderFor}
 	if m, err := newRunMetrics(customRuns.Lister(), r.jobs); err != nil {

@@ -223,7 +223,7 @@ func (e *env) setPolicy(data map[string]string) {
 // restartJobInformer gives the reconciler a new ImagePullJob informer, not
 // started, as a restarted controller has.
 func (e *env) restartJobInformer() {
-	e.r.jobs = kruise.NewJobInformer(e.ctx, e.kruise, ManagedBySelector, cache.ResourceEventHandlerFuncs{})
+	e.r.jobs = kruise.NewJobInformer(e.ctx, e.kruise, ManagedBySelector, LabelCustomRun, cache.ResourceEventHandlerFuncs{})
 	e.jobs = e.r.jobs
 }
 

@@ -245,10 +245,11 @@ func (r *Reconciler) deleteJobs(ctx context.Context, run *v1beta1.CustomRun, att
 // cancelled or times out must end even if the informer never syncs (its
 // list refused after an RBAC edit, say).
 func (r *Reconciler) listJobs(ctx context.Context, namespace string, sel labels.Set) ([]*kruisev1alpha1.ImagePullJob, error) {
-	lister, err := r.jobs.Lister(ctx)
+	jobs, err := r.jobs.Labelled(ctx, namespace, sel[LabelCustomRun])
 	switch {
 	case err == nil:
-		return lister.ImagePullJobs(namespace).List(labels.SelectorFromSet(sel))
+		selector := labels.SelectorFromSet(sel)
+		return slices.DeleteFunc(jobs, func(job *kruisev1alpha1.ImagePullJob) bool { return !selector.Matches(labels.Set(job.Labels)) }), nil
 	case !kruise.IsStarting(err):
 		return nil, err
 	}
@@ -256,7 +257,7 @@ func (r *Reconciler) listJobs(ctx context.Context, namespace string, sel labels.
 	if err != nil {
 		return nil, &unlistedError{err}
 	}
-	jobs := make([]*kruisev1alpha1.ImagePullJob, len(list.Items))
+	jobs = make([]*kruisev1alpha1.ImagePullJob, len(list.Items))
 	for i := range list.Items {
 		jobs[i] = &list.Items[i]
 	}

@@ -46,7 +46,7 @@ func newController(ctx context.Context, _ configmap.Watcher) *controller.Impl {
 	if _, err := runs.Informer().AddEventHandler(cache.FilteringResourceEventHandler{FilterFunc: ours, Handler: controller.HandleAll(impl.Enqueue)}); err != nil {
 		logging.FromContext(ctx).Fatalw("Adding the CustomRun event handler", "error", err)
 	}
-	jobs := kruise.NewJobInformer(ctx, kruiseclient.Get(ctx), imageprepull.ManagedBySelector, cache.FilteringResourceEventHandler{
+	jobs := kruise.NewJobInformer(ctx, kruiseclient.Get(ctx), imageprepull.ManagedBySelector, "", cache.FilteringResourceEventHandler{
 		FilterFunc: tkncontroller.FilterOwnerCustomRunRef(runs.Lister(), v1alpha1.APIVersion, v1alpha1.Kind),
 		Handler:    controller.HandleAll(impl.EnqueueControllerOf),
 	})
