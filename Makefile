@@ -96,11 +96,13 @@ verify:
 	go mod tidy -diff
 
 # With KO_DOCKER_REPO unset and the local cluster up (make cluster-up), ko
-# builds on the local registry's base image, pushes there and applies there.
+# builds on the local registry's base image, pushes there and applies there;
+# that base is multi-platform (make release builds for each), and from it ko
+# builds linux/amd64 unless GOARCH names this machine's.
 define ko
 	@./hack/build-tools.sh ko
 	@if [ -z "$${KO_DOCKER_REPO:-}" ] && [ -f .local/ready ]; then \
-	  export KO_DOCKER_REPO=$$(cat .local/registry)/imageprepull KO_DEFAULTBASEIMAGE=$$(cat .local/base-image) \
+	  export KO_DOCKER_REPO=$$(cat .local/registry)/imageprepull KO_DEFAULTBASEIMAGE=$$(cat .local/base-image) GOARCH=$$(go env GOARCH) \
 	    KUBECONFIG=$$(cat .local/kubeconfig-path) PATH=$$(dirname $$(./hack/build-tools.sh --path kubectl)):$$PATH; \
 	  flags=--insecure-registry; \
 	fi; \
@@ -111,9 +113,10 @@ endef
 install:
 	$(call ko,apply)
 
-## release: release.yaml, config/ with the controller image built and pushed by ko (ko resolve)
+## release: make release VERSION=vX.Y.Z: dist/VERSION/release.yaml (the image for linux/amd64 and linux/arm64,
+## pinned by digest) and its SBOMs, pushed to KO_DOCKER_REPO (or the local cluster's registry)
 release:
-	$(call ko,resolve,> release.yaml)
+	VERSION=$(VERSION) ./hack/release.sh
 
 clean:
 	rm -rf bin

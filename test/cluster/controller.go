@@ -40,18 +40,16 @@ func (c *Cluster) installAndStartController(ctx context.Context) (err error) {
 	} else if c.controllerBinary, err = c.koInstall(ctx); err != nil {
 		return err
 	}
+	return c.runInstalled(ctx)
+}
+
+// runInstalled runs c.controllerBinary as the installed Deployment's pods,
+// authenticated as its ServiceAccount.
+func (c *Cluster) runInstalled(ctx context.Context) error {
 	if _, err := c.Kubectl(ctx, "wait", "--for=condition=Established", "crd/imageprepulls.custom.kruise.dev"); err != nil {
 		return err
 	}
-	// Replicas plays the Deployment's pods as processes: the Deployment's
-	// own pod would wait Pending (the simulated nodes have no kubelet, the
-	// real node is tainted). A pod the scheduler bound to a simulated node
-	// before the scale waits for a kubelet to confirm its deletion forever,
-	// so it is deleted at once, as for a node that is gone.
-	if _, err := c.Kubectl(ctx, "-n", Namespace, "scale", "deployment/imageprepull-controller", "--replicas=0"); err != nil {
-		return err
-	}
-	if err := c.removeControllerPods(ctx); err != nil {
+	if err := c.scaleDeploymentToZero(ctx); err != nil {
 		return err
 	}
 	tok, err := c.Kube.CoreV1().ServiceAccounts(Namespace).CreateToken(ctx, "imageprepull-controller",
@@ -132,6 +130,18 @@ func (c *Cluster) AllowServiceAccount(ctx context.Context, namespace, serviceAcc
 		Subjects:   []rbacv1.Subject{{Kind: rbacv1.ServiceAccountKind, Name: serviceAccount, Namespace: namespace}},
 	}, metav1.CreateOptions{})
 	return err
+}
+
+// scaleDeploymentToZero scales the installed Deployment to 0: Replicas plays
+// its pods as processes, and its own pod would wait Pending (the simulated
+// nodes have no kubelet, the real node is tainted). A pod the scheduler
+// bound to a simulated node before the scale waits for a kubelet to confirm
+// its deletion forever, so it is deleted at once, as for a node that is gone.
+func (c *Cluster) scaleDeploymentToZero(ctx context.Context) error {
+	if _, err := c.Kubectl(ctx, "-n", Namespace, "scale", "deployment/imageprepull-controller", "--replicas=0"); err != nil {
+		return err
+	}
+	return c.removeControllerPods(ctx)
 }
 
 // removeControllerPods waits until the Deployment's ReplicaSets are scaled

@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"time"
 
@@ -15,8 +16,10 @@ import (
 
 // koEnv is what ko needs to build onto the local registry: the base image
 // pushed there, the repository to push to, and kubectl on PATH for ko apply.
+// From a multi-platform base, ko builds linux/amd64 unless GOARCH names
+// another: the binaries run here, on this machine's.
 func (c *Cluster) koEnv() []string {
-	return append(os.Environ(),
+	return append(os.Environ(), "GOARCH="+runtime.GOARCH,
 		"KO_DOCKER_REPO="+c.Registry+"/imageprepull",
 		"KO_DEFAULTBASEIMAGE="+c.BaseImage,
 		"KUBECONFIG="+c.Kubeconfig,

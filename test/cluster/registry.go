@@ -175,14 +175,32 @@ func (c *Cluster) ManifestRequests(image string) int {
 // registryHosts are the local registries' host:port, as image references name them.
 func (c *Cluster) registryHosts() []string { return []string{c.Registry, c.AuthRegistry} }
 
+// basePlatforms are the platforms of the base image, those `make release`
+// builds for: ko builds only the platforms its base has.
+var basePlatforms = []string{"amd64", "arm64"}
+
 // pushBaseImage makes a distroless-like base from scratch: only /etc/passwd
-// and /etc/group with a nonroot user (65532, as distroless has), for the
-// platform of this machine.
+// and /etc/group with a nonroot user (65532, as distroless has), as an index
+// of one image per basePlatforms (the same files: nothing in it is
+// architecture-specific).
 func pushBaseImage(ctx context.Context, ref string) error {
-	err := pushImage(ctx, ref, map[string]string{
+	files := map[string]string{
 		"etc/passwd": "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
 		"etc/group":  "root:x:0:\nnonroot:x:65532:\n",
-	})
+	}
+	index := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, arch := range basePlatforms {
+		img, err := filesImage(files, arch)
+		if err != nil {
+			return err
+		}
+		index = mutate.AppendManifests(index, mutate.IndexAddendum{Add: img,
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	r, err := name.ParseReference(ref, name.Insecure)
+	if err == nil {
+		err = remote.WriteIndex(r, index, remote.WithContext(ctx))
+	}
 	if err != nil {
 		return fmt.Errorf("pushing the base image %s: %w", ref, err)
 	}
@@ -198,22 +216,8 @@ func (c *Cluster) PushImage(ctx context.Context, ref string, files map[string]st
 // pushImage pushes a linux image for this machine's architecture, running
 // as the nonroot user, with one layer of files.
 func pushImage(ctx context.Context, ref string, files map[string]string, opts ...remote.Option) error {
-	layer, err := filesLayer(files)
+	img, err := filesImage(files, runtime.GOARCH)
 	if err != nil {
-		return err
-	}
-	img, err := mutate.AppendLayers(empty.Image, layer)
-	if err != nil {
-		return err
-	}
-	cfg, err := img.ConfigFile()
-	if err != nil {
-		return err
-	}
-	cfg = cfg.DeepCopy()
-	cfg.OS, cfg.Architecture = "linux", runtime.GOARCH
-	cfg.Config.User = "65532"
-	if img, err = mutate.ConfigFile(img, cfg); err != nil {
 		return err
 	}
 	r, err := name.ParseReference(ref, name.Insecure)
@@ -221,6 +225,27 @@ func pushImage(ctx context.Context, ref string, files map[string]string, opts ..
 		return err
 	}
 	return remote.Write(r, img, append(opts, remote.WithContext(ctx))...)
+}
+
+// filesImage is a linux image for arch, running as the nonroot user, with
+// one layer of files.
+func filesImage(files map[string]string, arch string) (v1.Image, error) {
+	layer, err := filesLayer(files)
+	if err != nil {
+		return nil, err
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cfg = cfg.DeepCopy()
+	cfg.OS, cfg.Architecture = "linux", arch
+	cfg.Config.User = "65532"
+	return mutate.ConfigFile(img, cfg)
 }
 
 // filesLayer is one image layer holding files (path -> content).

@@ -4,7 +4,6 @@ package e2e
 
 import (
 	"context"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -36,29 +35,6 @@ func TestInstalledWithKo(t *testing.T) {
 		if !strings.Contains(out, want+"\n") {
 			t.Errorf("%s is missing after ko apply:\n%s", want, out)
 		}
-	}
-}
-
-// make release writes release.yaml with `ko resolve`; the API server accepts it.
-func TestReleaseManifestApplies(t *testing.T) {
-	ctx := context.Background()
-	release, _, err := c.Ko(ctx, "resolve", "--insecure-registry", "-f", "config/")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if strings.Contains(release, "ko://") {
-		t.Fatal("release.yaml still has a ko:// reference")
-	}
-	path := filepath.Join(t.TempDir(), "release.yaml")
-	if err := os.WriteFile(path, []byte(release), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	out, err := c.Kubectl(ctx, "apply", "--dry-run=server", "-f", path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !strings.Contains(out, "deployment.apps/imageprepull-controller") {
-		t.Errorf("dry run output:\n%s", out)
 	}
 }
 
