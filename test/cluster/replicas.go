@@ -36,7 +36,7 @@ func (r *Replicas) Start(ctx context.Context) error {
 	if len(r.all) == 0 {
 		name = "imageprepull-controller"
 	}
-	p, ports, err := r.c.runAsController(ctx, name, r.c.controllerBinary)
+	p, ports, err := r.c.runAsController(ctx, name, r.c.controllerBinary, true)
 	if p == nil {
 		return err
 	}
@@ -51,10 +51,11 @@ func (r *Replicas) Start(ctx context.Context) error {
 type controllerPorts struct{ probes, profiling, metrics int }
 
 // runAsController runs bin as the controller's Deployment runs its container:
-// its env and args, authenticated as its ServiceAccount, with ports of its
-// own (processes share the host's ports, where each pod would have its own).
-// The process is returned even when it did not start, for the caller to keep.
-func (c *Cluster) runAsController(ctx context.Context, name, bin string) (*process, controllerPorts, error) {
+// its env (and args, with deploymentArgs), authenticated as its
+// ServiceAccount, with ports of its own (processes share the host's ports,
+// where each pod would have its own). The process is returned even when it
+// did not start, for the caller to keep.
+func (c *Cluster) runAsController(ctx context.Context, name, bin string, deploymentArgs bool) (*process, controllerPorts, error) {
 	free, err := freePorts(3)
 	if err != nil {
 		return nil, controllerPorts{}, err
@@ -63,6 +64,9 @@ func (c *Cluster) runAsController(ctx context.Context, name, bin string) (*proce
 	env, args, err := c.deploymentEnv(ctx)
 	if err != nil {
 		return nil, ports, err
+	}
+	if !deploymentArgs {
+		args = nil
 	}
 	env = append(env, "PROBES_PORT="+strconv.Itoa(ports.probes), "PROFILING_PORT="+strconv.Itoa(ports.profiling),
 		"METRICS_PROMETHEUS_PORT="+strconv.Itoa(ports.metrics))

@@ -13,7 +13,8 @@ const WatchOnly = "watch-only"
 
 // StartWatchOnly builds test/cmd/watchonly and runs it beside the
 // controller, as the controller runs (its Deployment's env, its
-// ServiceAccount): the bench measures its CPU as the floor of ours.
+// ServiceAccount; not its args, which are the controller's flags): the bench
+// measures its CPU as the floor of ours.
 func (c *Cluster) StartWatchOnly(ctx context.Context) error {
 	bin := filepath.Join(c.Dir, WatchOnly)
 	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./test/cmd/watchonly")
@@ -21,6 +22,6 @@ func (c *Cluster) StartWatchOnly(ctx context.Context) error {
 	if out, err := build.CombinedOutput(); err != nil {
 		return fmt.Errorf("building test/cmd/watchonly: %w: %s", err, out)
 	}
-	_, _, err := c.runAsController(ctx, WatchOnly, bin)
+	_, _, err := c.runAsController(ctx, WatchOnly, bin, false)
 	return err
 }
