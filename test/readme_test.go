@@ -9,21 +9,25 @@ import (
 	"github.com/openkruise/imageprepull/internal/readme"
 )
 
-// README's examples are the files in examples/, and its params table is the
-// code's: `go run ./hack/readme` makes them so.
-func TestReadmeIsGenerated(t *testing.T) {
-	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+// The examples README.md and docs/ show are the files in examples/, and
+// their tables are the code's: `go run ./hack/readme` makes them so.
+func TestDocsAreGenerated(t *testing.T) {
+	docs, err := readme.RenderAll("..")
 	if err != nil {
 		t.Fatal(err)
 	}
-	want, err := readme.Render("..", string(b))
-	if err != nil {
-		t.Fatal(err)
+	examples := 0
+	for path, want := range docs {
+		b, err := os.ReadFile(filepath.Join("..", path))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if string(b) != want {
+			t.Errorf("%s's generated parts are stale: run go run ./hack/readme", path)
+		}
+		examples += strings.Count(want, "<!-- example: ")
 	}
-	if string(b) != want {
-		t.Error("README.md's generated parts are stale: run go run ./hack/readme")
-	}
-	if n := strings.Count(string(b), "<!-- example: "); n < 5 {
-		t.Errorf("README shows %d examples", n)
+	if examples < 6 {
+		t.Errorf("the docs show %d examples", examples)
 	}
 }

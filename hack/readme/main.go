@@ -1,5 +1,5 @@
-// Command readme rewrites README.md's generated parts (internal/readme).
-// Run it from the repository root: go run ./hack/readme
+// Command readme rewrites the generated parts of README.md and docs/*.md
+// (internal/readme). Run it from the repository root: go run ./hack/readme
 package main
 
 import (
@@ -10,15 +10,13 @@ import (
 )
 
 func main() {
-	b, err := os.ReadFile("README.md")
+	docs, err := readme.RenderAll(".")
 	if err != nil {
 		log.Fatal(err)
 	}
-	out, err := readme.Render(".", string(b))
-	if err != nil {
-		log.Fatal(err)
-	}
-	if err := os.WriteFile("README.md", []byte(out), 0o644); err != nil {
-		log.Fatal(err)
+	for path, text := range docs {
+		if err := os.WriteFile(path, []byte(text), 0o644); err != nil {
+			log.Fatal(err)
+		}
 	}
 }

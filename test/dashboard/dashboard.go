@@ -1,7 +1,7 @@
 // Package dashboard reads the Grafana dashboard docs/dashboard ships and
 // evaluates its queries with a real Prometheus: the e2e suite checks that
 // every query has data after known runs, and the bench draws each panel from
-// the results (SVG, for README: not a Grafana screenshot).
+// the results (SVG, for docs/metrics.md: not a Grafana screenshot).
 package dashboard
 
 import (

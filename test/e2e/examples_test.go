@@ -41,8 +41,9 @@ type example struct {
 var webNodes = []string{"web-a1", "web-a2", "web-b1"}
 
 var examples = map[string]example{
-	"named policy": {files: []string{"ways/named-policy.yaml"}, nodes: webNodes, need: 3}, // 90% of 3, rounded up
-	"params only":  {files: []string{"ways/params-only.yaml"}, nodes: webNodes, need: 2},
+	"first pipeline": {files: []string{"first-pipeline.yaml"}, nodes: webNodes, need: 3}, // 90% of 3, rounded up
+	"named policy":   {files: []string{"ways/named-policy.yaml"}, nodes: webNodes, need: 3},
+	"params only":    {files: []string{"ways/params-only.yaml"}, nodes: webNodes, need: 2},
 	"embedded spec": {files: []string{"ways/embedded-spec.yaml"}, nodes: []string{"web-a2", "web-b1"}, need: 2,
 		setup: func(t *testing.T, ns string) { podsOn(t, ns, map[string]string{"app": "web"}, "web-a2", "web-b1") }},
 	// nodes: eligible picks web's nodeSelector (node-type=web): the web nodes.
@@ -85,24 +86,25 @@ func TestExamples(t *testing.T) {
 }
 
 // examples/ways/params-only.yaml with a node that cannot pull, and with too
-// many: its later task and its finally task are created with the results in
-// their params (no pod runs here, so the TaskRuns are where it shows).
-func TestParamsOnlyExampleFeedsItsTasks(t *testing.T) {
-	ex := examples["params only"]
+// many, and README's first pipeline: their later tasks and finally tasks are
+// created with the results in their params (no pod runs here, so the
+// TaskRuns are where it shows).
+func TestExamplesFeedTheirTasks(t *testing.T) {
 	for _, tc := range []struct {
-		name    string
-		failing []string
-		task    string
-		params  map[string]string
+		example, name string
+		failing       []string
+		task          string
+		params        map[string]string
 	}{
-		{"none fails", nil, "summary", map[string]string{"desired": "3", "succeeded": "3", "failed-nodes": ""}},
-		{"one fails", []string{"web-b1"}, "report", map[string]string{"nodes": "web-b1"}},
-		{"too many fail", []string{"web-a2", "web-b1"}, "summary", map[string]string{"desired": "3", "succeeded": "1", "failed-nodes": "web-a2,web-b1"}},
+		{"params only", "none fails", nil, "summary", map[string]string{"desired": "3", "succeeded": "3", "failed-nodes": ""}},
+		{"params only", "one fails", []string{"web-b1"}, "report", map[string]string{"nodes": "web-b1"}},
+		{"params only", "too many fail", []string{"web-a2", "web-b1"}, "summary", map[string]string{"desired": "3", "succeeded": "1", "failed-nodes": "web-a2,web-b1"}},
+		{"first pipeline", "none fails", nil, "report", map[string]string{"succeeded": "3", "failed-nodes": ""}},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
+		t.Run(tc.example+"/"+tc.name, func(t *testing.T) {
 			failOn(t, tc.failing...)
 			ns := namespace(t)
-			pr := ex.create(t, ns, nil)
+			pr := examples[tc.example].create(t, ns, nil)
 			tr := waitTaskRun(t, ns, pr, tc.task)
 			for name, want := range tc.params {
 				var got *pipelinev1.Param

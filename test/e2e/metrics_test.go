@@ -35,7 +35,7 @@ func scrape(t *testing.T) (cluster.Metrics, string) {
 // After a known set of runs (a success, a threshold failure, a cancel, a
 // timeout), the controller's metrics, as Prometheus scrapes them, counted
 // each end by its reason, observed each run's duration and Kruise's share,
-// and classed the failed node; every metric README lists is in the scrape.
+// and classed the failed node; every metric docs/metrics.md lists is in the scrape.
 func TestMetricsAfterKnownRuns(t *testing.T) {
 	ctx := context.Background()
 	const every = time.Second
@@ -116,7 +116,7 @@ func TestMetricsAfterKnownRuns(t *testing.T) {
 	}
 	for _, m := range imageprepull.MetricDocs {
 		if after[m.Name] == nil {
-			t.Errorf("README lists %s, which the scrape does not have:\n%s", m.Name, text)
+			t.Errorf("docs/metrics.md lists %s, which the scrape does not have:\n%s", m.Name, text)
 		}
 	}
 

@@ -212,7 +212,7 @@ func TestRealNode(t *testing.T) {
 
 		ns = namespace(t)
 		createPullSecret(t, ns, "registry-creds", c.AuthRegistry, c.AuthRegistryUser, c.AuthRegistryPassword)
-		// The run's ServiceAccount may read the Secret it names, as README shows.
+		// The run's ServiceAccount may read the Secret it names, as docs/access.md shows.
 		if _, err := c.Kubectl(ctx, "-n", ns, "create", "role", "default-pull-secrets", "--verb=get", "--resource=secrets", "--resource-name=registry-creds"); err != nil {
 			t.Fatal(err)
 		}

@@ -246,7 +246,7 @@ func (e *env) reconcile(name string) (*v1beta1.CustomRun, error) {
 	}
 	err := e.rec.Reconcile(e.ctx, ns+"/"+name)
 	run := e.get(name)
-	// README's reasons table is made from the docs: no reason may miss them.
+	// docs/status.md's reasons table is made from the docs: no reason may miss them.
 	for _, st := range append([]v1beta1.CustomRunStatus{run.Status}, run.Status.RetriesStatus...) {
 		if c := st.GetCondition(apis.ConditionSucceeded); c != nil && !v1alpha1.IsDocumentedReason(c.Reason) {
 			e.t.Errorf("run %s has reason %q, which v1alpha1.ReasonDocs does not document", name, c.Reason)

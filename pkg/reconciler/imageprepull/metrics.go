@@ -29,7 +29,7 @@ type MetricDoc struct {
 	Name, Type, Labels, Meaning string
 }
 
-// MetricDocs documents every metric of this controller; README's table is
+// MetricDocs documents every metric of this controller; docs/metrics.md's table is
 // made from it, and e2e checks it against a real scrape.
 var MetricDocs = []MetricDoc{
 	{"imageprepull_runs_finished_total", "counter", "reason", "runs ended, counted once the status write that ended them landed, by the reason of their Succeeded condition"},

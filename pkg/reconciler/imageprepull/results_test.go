@@ -7,7 +7,7 @@ import (
 	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
 )
 
-// A run's results are the documented ones, in README's order.
+// A run's results are the documented ones, in docs/results.md's order.
 func TestResultsAreTheDocumentedOnes(t *testing.T) {
 	var got []string
 	for _, r := range summarize(nil).results() {

@@ -6,7 +6,7 @@
 // and pods created. A real Prometheus scrapes the controller throughout, and
 // each panel of docs/dashboard is drawn from its answers. `make bench` runs
 // it; it prints a table and writes JSON, an SVG plot and the panels under
-// bench/results (the panels also into docs/dashboard, for README).
+// bench/results (the panels also into docs/dashboard, for docs/metrics.md).
 package main
 
 import (
@@ -36,7 +36,7 @@ func main() {
 	failing := flag.Int("failing", 10, "runs at once whose image fails on one node of each pool (ThresholdNotMet; 0 skips it)")
 	large := flag.Int("large", 2000, "nodes for the one-run large-cluster case (0 skips it)")
 	out := flag.String("out", filepath.Join("bench", "results"), "where the JSON and the plot go")
-	dashboardOut := flag.String("dashboard-out", filepath.Dir(dashboard.Path), "where the dashboard's panels, drawn from the bench's Prometheus, go for README")
+	dashboardOut := flag.String("dashboard-out", filepath.Dir(dashboard.Path), "where the dashboard's panels, drawn from the bench's Prometheus, go for docs/metrics.md")
 	tektonDefaults := flag.Bool("tekton-defaults", false, "run Tekton's controller with its defaults instead of the tuning its performance guide shows")
 	kruiseArgs := flag.String("kruise-args", "", "flags added to OpenKruise's manager, comma-separated (--rest-config-qps=300,--rest-config-burst=600, say); none: its defaults")
 	idleFor := flag.Duration("idle", time.Minute, "each idle window's length, before the levels: no runs, then the floor probe alone (0 skips them)")
@@ -253,7 +253,7 @@ func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large
 		return err
 	}
 	if len(res.Levels) == 0 && res.Large == nil {
-		// The payoff level alone: no run load to plot, and README's
+		// The payoff level alone: no run load to plot, and docs/metrics.md's
 		// dashboard panels stay those of the last run that had one.
 		fmt.Printf("\nwrote %s (no load level ran: no latency plot, no dashboard panels)\n", jsonPath)
 		return nil
@@ -268,7 +268,7 @@ func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large
 
 // drawDashboard evaluates every query of the dashboard docs/dashboard ships
 // with the Prometheus that scraped the controller through the bench, and
-// draws each panel as SVG, into out and dashboardOut (README shows those).
+// draws each panel as SVG, into out and dashboardOut (docs/metrics.md shows those).
 func drawDashboard(ctx context.Context, prometheus string, from time.Time, stamp, out, dashboardOut string) error {
 	board, err := dashboard.Load(dashboard.Path)
 	if err != nil {

@@ -6,7 +6,7 @@ import (
 
 // This file is what an ImagePrePull CustomRun shows when it ends: the
 // reasons of its Succeeded condition, its results and its Events, each
-// documented beside it. README's tables are made from the docs below
+// documented beside it. The tables of docs/ are made from the docs below
 // (go run ./hack/readme), and the reconciler tests check that every reason
 // a run ends with is one of them.
 
@@ -45,7 +45,7 @@ type Doc struct {
 }
 
 // ReasonDocs documents every reason a run can end with, Tekton's included,
-// in README's order.
+// in docs/results.md's order.
 var ReasonDocs = []Doc{
 	{pipelinev1beta1.CustomRunReasonSuccessful.String(), "every job completed and successThreshold is met, or wait is false and the jobs exist"},
 	{ReasonThresholdNotMet.String(), "too few nodes got every image; the message names the failed nodes and kruise-daemon's reason, and, when a registry refused a pull, what to check in pullSecrets"},
