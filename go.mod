@@ -1,4 +1,4 @@
-module github.com/openkruise/imageprepull
+module github.com/imageprepull/imageprepull
 
 go 1.26.8
 

@@ -30,8 +30,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"k8s.io/client-go/kubernetes/scheme"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
-	"github.com/openkruise/imageprepull/pkg/config"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/config"
 )
 
 var decoder = func() runtime.Decoder {
@@ -200,7 +200,7 @@ func TestDeploymentIsRestricted(t *testing.T) {
 	}
 	pod := deps[0].Spec.Template.Spec
 	c := pod.Containers[0]
-	if c.Image != "ko://github.com/openkruise/imageprepull/cmd/controller" {
+	if c.Image != "ko://github.com/imageprepull/imageprepull/cmd/controller" {
 		t.Errorf("image %s", c.Image)
 	}
 	sc := c.SecurityContext

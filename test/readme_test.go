@@ -6,7 +6,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openkruise/imageprepull/internal/readme"
+	"github.com/imageprepull/imageprepull/internal/readme"
 )
 
 // The examples README.md and docs/ show are the files in examples/, and

@@ -14,7 +14,7 @@ import (
 	"knative.dev/pkg/injection/sharedmain"
 	"knative.dev/pkg/signals"
 
-	"github.com/openkruise/imageprepull/pkg/reconciler/imageprepull"
+	"github.com/imageprepull/imageprepull/pkg/reconciler/imageprepull"
 )
 
 // Defaults sized for a thousand runs in flight: Knative's (2 workers,

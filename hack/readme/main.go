@@ -6,7 +6,7 @@ import (
 	"log"
 	"os"
 
-	"github.com/openkruise/imageprepull/internal/readme"
+	"github.com/imageprepull/imageprepull/internal/readme"
 )
 
 func main() {

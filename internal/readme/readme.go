@@ -13,8 +13,8 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
-	"github.com/openkruise/imageprepull/pkg/reconciler/imageprepull"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/reconciler/imageprepull"
 )
 
 // The shown file is everything up to the first fence: an empty block

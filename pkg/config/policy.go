@@ -18,7 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 	"knative.dev/pkg/configmap"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 )
 
 // PolicyConfigName is the policy's ConfigMap, in the controller's namespace.

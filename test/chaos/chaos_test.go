@@ -31,9 +31,9 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"knative.dev/pkg/apis"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
-	"github.com/openkruise/imageprepull/test/cluster"
-	"github.com/openkruise/imageprepull/test/simulator"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/test/cluster"
+	"github.com/imageprepull/imageprepull/test/simulator"
 )
 
 const (

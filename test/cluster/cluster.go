@@ -25,8 +25,8 @@ import (
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
-	customclient "github.com/openkruise/imageprepull/pkg/client/clientset/versioned"
-	"github.com/openkruise/imageprepull/test/simulator"
+	customclient "github.com/imageprepull/imageprepull/pkg/client/clientset/versioned"
+	"github.com/imageprepull/imageprepull/test/simulator"
 )
 
 // Options say what to run.

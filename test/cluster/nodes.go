@@ -13,7 +13,7 @@ import (
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/util/retry"
 
-	"github.com/openkruise/imageprepull/test/simulator"
+	"github.com/imageprepull/imageprepull/test/simulator"
 )
 
 // createNodes creates Ready Node objects; Kruise's nodeimage controller gives

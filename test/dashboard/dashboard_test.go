@@ -12,7 +12,7 @@ import (
 
 	"github.com/prometheus/common/model"
 
-	"github.com/openkruise/imageprepull/pkg/reconciler/imageprepull"
+	"github.com/imageprepull/imageprepull/pkg/reconciler/imageprepull"
 )
 
 // Every query of the shipped dashboard needs no variable but the interval,

@@ -15,8 +15,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
-	"github.com/openkruise/imageprepull/test/cluster"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/test/cluster"
 )
 
 // prepullAs runs one pre-pull as a ServiceAccount and waits for its end.

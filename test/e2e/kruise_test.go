@@ -19,9 +19,9 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
-	"github.com/openkruise/imageprepull/test/cluster"
-	"github.com/openkruise/imageprepull/test/simulator"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/test/cluster"
+	"github.com/imageprepull/imageprepull/test/simulator"
 )
 
 func prepullOnce(t *testing.T, ns, image string) *v1beta1.CustomRun {

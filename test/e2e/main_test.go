@@ -16,8 +16,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/openkruise/imageprepull/test/cluster"
-	"github.com/openkruise/imageprepull/test/simulator"
+	"github.com/imageprepull/imageprepull/test/cluster"
+	"github.com/imageprepull/imageprepull/test/simulator"
 )
 
 var c *cluster.Cluster

@@ -17,8 +17,8 @@ import (
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
-	"github.com/openkruise/imageprepull/test/cluster"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/test/cluster"
 )
 
 // The whole chain on one real node: PipelineRun -> CustomRun ->

@@ -11,7 +11,7 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 
-	"github.com/openkruise/imageprepull/test/cluster"
+	"github.com/imageprepull/imageprepull/test/cluster"
 )
 
 // rollOut rolls image out onto the real node (cluster.RollOut) and returns its Ready pod.

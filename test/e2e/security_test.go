@@ -4,7 +4,7 @@ package e2e
 
 import (
 	"context"
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 	"regexp"
 	"sort"
 	"strings"

@@ -13,7 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
 
-	"github.com/openkruise/imageprepull/test/cluster"
+	"github.com/imageprepull/imageprepull/test/cluster"
 )
 
 // Tekton's matrix fans the custom task out: one CustomRun and one

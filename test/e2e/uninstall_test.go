@@ -13,7 +13,7 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 
-	"github.com/openkruise/imageprepull/test/cluster"
+	"github.com/imageprepull/imageprepull/test/cluster"
 )
 
 // `kubectl delete -f release.yaml` leaves what docs/upgrade.md says: the

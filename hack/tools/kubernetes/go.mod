@@ -2,7 +2,7 @@
 // kubelet and etcd for the local cluster. Kubernetes' own
 // go.mod replaces its staging modules with local paths; here they are the
 // published v0.34.4 modules of the same release.
-module github.com/openkruise/imageprepull/hack/tools/kubernetes
+module github.com/imageprepull/imageprepull/hack/tools/kubernetes
 
 go 1.26
 

@@ -1,6 +1,6 @@
 // Builds Tekton Pipelines' controller and webhook for the local cluster, at the version
 // the main module uses.
-module github.com/openkruise/imageprepull/hack/tools/tekton
+module github.com/imageprepull/imageprepull/hack/tools/tekton
 
 go 1.26.4
 

@@ -1,6 +1,6 @@
 // Builds tkn. The CLI's own go.mod has one replace, copied here, so it cannot
 // be installed with go install pkg@version.
-module github.com/openkruise/imageprepull/hack/tools/tkn
+module github.com/imageprepull/imageprepull/hack/tools/tkn
 
 go 1.26.5
 

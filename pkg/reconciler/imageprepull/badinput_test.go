@@ -8,7 +8,7 @@ import (
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	"k8s.io/utils/ptr"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 )
 
 // Every bad input fails the run at once, before anything is created, with a

@@ -20,11 +20,11 @@ import (
 	"knative.dev/pkg/logging"
 	kreconciler "knative.dev/pkg/reconciler"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
-	imageprepullinformer "github.com/openkruise/imageprepull/pkg/client/injection/informers/custom/v1alpha1/imageprepull"
-	"github.com/openkruise/imageprepull/pkg/config"
-	"github.com/openkruise/imageprepull/pkg/kruise"
-	kruiseclient "github.com/openkruise/imageprepull/pkg/kruise/client"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	imageprepullinformer "github.com/imageprepull/imageprepull/pkg/client/injection/informers/custom/v1alpha1/imageprepull"
+	"github.com/imageprepull/imageprepull/pkg/config"
+	"github.com/imageprepull/imageprepull/pkg/kruise"
+	kruiseclient "github.com/imageprepull/imageprepull/pkg/kruise/client"
 )
 
 // ControllerName names the controller in logs, events and leader election.

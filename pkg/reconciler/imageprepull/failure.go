@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"unicode/utf8"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 )
 
 // failure ends the run with a reason, where any other error only retries the

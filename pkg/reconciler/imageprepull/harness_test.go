@@ -38,13 +38,13 @@ import (
 	kubefake "k8s.io/client-go/kubernetes/fake"
 	kubeclient "knative.dev/pkg/client/injection/kube/client/fake"
 
-	"github.com/openkruise/imageprepull/pkg/config"
+	"github.com/imageprepull/imageprepull/pkg/config"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
-	customclient "github.com/openkruise/imageprepull/pkg/client/injection/client/fake"
-	imageprepullinformer "github.com/openkruise/imageprepull/pkg/client/injection/informers/custom/v1alpha1/imageprepull/fake"
-	"github.com/openkruise/imageprepull/pkg/kruise"
-	kruiseclient "github.com/openkruise/imageprepull/pkg/kruise/client/fake"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	customclient "github.com/imageprepull/imageprepull/pkg/client/injection/client/fake"
+	imageprepullinformer "github.com/imageprepull/imageprepull/pkg/client/injection/informers/custom/v1alpha1/imageprepull/fake"
+	"github.com/imageprepull/imageprepull/pkg/kruise"
+	kruiseclient "github.com/imageprepull/imageprepull/pkg/kruise/client/fake"
 )
 
 const ns = "ci"

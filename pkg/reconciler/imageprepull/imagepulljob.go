@@ -24,8 +24,8 @@ import (
 	"k8s.io/utils/ptr"
 	"knative.dev/pkg/kmeta"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
-	"github.com/openkruise/imageprepull/pkg/kruise"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/kruise"
 )
 
 // Labels on every ImagePullJob, so that `kubectl get imagepulljobs -l` finds

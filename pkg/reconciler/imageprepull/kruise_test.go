@@ -2,7 +2,7 @@ package imageprepull
 
 import (
 	"errors"
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 	"net/http"
 	"testing"
 	"time"
@@ -14,7 +14,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgotesting "k8s.io/client-go/testing"
 
-	"github.com/openkruise/imageprepull/pkg/kruise"
+	"github.com/imageprepull/imageprepull/pkg/kruise"
 )
 
 // A Kruise that no longer serves v1alpha1 (a future release) gets its own

@@ -18,7 +18,7 @@ import (
 	"k8s.io/utils/ptr"
 	"knative.dev/pkg/apis"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 )
 
 const app = "registry.example.com/team/app:main-d92ae17"

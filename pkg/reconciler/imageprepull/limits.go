@@ -3,8 +3,8 @@ package imageprepull
 import (
 	"context"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
-	"github.com/openkruise/imageprepull/pkg/config"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/config"
 )
 
 // withinLimits checks a spec against the platform's limits on where one

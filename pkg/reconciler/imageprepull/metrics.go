@@ -16,12 +16,12 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"knative.dev/pkg/apis"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
-	"github.com/openkruise/imageprepull/pkg/kruise"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/kruise"
 )
 
 // MeterName is the OpenTelemetry scope of the controller's metrics.
-const MeterName = "github.com/openkruise/imageprepull"
+const MeterName = "github.com/imageprepull/imageprepull"
 
 // MetricDoc documents one metric as Prometheus scrapes it (knative's
 // exporter adds _total to counters and the unit to histograms).

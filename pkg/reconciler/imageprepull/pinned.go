@@ -11,7 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	"knative.dev/pkg/controller"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 )
 
 // extraFields is kept in the run's status.extraFields.

@@ -25,10 +25,10 @@ import (
 	"knative.dev/pkg/logging"
 	kreconciler "knative.dev/pkg/reconciler"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
-	listers "github.com/openkruise/imageprepull/pkg/client/listers/custom/v1alpha1"
-	"github.com/openkruise/imageprepull/pkg/config"
-	"github.com/openkruise/imageprepull/pkg/kruise"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	listers "github.com/imageprepull/imageprepull/pkg/client/listers/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/config"
+	"github.com/imageprepull/imageprepull/pkg/kruise"
 )
 
 // Reconciler implements the generated CustomRun reconciler's Interface.

@@ -4,7 +4,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 )
 
 // A run's results are the documented ones, in docs/results.md's order.

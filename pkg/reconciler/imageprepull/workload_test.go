@@ -21,7 +21,7 @@ import (
 	"k8s.io/utils/ptr"
 	dynamicfake "knative.dev/pkg/injection/clients/dynamicclient/fake"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 )
 
 var webLabels = map[string]string{"app": "web"}

@@ -25,8 +25,8 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"knative.dev/pkg/apis"
 
-	"github.com/openkruise/imageprepull/test/cluster"
-	"github.com/openkruise/imageprepull/test/simulator"
+	"github.com/imageprepull/imageprepull/test/cluster"
+	"github.com/imageprepull/imageprepull/test/simulator"
 )
 
 // bench holds the cluster and what its watches saw, with when.

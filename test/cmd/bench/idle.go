@@ -4,7 +4,7 @@ import (
 	"context"
 	"time"
 
-	"github.com/openkruise/imageprepull/test/cluster"
+	"github.com/imageprepull/imageprepull/test/cluster"
 )
 
 // Idle is what each process costs with no run in the cluster, in

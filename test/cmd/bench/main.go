@@ -24,8 +24,8 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/openkruise/imageprepull/test/cluster"
-	"github.com/openkruise/imageprepull/test/dashboard"
+	"github.com/imageprepull/imageprepull/test/cluster"
+	"github.com/imageprepull/imageprepull/test/dashboard"
 )
 
 func main() {

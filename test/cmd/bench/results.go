@@ -8,7 +8,7 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/openkruise/imageprepull/test/cluster"
+	"github.com/imageprepull/imageprepull/test/cluster"
 )
 
 // results is what one `make bench` measured; bench/results/*.json holds it.

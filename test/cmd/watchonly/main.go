@@ -23,10 +23,10 @@ import (
 	"knative.dev/pkg/reconciler"
 	"knative.dev/pkg/signals"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
-	"github.com/openkruise/imageprepull/pkg/kruise"
-	kruiseclient "github.com/openkruise/imageprepull/pkg/kruise/client"
-	"github.com/openkruise/imageprepull/pkg/reconciler/imageprepull"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/kruise"
+	kruiseclient "github.com/imageprepull/imageprepull/pkg/kruise/client"
+	"github.com/imageprepull/imageprepull/pkg/reconciler/imageprepull"
 )
 
 // name is its component name: its own leases and logs, apart from the

@@ -5,7 +5,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 
-	"github.com/openkruise/imageprepull/pkg/apis/custom"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom"
 )
 
 // Kind is the kind a Tekton taskRef or taskSpec names to select this custom task.

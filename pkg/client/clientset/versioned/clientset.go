@@ -22,7 +22,7 @@ import (
 	fmt "fmt"
 	http "net/http"
 
-	customv1alpha1 "github.com/openkruise/imageprepull/pkg/client/clientset/versioned/typed/custom/v1alpha1"
+	customv1alpha1 "github.com/imageprepull/imageprepull/pkg/client/clientset/versioned/typed/custom/v1alpha1"
 	discovery "k8s.io/client-go/discovery"
 	rest "k8s.io/client-go/rest"
 	flowcontrol "k8s.io/client-go/util/flowcontrol"

@@ -23,9 +23,9 @@ import (
 	sync "sync"
 	time "time"
 
-	versioned "github.com/openkruise/imageprepull/pkg/client/clientset/versioned"
-	custom "github.com/openkruise/imageprepull/pkg/client/informers/externalversions/custom"
-	internalinterfaces "github.com/openkruise/imageprepull/pkg/client/informers/externalversions/internalinterfaces"
+	versioned "github.com/imageprepull/imageprepull/pkg/client/clientset/versioned"
+	custom "github.com/imageprepull/imageprepull/pkg/client/informers/externalversions/custom"
+	internalinterfaces "github.com/imageprepull/imageprepull/pkg/client/informers/externalversions/internalinterfaces"
 	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtime "k8s.io/apimachinery/pkg/runtime"
 	schema "k8s.io/apimachinery/pkg/runtime/schema"

@@ -21,7 +21,7 @@ package externalversions
 import (
 	fmt "fmt"
 
-	v1alpha1 "github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	v1alpha1 "github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 	schema "k8s.io/apimachinery/pkg/runtime/schema"
 	cache "k8s.io/client-go/tools/cache"
 )

@@ -10,7 +10,7 @@ import (
 	"knative.dev/pkg/injection"
 	"knative.dev/pkg/logging"
 
-	"github.com/openkruise/imageprepull/pkg/kruise/client"
+	"github.com/imageprepull/imageprepull/pkg/kruise/client"
 )
 
 func init() {

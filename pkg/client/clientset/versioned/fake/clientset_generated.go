@@ -19,9 +19,9 @@ limitations under the License.
 package fake
 
 import (
-	clientset "github.com/openkruise/imageprepull/pkg/client/clientset/versioned"
-	customv1alpha1 "github.com/openkruise/imageprepull/pkg/client/clientset/versioned/typed/custom/v1alpha1"
-	fakecustomv1alpha1 "github.com/openkruise/imageprepull/pkg/client/clientset/versioned/typed/custom/v1alpha1/fake"
+	clientset "github.com/imageprepull/imageprepull/pkg/client/clientset/versioned"
+	customv1alpha1 "github.com/imageprepull/imageprepull/pkg/client/clientset/versioned/typed/custom/v1alpha1"
+	fakecustomv1alpha1 "github.com/imageprepull/imageprepull/pkg/client/clientset/versioned/typed/custom/v1alpha1/fake"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/watch"

@@ -19,7 +19,7 @@ limitations under the License.
 package fake
 
 import (
-	customv1alpha1 "github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	customv1alpha1 "github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	runtime "k8s.io/apimachinery/pkg/runtime"
 	schema "k8s.io/apimachinery/pkg/runtime/schema"

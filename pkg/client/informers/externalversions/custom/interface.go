@@ -19,8 +19,8 @@ limitations under the License.
 package custom
 
 import (
-	v1alpha1 "github.com/openkruise/imageprepull/pkg/client/informers/externalversions/custom/v1alpha1"
-	internalinterfaces "github.com/openkruise/imageprepull/pkg/client/informers/externalversions/internalinterfaces"
+	v1alpha1 "github.com/imageprepull/imageprepull/pkg/client/informers/externalversions/custom/v1alpha1"
+	internalinterfaces "github.com/imageprepull/imageprepull/pkg/client/informers/externalversions/internalinterfaces"
 )
 
 // Interface provides access to each of this group's versions.

@@ -21,8 +21,8 @@ package fake
 import (
 	context "context"
 
-	fake "github.com/openkruise/imageprepull/pkg/client/clientset/versioned/fake"
-	client "github.com/openkruise/imageprepull/pkg/client/injection/client"
+	fake "github.com/imageprepull/imageprepull/pkg/client/clientset/versioned/fake"
+	client "github.com/imageprepull/imageprepull/pkg/client/injection/client"
 	runtime "k8s.io/apimachinery/pkg/runtime"
 	rest "k8s.io/client-go/rest"
 	injection "knative.dev/pkg/injection"
@@ -51,7 +51,7 @@ func Get(ctx context.Context) *fake.Clientset {
 	untyped := ctx.Value(client.Key{})
 	if untyped == nil {
 		logging.FromContext(ctx).Panic(
-			"Unable to fetch github.com/openkruise/imageprepull/pkg/client/clientset/versioned/fake.Clientset from context.")
+			"Unable to fetch github.com/imageprepull/imageprepull/pkg/client/clientset/versioned/fake.Clientset from context.")
 	}
 	return untyped.(*fake.Clientset)
 }

@@ -21,8 +21,8 @@ package factory
 import (
 	context "context"
 
-	externalversions "github.com/openkruise/imageprepull/pkg/client/informers/externalversions"
-	client "github.com/openkruise/imageprepull/pkg/client/injection/client"
+	externalversions "github.com/imageprepull/imageprepull/pkg/client/informers/externalversions"
+	client "github.com/imageprepull/imageprepull/pkg/client/injection/client"
 	controller "knative.dev/pkg/controller"
 	injection "knative.dev/pkg/injection"
 	logging "knative.dev/pkg/logging"
@@ -50,7 +50,7 @@ func Get(ctx context.Context) externalversions.SharedInformerFactory {
 	untyped := ctx.Value(Key{})
 	if untyped == nil {
 		logging.FromContext(ctx).Panic(
-			"Unable to fetch github.com/openkruise/imageprepull/pkg/client/informers/externalversions.SharedInformerFactory from context.")
+			"Unable to fetch github.com/imageprepull/imageprepull/pkg/client/informers/externalversions.SharedInformerFactory from context.")
 	}
 	return untyped.(externalversions.SharedInformerFactory)
 }

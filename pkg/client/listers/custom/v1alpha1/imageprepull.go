@@ -19,7 +19,7 @@ limitations under the License.
 package v1alpha1
 
 import (
-	customv1alpha1 "github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
+	customv1alpha1 "github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 	labels "k8s.io/apimachinery/pkg/labels"
 	listers "k8s.io/client-go/listers"
 	cache "k8s.io/client-go/tools/cache"

@@ -19,7 +19,7 @@ limitations under the License.
 package v1alpha1
 
 import (
-	internalinterfaces "github.com/openkruise/imageprepull/pkg/client/informers/externalversions/internalinterfaces"
+	internalinterfaces "github.com/imageprepull/imageprepull/pkg/client/informers/externalversions/internalinterfaces"
 )
 
 // Interface provides access to all the informers in this group version.

@@ -21,9 +21,9 @@ package fake
 import (
 	context "context"
 
-	externalversions "github.com/openkruise/imageprepull/pkg/client/informers/externalversions"
-	fake "github.com/openkruise/imageprepull/pkg/client/injection/client/fake"
-	factory "github.com/openkruise/imageprepull/pkg/client/injection/informers/factory"
+	externalversions "github.com/imageprepull/imageprepull/pkg/client/informers/externalversions"
+	fake "github.com/imageprepull/imageprepull/pkg/client/injection/client/fake"
+	factory "github.com/imageprepull/imageprepull/pkg/client/injection/informers/factory"
 	controller "knative.dev/pkg/controller"
 	injection "knative.dev/pkg/injection"
 )

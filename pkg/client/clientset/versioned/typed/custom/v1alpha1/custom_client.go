@@ -21,8 +21,8 @@ package v1alpha1
 import (
 	http "net/http"
 
-	customv1alpha1 "github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
-	scheme "github.com/openkruise/imageprepull/pkg/client/clientset/versioned/scheme"
+	customv1alpha1 "github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	scheme "github.com/imageprepull/imageprepull/pkg/client/clientset/versioned/scheme"
 	rest "k8s.io/client-go/rest"
 )
 

@@ -21,8 +21,8 @@ package v1alpha1
 import (
 	context "context"
 
-	customv1alpha1 "github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
-	scheme "github.com/openkruise/imageprepull/pkg/client/clientset/versioned/scheme"
+	customv1alpha1 "github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	scheme "github.com/imageprepull/imageprepull/pkg/client/clientset/versioned/scheme"
 	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	types "k8s.io/apimachinery/pkg/types"
 	watch "k8s.io/apimachinery/pkg/watch"

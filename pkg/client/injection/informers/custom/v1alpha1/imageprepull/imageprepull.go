@@ -21,8 +21,8 @@ package imageprepull
 import (
 	context "context"
 
-	v1alpha1 "github.com/openkruise/imageprepull/pkg/client/informers/externalversions/custom/v1alpha1"
-	factory "github.com/openkruise/imageprepull/pkg/client/injection/informers/factory"
+	v1alpha1 "github.com/imageprepull/imageprepull/pkg/client/informers/externalversions/custom/v1alpha1"
+	factory "github.com/imageprepull/imageprepull/pkg/client/injection/informers/factory"
 	controller "knative.dev/pkg/controller"
 	injection "knative.dev/pkg/injection"
 	logging "knative.dev/pkg/logging"
@@ -46,7 +46,7 @@ func Get(ctx context.Context) v1alpha1.ImagePrePullInformer {
 	untyped := ctx.Value(Key{})
 	if untyped == nil {
 		logging.FromContext(ctx).Panic(
-			"Unable to fetch github.com/openkruise/imageprepull/pkg/client/informers/externalversions/custom/v1alpha1.ImagePrePullInformer from context.")
+			"Unable to fetch github.com/imageprepull/imageprepull/pkg/client/informers/externalversions/custom/v1alpha1.ImagePrePullInformer from context.")
 	}
 	return untyped.(v1alpha1.ImagePrePullInformer)
 }

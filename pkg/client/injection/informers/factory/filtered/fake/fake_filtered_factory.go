@@ -21,9 +21,9 @@ package fakeFilteredFactory
 import (
 	context "context"
 
-	externalversions "github.com/openkruise/imageprepull/pkg/client/informers/externalversions"
-	fake "github.com/openkruise/imageprepull/pkg/client/injection/client/fake"
-	filtered "github.com/openkruise/imageprepull/pkg/client/injection/informers/factory/filtered"
+	externalversions "github.com/imageprepull/imageprepull/pkg/client/informers/externalversions"
+	fake "github.com/imageprepull/imageprepull/pkg/client/injection/client/fake"
+	filtered "github.com/imageprepull/imageprepull/pkg/client/injection/informers/factory/filtered"
 	v1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	controller "knative.dev/pkg/controller"
 	injection "knative.dev/pkg/injection"

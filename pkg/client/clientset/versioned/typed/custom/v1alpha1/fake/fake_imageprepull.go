@@ -19,8 +19,8 @@ limitations under the License.
 package fake
 
 import (
-	v1alpha1 "github.com/openkruise/imageprepull/pkg/apis/custom/v1alpha1"
-	customv1alpha1 "github.com/openkruise/imageprepull/pkg/client/clientset/versioned/typed/custom/v1alpha1"
+	v1alpha1 "github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	customv1alpha1 "github.com/imageprepull/imageprepull/pkg/client/clientset/versioned/typed/custom/v1alpha1"
 	gentype "k8s.io/client-go/gentype"
 )
 

@@ -21,8 +21,8 @@ package fake
 import (
 	context "context"
 
-	imageprepull "github.com/openkruise/imageprepull/pkg/client/injection/informers/custom/v1alpha1/imageprepull"
-	fake "github.com/openkruise/imageprepull/pkg/client/injection/informers/factory/fake"
+	imageprepull "github.com/imageprepull/imageprepull/pkg/client/injection/informers/custom/v1alpha1/imageprepull"
+	fake "github.com/imageprepull/imageprepull/pkg/client/injection/informers/factory/fake"
 	controller "knative.dev/pkg/controller"
 	injection "knative.dev/pkg/injection"
 )

@@ -21,8 +21,8 @@ package filtered
 import (
 	context "context"
 
-	v1alpha1 "github.com/openkruise/imageprepull/pkg/client/informers/externalversions/custom/v1alpha1"
-	filtered "github.com/openkruise/imageprepull/pkg/client/injection/informers/factory/filtered"
+	v1alpha1 "github.com/imageprepull/imageprepull/pkg/client/informers/externalversions/custom/v1alpha1"
+	filtered "github.com/imageprepull/imageprepull/pkg/client/injection/informers/factory/filtered"
 	controller "knative.dev/pkg/controller"
 	injection "knative.dev/pkg/injection"
 	logging "knative.dev/pkg/logging"
@@ -59,7 +59,7 @@ func Get(ctx context.Context, selector string) v1alpha1.ImagePrePullInformer {
 	untyped := ctx.Value(Key{Selector: selector})
 	if untyped == nil {
 		logging.FromContext(ctx).Panicf(
-			"Unable to fetch github.com/openkruise/imageprepull/pkg/client/informers/externalversions/custom/v1alpha1.ImagePrePullInformer with selector %s from context.", selector)
+			"Unable to fetch github.com/imageprepull/imageprepull/pkg/client/informers/externalversions/custom/v1alpha1.ImagePrePullInformer with selector %s from context.", selector)
 	}
 	return untyped.(v1alpha1.ImagePrePullInformer)
 }

@@ -21,8 +21,8 @@ package fake
 import (
 	context "context"
 
-	filtered "github.com/openkruise/imageprepull/pkg/client/injection/informers/custom/v1alpha1/imageprepull/filtered"
-	factoryfiltered "github.com/openkruise/imageprepull/pkg/client/injection/informers/factory/filtered"
+	filtered "github.com/imageprepull/imageprepull/pkg/client/injection/informers/custom/v1alpha1/imageprepull/filtered"
+	factoryfiltered "github.com/imageprepull/imageprepull/pkg/client/injection/informers/factory/filtered"
 	controller "knative.dev/pkg/controller"
 	injection "knative.dev/pkg/injection"
 	logging "knative.dev/pkg/logging"
