@@ -157,7 +157,7 @@ func TestTkn(t *testing.T) {
 `))
 	waitJobs(t, ns, 1)
 	running := waitCustomRun(t, ns, "pr-prepull", time.Minute, "running", func(r *v1beta1.CustomRun) bool {
-		return strings.Contains(cond(r).Message, "0/2 nodes have registry.local/slow-tkn:v1")
+		return r.HasStarted() && strings.Contains(cond(r).Message, "no node has finished pulling registry.local/slow-tkn:v1 yet")
 	})
 	// tkn v0.46 prints a CustomRun's message only once it failed
 	// (pkg/cmd/customrun/describe.go, hasFailed); while running, the progress

@@ -102,7 +102,7 @@ func TestCreationIsIdempotent(t *testing.T) {
 	if n := countActions(e.kruise.Actions(), "create", "imagepulljobs"); n != 2 {
 		t.Errorf("%d creates, want one per image", n)
 	}
-	if got := condition(e.get("run")).Message; got != "waiting for OpenKruise to start pulling nginx:1.27; waiting for OpenKruise to start pulling redis:7" {
+	if got := condition(e.get("run")).Message; got != "no node has finished pulling nginx:1.27 yet; no node has finished pulling redis:7 yet" {
 		t.Errorf("message = %q", got)
 	}
 }
@@ -622,6 +622,30 @@ func TestDeletedRunLosesItsJobs(t *testing.T) {
 	}
 }
 
+// OpenKruise starting a job, with no node finished, is no news worth a
+// status write (each is decoded by every CustomRun watcher and makes
+// Tekton's reconcile the PipelineRun), even where every change is written.
+func TestKruiseStartingAJobIsNotAWrite(t *testing.T) {
+	e := newEnv(t, withProgressEvery(0))
+	e.create(newRun("run", str("image", app), arr("nodeNames", "node-1", "node-2", "node-3")))
+	first := condition(e.mustReconcile("run")).Message
+	if first != "no node has finished pulling "+app+" yet" {
+		t.Fatalf("first message %q", first)
+	}
+	writes := countActions(e.tekton.Actions(), "update", "customruns")
+	e.setJobStatus(e.jobList()[0].Name, pulling(3, 0, 0))
+	if got := condition(e.mustReconcile("run")).Message; got != first {
+		t.Fatalf("message once OpenKruise started = %q, want %q still", got, first)
+	}
+	if n := countActions(e.tekton.Actions(), "update", "customruns"); n != writes {
+		t.Fatalf("%d status writes for OpenKruise's start alone, want none", n-writes)
+	}
+	e.setJobStatus(e.jobList()[0].Name, pulling(3, 1, 0))
+	if got := condition(e.mustReconcile("run")).Message; got != "1/3 nodes have "+app {
+		t.Fatalf("message once a node finished = %q", got)
+	}
+}
+
 // Progress writes are coalesced: a node's report within the interval waits
 // (the run is requeued for the rest of it), one after it is written, and
 // the end of the run is never held.
@@ -629,7 +653,7 @@ func TestProgressWritesAreCoalesced(t *testing.T) {
 	e := newEnv(t, withProgressEvery(10*time.Minute))
 	e.create(newRun("run", str("image", app), arr("nodeNames", "node-1", "node-2", "node-3")))
 	first := condition(e.mustReconcile("run")).Message
-	contains(t, "first message", first, "waiting for OpenKruise")
+	contains(t, "first message", first, "no node has finished pulling "+app+" yet")
 	job := e.jobList()[0]
 
 	e.setJobStatus(job.Name, pulling(3, 1, 0))

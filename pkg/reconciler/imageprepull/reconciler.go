@@ -231,9 +231,10 @@ func (r *Reconciler) stop(ctx context.Context, run *v1beta1.CustomRun, extra *ex
 // follow writes a running run's progress, at most every progressEvery, and
 // asks to be called again before its timeout.
 func (r *Reconciler) follow(run *v1beta1.CustomRun, p progress) kreconciler.Event {
-	hold := r.holdProgress(run, p.message())
+	msg := p.progressMessage()
+	hold := r.holdProgress(run, msg)
 	if hold == 0 {
-		run.Status.MarkCustomRunRunning(v1beta1.CustomRunReasonRunning.String(), "%s", p.message())
+		run.Status.MarkCustomRunRunning(v1beta1.CustomRunReasonRunning.String(), "%s", msg)
 	}
 	d := r.requeueBefore(run)
 	if hold > 0 && (d == 0 || hold < d) {
