@@ -14,6 +14,7 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/pager"
 
 	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 )
@@ -135,23 +136,35 @@ func (r *Reconciler) runningNodes(ctx context.Context, ns string, ref v1alpha1.W
 	return names, fmt.Sprintf("nodes running: %d, where %d of its %d pods are scheduled", len(names), running, len(pods.Items)), nil
 }
 
-// eligibleNodes are the nodes the workload's pod template could be scheduled on.
+// eligibleNodes are the nodes the workload's pod template could be scheduled
+// on. Nodes are read a page at a time (client-go's pager, 500 a page): the
+// whole list of a large cluster at once was the controller's peak memory
+// (103 MiB over 2,000 nodes in make bench, against a 100 MiB target).
 func (r *Reconciler) eligibleNodes(ctx context.Context, ref v1alpha1.WorkloadRef, spec *corev1.PodSpec) ([]string, string, error) {
-	nodes, err := r.kube.CoreV1().Nodes().List(ctx, metav1.ListOptions{})
-	if err != nil {
-		return nil, "", fmt.Errorf("listing nodes for workload %s: %w", ref, err)
-	}
 	var names []string
 	left := map[string]int{}
-	for i := range nodes.Items {
-		if ok, why := eligible(&nodes.Items[i], spec, ref.DaemonSet); ok {
-			names = append(names, nodes.Items[i].Name)
+	total := 0
+	nodes := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
+		return r.kube.CoreV1().Nodes().List(ctx, opts)
+	})
+	err := nodes.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
+		node, ok := obj.(*corev1.Node)
+		if !ok {
+			return fmt.Errorf("listing nodes: got a %T", obj)
+		}
+		total++
+		if ok, why := eligible(node, spec, ref.DaemonSet); ok {
+			names = append(names, node.Name)
 		} else {
 			left[why]++
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, "", fmt.Errorf("listing nodes for workload %s: %w", ref, err)
 	}
 	sort.Strings(names)
-	msg := fmt.Sprintf("nodes eligible: %d of %d", len(names), len(nodes.Items))
+	msg := fmt.Sprintf("nodes eligible: %d of %d", len(names), total)
 	var out []string
 	for _, why := range []string{notReady, cordoned, notMatched, taintUntolerated} {
 		if left[why] > 0 {
