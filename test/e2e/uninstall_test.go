@@ -93,7 +93,7 @@ spec: {images: ["registry.local/app:policy"]}
 	}
 	runs := customRuns(t, ns, "inflight")
 	if r := runs["prepull"]; r == nil || r.IsDone() || !r.HasStarted() {
-		t.Errorf("the run in flight after the uninstall: %+v, want it still Running", r)
+		t.Fatalf("the run in flight after the uninstall: %+v, want it still Running", r)
 	}
 	left := jobs(t, ns)
 	if len(left) != 2 {
