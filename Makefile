@@ -1,4 +1,4 @@
-# Tools are built from pinned versions into .cache/tools/<name>-<version> by hack/build-tools.sh.
+# Tools are built from pinned versions into ~/.cache/imageprepull/tools/<name>-<version> by hack/build-tools.sh.
 SHELL := /bin/bash
 # go.mod names the toolchain the controller ships with (a patch release with
 # the standard library's security fixes); let the go command fetch it even
@@ -48,7 +48,7 @@ bench: tools
 vulncheck:
 	./hack/vulncheck.sh
 
-## tools: build the local cluster's programs once (.cache/tools)
+## tools: build the local cluster's programs once (~/.cache/imageprepull/tools, shared by every clone)
 tools:
 	./hack/build-tools.sh
 	./hack/install-system-packages.sh containerd runc containernetworking-plugins prometheus

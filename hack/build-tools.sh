@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Builds the local cluster's programs from pinned sources, once each, into
-# $TOOLS/<name>-<version>/ (default .cache/tools, git-ignored), and prints
-# nothing but errors. Usage: hack/build-tools.sh [name ...] (default: all).
+# $TOOLS/<name>-<version>/, and prints nothing but errors. $TOOLS defaults to
+# the user's cache ($XDG_CACHE_HOME or ~/.cache, /imageprepull/tools), outside
+# the clone: a second clone on the same machine builds nothing again. Usage: hack/build-tools.sh [name ...] (default: all).
 # A fresh machine needs only Go: every source comes through the module proxy.
 set -o errexit -o nounset -o pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
-TOOLS=${TOOLS:-$root/.cache/tools}
+TOOLS=${TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/imageprepull/tools}
 mkdir -p "$TOOLS"
 
 modversion() { (cd "$root/hack/tools/$1" && go list -m -f '{{.Version}}' "$2"); }

@@ -1,14 +1,14 @@
 #!/usr/bin/env bash
 # govulncheck without the network: the vulnerability database is built from
 # the OSV files of a pinned golang.org/x/vulndb module (the Go module proxy is
-# reachable where vuln.go.dev may not be), once, into .cache/tools. Fails on
+# reachable where vuln.go.dev may not be), once, into the tools cache (hack/build-tools.sh's $TOOLS). Fails on
 # any vulnerability the code reaches, except those in hack/vulncheck-accepted.txt.
 set -o errexit -o nounset -o pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 VULN_VERSION=v1.1.4
 VULNDB_VERSION=v0.0.0-20261105234957-e22db6528018
-db="${TOOLS:-$root/.cache/tools}/vulndb-$VULNDB_VERSION"
+db="${TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/imageprepull/tools}/vulndb-$VULNDB_VERSION"
 cd "$root"
 
 if [ ! -f "$db/index/db.json" ]; then
