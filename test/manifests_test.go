@@ -32,6 +32,7 @@ import (
 
 	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/imageprepull/imageprepull/pkg/config"
+	"github.com/imageprepull/imageprepull/pkg/reconciler/imageprepull"
 )
 
 var decoder = func() runtime.Decoder {
@@ -193,6 +194,35 @@ func TestClusterRoleIsLeastPrivilege(t *testing.T) {
 	}
 }
 
+// imageprepull-runner, bound to the ServiceAccounts whose runs pre-pull,
+// grants the one permission the controller asks about and nothing else:
+// every pod running as such a ServiceAccount holds it. No role shipped here
+// lets a run's ServiceAccount, or a namespace's editors, create or change
+// ImagePullJobs, which would go around the platform's policy.
+func TestTheRunnerRoleGrantsNothingElse(t *testing.T) {
+	roles := map[string]*rbacv1.ClusterRole{}
+	for _, role := range all[*rbacv1.ClusterRole](objects(t, "config")) {
+		roles[role.Name] = role
+	}
+	runner := roles[imageprepull.RunnerRole]
+	want := []rbacv1.PolicyRule{{APIGroups: []string{imageprepull.RunnerGroup}, Resources: []string{imageprepull.RunnerResource}, Verbs: []string{imageprepull.RunnerVerb}}}
+	if runner == nil || !reflect.DeepEqual(runner.Rules, want) {
+		t.Fatalf("ClusterRole %s = %+v, want only %+v", imageprepull.RunnerRole, runner, want)
+	}
+	for name, role := range roles {
+		if name == "imageprepull-controller" {
+			continue
+		}
+		for _, rule := range role.Rules {
+			for _, r := range rule.Resources {
+				if r == "imagepulljobs" || r == "*" {
+					t.Errorf("ClusterRole %s grants %v on %s", name, rule.Verbs, r)
+				}
+			}
+		}
+	}
+}
+
 func TestDeploymentIsRestricted(t *testing.T) {
 	deps := all[*appsv1.Deployment](objects(t, "config"))
 	if len(deps) != 1 {
@@ -305,7 +335,7 @@ func checkPrePullTask(t *testing.T, file string, pt pipelinev1.PipelineTask) {
 		spec.Images = []string{"registry.example.com/app:v1"}
 	}
 	// As the controller resolves it, with the platform's default policy.
-	if _, fe := v1alpha1.ResolveSpec(context.Background(), spec, params, config.FromContext(context.Background()).Defaults); fe != nil {
+	if _, fe := v1alpha1.ResolveSpec(context.Background(), spec, params, config.DefaultPolicy().Defaults); fe != nil {
 		t.Errorf("%s: task %s: %v", file, pt.Name, fe)
 	}
 }

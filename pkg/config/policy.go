@@ -13,12 +13,12 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/docker/distribution/reference"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/utils/ptr"
 	"knative.dev/pkg/configmap"
 
 	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/image"
 )
 
 // PolicyConfigName is the policy's ConfigMap, in the controller's namespace.
@@ -37,6 +37,7 @@ const (
 	KeyMaxNodesPerRun = "max-nodes-per-run"
 	KeyMaxRetries     = "max-retries"
 	KeyAllowAllNodes  = "allow-all-nodes"
+	KeyMaxParallelism = "max-parallelism"
 	// Platform defaults, which an ImagePrePull's spec and params override.
 	KeyParallelism        = "default-parallelism"
 	KeyPullTimeoutSeconds = "default-pull-timeout-seconds"
@@ -57,9 +58,13 @@ type Policy struct {
 	MaxNodesPerRun int32
 	// MaxRetries bounds a run's spec.retries: each attempt keeps a status.
 	MaxRetries int32
-	// AllowAllNodes lets a run that names no nodeSelector, podSelector or
-	// workload pull onto every node.
+	// AllowAllNodes lets a run pull onto every node: one that names no
+	// nodeNames, nodeSelector, podSelector or workload, or whose selector
+	// matches every node.
 	AllowAllNodes bool
+	// MaxParallelism bounds how many nodes one run's job may send a pull to
+	// at once: the load one run may put on a registry.
+	MaxParallelism int32
 }
 
 // Defaults of the limits: every node of the largest cluster Kubernetes
@@ -82,12 +87,13 @@ func DefaultPolicy() *Policy {
 		MaxNodesPerRun:     DefaultMaxNodesPerRun,
 		MaxRetries:         DefaultMaxRetries,
 		AllowAllNodes:      true,
+		MaxParallelism:     v1alpha1.MaxParallelism,
 	}
 }
 
 // knownKeys are the keys the policy reads, in the order errors list them.
 var knownKeys = []string{KeyAuthorize, KeyAllowedImages, KeyParallelism, KeyPullTimeoutSeconds, KeyBackoffLimit,
-	KeyMaxNodesPerRun, KeyMaxRetries, KeyAllowAllNodes}
+	KeyMaxNodesPerRun, KeyMaxRetries, KeyAllowAllNodes, KeyMaxParallelism}
 
 // NewPolicyFromConfigMap reads the policy; an error names the key and what
 // is wrong with it.
@@ -130,6 +136,7 @@ func NewPolicyFromConfigMap(cm *corev1.ConfigMap) (*Policy, error) {
 		{KeyBackoffLimit, &p.BackoffLimit, 0, v1alpha1.MaxBackoffLimit},
 		{KeyMaxNodesPerRun, &p.MaxNodesPerRun, 1, v1alpha1.MaxNodeNames},
 		{KeyMaxRetries, &p.MaxRetries, 0, MaxRetriesLimit},
+		{KeyMaxParallelism, &p.MaxParallelism, 1, v1alpha1.MaxParallelism},
 	} {
 		v, ok := cm.Data[d.key]
 		if !ok {
@@ -140,6 +147,10 @@ func NewPolicyFromConfigMap(cm *corev1.ConfigMap) (*Policy, error) {
 			return nil, fmt.Errorf("%s %s: %q is not a whole number from %d to %d", cm.Name, d.key, v, d.min, d.max)
 		}
 		*d.into = int32(n)
+	}
+	if p.Parallelism > p.MaxParallelism {
+		// Every run that leaves parallelism unset would be refused.
+		return nil, fmt.Errorf("%s %s: %d is more than %s (%d)", cm.Name, KeyParallelism, p.Parallelism, KeyMaxParallelism, p.MaxParallelism)
 	}
 	return p, nil
 }
@@ -177,20 +188,36 @@ func checkPattern(pat string) error {
 		return errors.New("can match nothing: before /** stands a repository prefix without wildcards (ghcr.io/acme/**)")
 	}
 	host, _, _ := strings.Cut(prefix, "/")
+	if host != strings.ToLower(host) {
+		// Allows compares hosts in lower case, as DNS does.
+		return fmt.Errorf("can match nothing: registry hosts are matched in lower case (%s)", strings.ToLower(host)+strings.TrimPrefix(pat, host))
+	}
 	if !strings.ContainsAny(host, `*?[\`) && !strings.ContainsAny(host, ".:") && host != "localhost" {
 		full := "docker.io/library/" + prefix
-		if named, err := reference.ParseNormalizedNamed(prefix); err == nil {
-			full = named.Name()
+		if ref, err := image.Parse(prefix); err == nil {
+			full = ref.Repository()
 		}
 		return fmt.Errorf("can match nothing: patterns match full repository names, which start with a registry host (%s)", full)
 	}
-	if !everything && !strings.ContainsAny(prefix, `*?[\`) {
-		named, err := reference.ParseNormalizedNamed(prefix)
+	switch {
+	case everything:
+		// What stands before /** must be a prefix of full names as the
+		// parser gives them: index.docker.io/library/** would match nothing,
+		// every such image being docker.io/library/...
+		ref, err := image.Parse(prefix + "/x/y") // two segments: docker.io/x alone would be docker.io/library/x
+		if err != nil {
+			return fmt.Errorf("can match nothing: %s is not a repository prefix (%v)", prefix, err)
+		}
+		if full := strings.TrimSuffix(ref.Repository(), "/x/y"); full != prefix {
+			return fmt.Errorf("can match nothing: the repositories under it are named %s/...; write %s/**", full, full)
+		}
+	case !strings.ContainsAny(prefix, `*?[\`):
+		ref, err := image.Parse(prefix)
 		if err != nil {
 			return fmt.Errorf("can match nothing: %s is not a repository name (%v)", prefix, err)
 		}
-		if named.Name() != prefix {
-			return fmt.Errorf("can match nothing: the repository's full name is %s", named.Name())
+		if ref.Repository() != prefix {
+			return fmt.Errorf("can match nothing: the repository's full name is %s", ref.Repository())
 		}
 	}
 	return nil
@@ -198,17 +225,14 @@ func checkPattern(pat string) error {
 
 // Allows reports whether an image may be pre-pulled. A pattern is matched
 // against the repository's full name as Kruise's parser reads it ("nginx:1"
-// is docker.io/library/nginx) with path.Match, segment by segment
-// ("registry.example.com/team/*"); REPOSITORY/** allows everything under it.
-func (p *Policy) Allows(image string) bool {
+// is docker.io/library/nginx, a registry host in lower case) with
+// path.Match, segment by segment ("registry.example.com/team/*");
+// REPOSITORY/** allows everything under it.
+func (p *Policy) Allows(ref image.Ref) bool {
 	if len(p.AllowedImages) == 0 {
 		return true
 	}
-	named, err := reference.ParseNormalizedNamed(image)
-	if err != nil {
-		return false
-	}
-	repo := named.Name()
+	repo := ref.Repository()
 	for _, pat := range p.AllowedImages {
 		if prefix, ok := strings.CutSuffix(pat, "/**"); ok {
 			if strings.HasPrefix(repo, prefix+"/") {
@@ -258,10 +282,16 @@ func (s *Store) ToContext(ctx context.Context) context.Context {
 	return context.WithValue(ctx, policyKey{}, p)
 }
 
-// FromContext is the policy of the reconcile, or the default one.
-func FromContext(ctx context.Context) *Policy {
+// ErrNotLoaded says a reconcile has no policy: its Store was not given
+// the ConfigMap. Knative's store stops the process when the ConfigMap
+// cannot be read at start, so only a wiring fault leads here.
+var ErrNotLoaded = errors.New(PolicyConfigName + " is not loaded: nothing is done for a run without the platform's policy")
+
+// FromContext is the policy of the reconcile. Without one it fails closed:
+// ErrNotLoaded, never the defaults, which allow any image on every node.
+func FromContext(ctx context.Context) (*Policy, error) {
 	if p, ok := ctx.Value(policyKey{}).(*Policy); ok && p != nil {
-		return p
+		return p, nil
 	}
-	return DefaultPolicy()
+	return nil, ErrNotLoaded
 }

@@ -1,12 +1,22 @@
 package config
 
 import (
+	"context"
+	"errors"
 	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/imageprepull/imageprepull/pkg/image"
 )
+
+// allows parses image and asks p; an unparsable image is never allowed.
+func allows(p *Policy, s string) bool {
+	ref, err := image.Parse(s)
+	return err == nil && p.Allows(ref)
+}
 
 func cm(data map[string]string) *corev1.ConfigMap {
 	return &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: PolicyConfigName}, Data: data}
@@ -40,6 +50,7 @@ func TestMalformedPolicyNamesTheKey(t *testing.T) {
 
 func TestAllows(t *testing.T) {
 	p, err := NewPolicyFromConfigMap(cm(map[string]string{KeyAllowedImages: "registry.example.com/team/*, docker.io/library/nginx\n  ghcr.io/acme/**"}))
+	// Hosts are DNS names: compared in lower case.
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,13 +64,15 @@ func TestAllows(t *testing.T) {
 		"ghcr.io/acme/tools/cli:v1":            true,
 		"ghcr.io/acme:v1":                      false,
 		"ghcr.io/acmeevil/x:v1":                false,
+		"GHCR.IO/acme/tools/cli:v1":            true,
+		"index.docker.io/library/nginx:1.27":   true, // the parser's docker.io
 		"Not An Image":                         false,
 	} {
-		if got := p.Allows(image); got != want {
+		if got := allows(p, image); got != want {
 			t.Errorf("Allows(%q) = %v, want %v", image, got, want)
 		}
 	}
-	if !DefaultPolicy().Allows("anything.example/x:y") {
+	if !allows(DefaultPolicy(), "anything.example/x:y") {
 		t.Error("the default policy refuses an image")
 	}
 }
@@ -78,6 +91,10 @@ func TestAllowedImagesFailsClosed(t *testing.T) {
 		"nginx":                         `"nginx" can match nothing: patterns match full repository names, which start with a registry host (docker.io/library/nginx)`,
 		"library/*":                     `"library/*" can match nothing`,
 		"docker.io/nginx":               `"docker.io/nginx" can match nothing: the repository's full name is docker.io/library/nginx`,
+		// /** stands after a prefix of full names as the parser gives them.
+		"GHCR.IO/acme/**":             `"GHCR.IO/acme/**" can match nothing: registry hosts are matched in lower case (ghcr.io/acme/**)`,
+		"index.docker.io/library/**":  `"index.docker.io/library/**" can match nothing: the repositories under it are named docker.io/library/...; write docker.io/library/**`,
+		"Registry.Example.com/team/*": `registry hosts are matched in lower case (registry.example.com/team/*)`,
 	} {
 		_, err := NewPolicyFromConfigMap(cm(map[string]string{KeyAllowedImages: value}))
 		if err == nil || !strings.Contains(err.Error(), "config-imageprepull allowed-images: ") || !strings.Contains(err.Error(), want) {
@@ -93,7 +110,7 @@ func TestAllowedImagesFailsClosed(t *testing.T) {
 
 func TestLimits(t *testing.T) {
 	p, err := NewPolicyFromConfigMap(cm(nil))
-	if err != nil || p.MaxNodesPerRun != 5000 || p.MaxRetries != 10 || !p.AllowAllNodes {
+	if err != nil || p.MaxNodesPerRun != 5000 || p.MaxRetries != 10 || !p.AllowAllNodes || p.MaxParallelism != 10000 {
 		t.Errorf("default limits %+v, %v", p, err)
 	}
 	p, err = NewPolicyFromConfigMap(cm(map[string]string{KeyMaxNodesPerRun: "200", KeyMaxRetries: "0", KeyAllowAllNodes: "false"}))
@@ -117,6 +134,38 @@ func TestLimits(t *testing.T) {
 		if _, err := NewPolicyFromConfigMap(cm(map[string]string{data: value})); err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("%s %q: error %v, want %q", data, value, err, want)
 		}
+	}
+}
+
+// max-parallelism caps what a run may ask; the platform's own default must
+// be within it, or every run that leaves parallelism unset would be refused.
+func TestMaxParallelism(t *testing.T) {
+	p, err := NewPolicyFromConfigMap(cm(map[string]string{KeyMaxParallelism: "20"}))
+	if err != nil || p.MaxParallelism != 20 {
+		t.Fatalf("policy %+v, %v", p, err)
+	}
+	for data, want := range map[[2]string]string{
+		{KeyMaxParallelism, "0"}:     `max-parallelism: "0" is not a whole number from 1 to 10000`,
+		{KeyMaxParallelism, "5"}:     `default-parallelism: 10 is more than max-parallelism (5)`,
+		{KeyParallelism, "50"}:       "",
+		{KeyMaxParallelism, "10001"}: `max-parallelism: "10001" is not a whole number from 1 to 10000`,
+	} {
+		_, err := NewPolicyFromConfigMap(cm(map[string]string{data[0]: data[1]}))
+		if (want == "") != (err == nil) || (err != nil && !strings.Contains(err.Error(), want)) {
+			t.Errorf("%s %q: error %v, want %q", data[0], data[1], err, want)
+		}
+	}
+}
+
+// A reconcile without a policy fails closed: the defaults would allow any
+// image on every node.
+func TestNoPolicyInTheContextFailsClosed(t *testing.T) {
+	if p, err := FromContext(context.Background()); p != nil || !errors.Is(err, ErrNotLoaded) {
+		t.Fatalf("FromContext without a policy = %+v, %v; want ErrNotLoaded", p, err)
+	}
+	s := NewStore(nil)
+	if p, err := FromContext(s.ToContext(context.Background())); p != nil || !errors.Is(err, ErrNotLoaded) {
+		t.Fatalf("FromContext of a store that never loaded = %+v, %v; want ErrNotLoaded", p, err)
 	}
 }
 

@@ -52,7 +52,7 @@ func TestRunActsAsItsServiceAccount(t *testing.T) {
 	if cond(run).Reason != v1alpha1.ReasonNotAuthorized.String() {
 		t.Fatalf("CustomRun %+v, want ServiceAccountNotAuthorized", cond(run))
 	}
-	contains(t, "message", cond(run).Message, "ServiceAccount "+ns+"/nobody may not create imagepulljobs.apps.kruise.io",
+	contains(t, "message", cond(run).Message, "ServiceAccount "+ns+"/nobody may not pre-pull in namespace "+ns+" (create prepulls.custom.kruise.dev)",
 		"kubectl -n "+ns+" create rolebinding imageprepull-runner --clusterrole=imageprepull-runner --serviceaccount="+ns+":nobody")
 	if n := len(jobs(t, ns)); n != 0 {
 		t.Fatalf("%d ImagePullJobs for an unauthorized run", n)
@@ -157,4 +157,39 @@ func waitPolicy(t *testing.T, ns, image, reason string) {
 		time.Sleep(200 * time.Millisecond)
 	}
 	t.Fatalf("no run of %s ended %s: the policy change did not take effect", image, reason)
+}
+
+// What docs/access.md tells admins to bind (imageprepull-runner) lets a
+// ServiceAccount's runs pre-pull and nothing else: the ServiceAccount itself,
+// as kubectl --as acts for it, may not make an ImagePullJob, which would go
+// around the platform's policy. (TestRealNode tries the same from a pod
+// running as it.)
+func TestRunnerCannotMakeImagePullJobs(t *testing.T) {
+	ns := namespace(t)
+	ctx := context.Background()
+	if _, err := c.Kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "builder"}}, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.AllowPrePulls(ctx, ns, "builder"); err != nil {
+		t.Fatal(err)
+	}
+	as := "--as=system:serviceaccount:" + ns + ":builder"
+	if out, _ := c.Kubectl(ctx, "auth", "can-i", "create", "imagepulljobs.apps.kruise.io", "-n", ns, as); strings.TrimSpace(out) != "no" {
+		t.Errorf("kubectl auth can-i create imagepulljobs as the runner: %q, want no", out)
+	}
+	job := `apiVersion: apps.kruise.io/v1alpha1
+kind: ImagePullJob
+metadata: {name: direct, namespace: ` + ns + `}
+spec: {image: "registry.local/evil/miner:v1", completionPolicy: {type: Always}}
+`
+	out, err := kubectlStdin(job, "create", "-f", "-", as)
+	if err == nil || !strings.Contains(out+err.Error(), "Forbidden") || !strings.Contains(out+err.Error(), `cannot create resource "imagepulljobs"`) {
+		t.Errorf("kubectl create of an ImagePullJob as the runner: %v %s, want Forbidden", err, out)
+	}
+	if run := prepullAs(t, ns, "its-run", "builder", "registry.local/app:runner"); !cond(run).IsTrue() {
+		t.Errorf("the runner's own run: %+v, want it to pre-pull", cond(run))
+	}
+	if js := jobs(t, ns); len(js) != 1 || js[0].Name == "direct" {
+		t.Errorf("ImagePullJobs %d, want the run's only", len(js))
+	}
 }

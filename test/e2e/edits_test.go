@@ -113,7 +113,7 @@ func TestRetryAfterTheBindingIsRemovedFails(t *testing.T) {
 		run.Status.RetriesStatus[0].GetCondition("Succeeded").Reason != v1beta1.CustomRunReasonTimedOut.String() {
 		t.Fatalf("CustomRun %+v, retriesStatus %+v: want the first attempt TimedOut, then ServiceAccountNotAuthorized", c, run.Status.RetriesStatus)
 	}
-	contains(t, "message", cond(run).Message, "ServiceAccount "+ns+"/builder may not create imagepulljobs.apps.kruise.io")
+	contains(t, "message", cond(run).Message, "ServiceAccount "+ns+"/builder may not pre-pull in namespace "+ns)
 	// The first attempt's job went with its timeout; the retry made none.
 	for _, j := range jobs(t, ns) {
 		t.Errorf("ImagePullJob %s (attempt %s) left", j.Name, j.Labels["custom.kruise.dev/attempt"])

@@ -3,7 +3,6 @@ package imageprepull
 import (
 	"context"
 	"fmt"
-	"strings"
 	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
@@ -11,6 +10,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/client-go/kubernetes"
 
+	"github.com/imageprepull/imageprepull/pkg/apis/custom"
 	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/imageprepull/imageprepull/pkg/config"
 )
@@ -26,11 +26,27 @@ const (
 // ServiceAccounts whose runs may pre-pull.
 const RunnerRole = "imageprepull-runner"
 
-// authorizer asks the API server whether a run's ServiceAccount may do what
-// the controller would do for it: without this, anyone who may create a
+// The permission a run's ServiceAccount must hold for its runs to pre-pull:
+// create on prepulls.custom.kruise.dev, a resource no API server serves,
+// which exists only to be asked about (as cert-manager asks for approve on
+// its signers). It grants nothing else. Asking instead whether the
+// ServiceAccount may create ImagePullJobs, as this controller once did,
+// made the runner role hand that very power to every pod that runs as the
+// ServiceAccount, and so to every Task step of its pipelines: an
+// ImagePullJob made directly goes around allowed-images, the node limits
+// and the pull-Secret checks.
+const (
+	RunnerVerb     = "create"
+	RunnerGroup    = custom.GroupName
+	RunnerResource = "prepulls"
+)
+
+// authorizer asks the API server whether a run's ServiceAccount may have the
+// controller pre-pull for it: without this, anyone who may create a
 // CustomRun (Tekton grants it to every namespace editor) could make every
 // node pull any image with any pull Secret of the namespace, through the
-// controller's own permissions.
+// controller's own permissions. It only asks; the platform's own checks are
+// admit's.
 type authorizer struct {
 	kube      kubernetes.Interface
 	decisions *cache.LRUExpireCache
@@ -45,16 +61,16 @@ type access struct {
 	namespace, serviceAccount, verb, group, resource, name string
 }
 
-// authorize asks whether the run's ServiceAccount may do what the
-// controller would do for it: create ImagePullJobs in the run's namespace,
-// get each pull Secret, get the workload. A refusal is a failure naming
+// authorize asks whether the run's ServiceAccount may have the controller
+// pre-pull for it in the run's namespace (RunnerVerb on RunnerResource),
+// get each pull Secret, and get the workload. A refusal is a failure naming
 // what is missing; an API error is returned to be retried, never taken for
 // a refusal.
-func (a *authorizer) authorize(ctx context.Context, namespace, sa string, spec *v1alpha1.ImagePrePullSpec) error {
-	if !config.FromContext(ctx).Authorize {
+func (a *authorizer) authorize(ctx context.Context, policy *config.Policy, namespace, sa string, spec *v1alpha1.ImagePrePullSpec) error {
+	if !policy.Authorize {
 		return nil
 	}
-	wants := []access{{namespace, sa, "create", "apps.kruise.io", "imagepulljobs", ""}}
+	wants := []access{{namespace, sa, RunnerVerb, RunnerGroup, RunnerResource, ""}}
 	for _, s := range spec.PullSecrets {
 		wants = append(wants, access{namespace, sa, "get", "", "secrets", s})
 	}
@@ -70,18 +86,6 @@ func (a *authorizer) authorize(ctx context.Context, namespace, sa string, spec *
 		}
 		if !allowed {
 			return failed(v1alpha1.ReasonNotAuthorized, "%s", w.refusal())
-		}
-	}
-	return nil
-}
-
-// allowImages checks images against the platform's policy (allowed-images).
-func (a *authorizer) allowImages(ctx context.Context, images []string) error {
-	policy := config.FromContext(ctx)
-	for _, image := range images {
-		if !policy.Allows(image) {
-			return failed(v1alpha1.ReasonImageNotAllowed, "image %q is not allowed here: %s %s allows only %s",
-				image, config.PolicyConfigName, config.KeyAllowedImages, strings.Join(policy.AllowedImages, ", "))
 		}
 	}
 	return nil
@@ -133,7 +137,7 @@ func (w access) refusal() string {
 			subject, w.resource, w.group, w.name, w.namespace, w.namespace, w.serviceAccount, w.resource, w.group, w.name,
 			w.namespace, w.serviceAccount, w.serviceAccount, w.namespace, w.serviceAccount)
 	}
-	return fmt.Sprintf("%s may not create imagepulljobs.apps.kruise.io in namespace %s: bind the ClusterRole %s to it: "+
+	return fmt.Sprintf("%s may not pre-pull in namespace %s (%s %s.%s): bind the ClusterRole %s to it: "+
 		"kubectl -n %s create rolebinding %s --clusterrole=%s --serviceaccount=%s:%s",
-		subject, w.namespace, RunnerRole, w.namespace, RunnerRole, RunnerRole, w.namespace, w.serviceAccount)
+		subject, w.namespace, RunnerVerb, RunnerResource, RunnerGroup, RunnerRole, w.namespace, RunnerRole, RunnerRole, w.namespace, w.serviceAccount)
 }

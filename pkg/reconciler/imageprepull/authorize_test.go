@@ -1,7 +1,6 @@
 package imageprepull
 
 import (
-	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 	"testing"
 	"time"
 
@@ -11,16 +10,13 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgotesting "k8s.io/client-go/testing"
 
-	"github.com/imageprepull/imageprepull/pkg/config"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 )
 
-func serviceAccount(name string) runOption {
-	return func(r *v1beta1.CustomRun) { r.Spec.ServiceAccountName = name }
-}
-
 // The run acts as its ServiceAccount: the controller asks, as the API server
-// would see that ServiceAccount, whether it may create ImagePullJobs in the
-// run's namespace and get each pull Secret, and creates nothing otherwise.
+// would see that ServiceAccount, whether it may pre-pull in the run's
+// namespace (create prepulls.custom.kruise.dev, a permission that grants
+// nothing else) and get each pull Secret, and creates nothing otherwise.
 func TestRunIsAuthorizedAsItsServiceAccount(t *testing.T) {
 	e := newEnv(t)
 	e.create(newRun("run", str("image", app), arr("pullSecrets", "regcred"), serviceAccount("builder")))
@@ -29,7 +25,7 @@ func TestRunIsAuthorizedAsItsServiceAccount(t *testing.T) {
 	}
 	want := []authorizationv1.SubjectAccessReviewSpec{
 		{User: "system:serviceaccount:ci:builder", Groups: []string{"system:serviceaccounts", "system:serviceaccounts:ci", "system:authenticated"},
-			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Group: "apps.kruise.io", Resource: "imagepulljobs"}},
+			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "create", Group: "custom.kruise.dev", Resource: "prepulls"}},
 		{User: "system:serviceaccount:ci:builder", Groups: []string{"system:serviceaccounts", "system:serviceaccounts:ci", "system:authenticated"},
 			ResourceAttributes: &authorizationv1.ResourceAttributes{Namespace: ns, Verb: "get", Resource: "secrets", Name: "regcred"}},
 	}
@@ -53,7 +49,7 @@ func TestUnauthorizedRunFailsAndCreatesNothing(t *testing.T) {
 	}{
 		{"no binding", newRun("run", str("image", app), serviceAccount("nobody")),
 			func(authorizationv1.SubjectAccessReviewSpec) bool { return true },
-			[]string{"ServiceAccount ci/nobody may not create imagepulljobs.apps.kruise.io in namespace ci",
+			[]string{"ServiceAccount ci/nobody may not pre-pull in namespace ci (create prepulls.custom.kruise.dev)",
 				"kubectl -n ci create rolebinding imageprepull-runner --clusterrole=imageprepull-runner --serviceaccount=ci:nobody"}},
 		{"a pull Secret it may not read", newRun("run", str("image", app), arr("pullSecrets", "ok", "theirs"), serviceAccount("builder")),
 			func(s authorizationv1.SubjectAccessReviewSpec) bool { return s.ResourceAttributes.Name == "theirs" },
@@ -62,7 +58,7 @@ func TestUnauthorizedRunFailsAndCreatesNothing(t *testing.T) {
 					"kubectl -n ci create rolebinding builder-secret-theirs --role=builder-secret-theirs --serviceaccount=ci:builder"}},
 		{"no ServiceAccount: default, as Tekton's webhook fills it", newRun("run", str("image", app)),
 			func(authorizationv1.SubjectAccessReviewSpec) bool { return true },
-			[]string{"ServiceAccount ci/default may not create"}},
+			[]string{"ServiceAccount ci/default may not pre-pull"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEnv(t)
@@ -116,39 +112,5 @@ func TestDecisionsAreCachedForAWhile(t *testing.T) {
 	}
 	e.clock.Step(allowedFor + time.Second)
 	e.create(newRun("e", str("image", app)))
-	e.failsAtOnce("e", v1alpha1.ReasonNotAuthorized, "may not create")
-}
-
-func TestPlatformPolicy(t *testing.T) {
-	t.Run("an image the policy does not allow", func(t *testing.T) {
-		e := newEnv(t)
-		e.setPolicy(map[string]string{config.KeyAllowedImages: "registry.example.com/team/*\nghcr.io/acme/**"})
-		e.create(newRun("ok", arr("images", app, "ghcr.io/acme/tools/cli:v1")))
-		if c := condition(e.mustReconcile("ok")); c.IsFalse() {
-			t.Fatalf("condition = %+v", c)
-		}
-		e.create(newRun("run", arr("images", app, "nginx:1.27")))
-		e.failsAtOnce("run", v1alpha1.ReasonImageNotAllowed, `image "nginx:1.27" is not allowed here`,
-			"config-imageprepull allowed-images allows only registry.example.com/team/*, ghcr.io/acme/**")
-	})
-	t.Run("authorization off", func(t *testing.T) {
-		e := newEnv(t)
-		e.setPolicy(map[string]string{config.KeyAuthorize: "false"})
-		e.deny = func(authorizationv1.SubjectAccessReviewSpec) bool { return true }
-		e.create(newRun("run", str("image", app)))
-		if c := condition(e.mustReconcile("run")); c.IsFalse() || len(e.reviews) != 0 {
-			t.Errorf("condition %+v after %d reviews: want no review and the run going", c, len(e.reviews))
-		}
-	})
-	t.Run("platform defaults, which params override", func(t *testing.T) {
-		e := newEnv(t)
-		e.setPolicy(map[string]string{config.KeyParallelism: "3", config.KeyPullTimeoutSeconds: "120", config.KeyBackoffLimit: "1"})
-		e.create(newRun("run", str("image", app), str("backoffLimit", "5")))
-		e.mustReconcile("run")
-		job := e.jobList()[0]
-		if job.Spec.Parallelism.IntValue() != 3 || *job.Spec.PullPolicy.TimeoutSeconds != 120 || *job.Spec.PullPolicy.BackoffLimit != 5 {
-			t.Errorf("parallelism %v, pull timeout %d, backoff %d: want 3 and 120 from the policy, 5 from the param",
-				job.Spec.Parallelism, *job.Spec.PullPolicy.TimeoutSeconds, *job.Spec.PullPolicy.BackoffLimit)
-		}
-	})
+	e.failsAtOnce("e", v1alpha1.ReasonNotAuthorized, "may not pre-pull")
 }

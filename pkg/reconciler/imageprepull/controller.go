@@ -7,10 +7,8 @@ import (
 	tektonclient "github.com/tektoncd/pipeline/pkg/client/injection/client"
 	customruninformer "github.com/tektoncd/pipeline/pkg/client/injection/informers/pipeline/v1beta1/customrun"
 	customrunreconciler "github.com/tektoncd/pipeline/pkg/client/injection/reconciler/pipeline/v1beta1/customrun"
-	tektonlisters "github.com/tektoncd/pipeline/pkg/client/listers/pipeline/v1beta1"
 	tkncontroller "github.com/tektoncd/pipeline/pkg/controller"
 	"k8s.io/apimachinery/pkg/types"
-	"k8s.io/client-go/tools/cache"
 	"k8s.io/utils/clock"
 	kubeclient "knative.dev/pkg/client/injection/kube/client"
 	"knative.dev/pkg/configmap"
@@ -29,10 +27,6 @@ import (
 
 // ControllerName names the controller in logs, events and leader election.
 const ControllerName = "imageprepull-controller"
-
-// startingRetry is how soon a run that waits for the ImagePullJob informer's
-// first sync is looked at again.
-const startingRetry = time.Second
 
 // DefaultProgressInterval is the least time between two progress writes of
 // a running run's status (cmd/controller's -progress-interval): with
@@ -72,7 +66,8 @@ func newController(ctx context.Context, cmw configmap.Watcher, opts Options, clk
 		kruise:        kruiseclient.Get(ctx),
 		dynamic:       dynamicclient.Get(ctx),
 		auth:          newAuthorizer(kubeclient.Get(ctx), clk),
-		policies:      imageprepullinformer.Get(ctx).Lister(),
+		prePulls:      imageprepullinformer.Get(ctx).Lister(),
+		deleted:       newDeletedJobs(clk),
 		runs:          customRuns.Lister(),
 		clock:         clk,
 		progressEvery: opts.ProgressInterval,
@@ -93,7 +88,7 @@ func newController(ctx context.Context, cmw configmap.Watcher, opts Options, clk
 	})
 
 	customRuns.Informer().AddEventHandler(runEventHandler(impl))
-	r.jobs = kruise.NewJobInformer(ctx, r.kruise, ManagedBySelector, LabelCustomRun, jobEventHandler(impl, customRuns.Lister()))
+	r.jobs = kruise.NewJobInformer(ctx, r.kruise, ManagedBySelector, LabelCustomRun, jobEventHandler(impl, customRuns.Lister(), r.deleted.record))
 	r.jobs.Start(ctx)
 	r.ends = &endWrites{tekton: tektonclient.Get(ctx), isLeader: impl.Reconciler.(leaderAware).IsLeaderFor}
 	if m, err := newRunMetrics(customRuns.Lister(), r.jobs); err != nil {
@@ -110,26 +105,4 @@ func newController(ctx context.Context, cmw configmap.Watcher, opts Options, clk
 // reconciler.LeaderAwareFuncs tells of the keys this process leads.
 type leaderAware interface {
 	IsLeaderFor(types.NamespacedName) bool
-}
-
-// jobEventHandler enqueues the CustomRun that controls an ImagePullJob when
-// the job has news (jobEvents).
-func jobEventHandler(impl *controller.Impl, runs tektonlisters.CustomRunLister) cache.ResourceEventHandler {
-	return cache.FilteringResourceEventHandler{
-		FilterFunc: withTombstones(tkncontroller.FilterOwnerCustomRunRef(runs, v1alpha1.APIVersion, v1alpha1.Kind)),
-		Handler:    jobEvents(impl.EnqueueControllerOf),
-	}
-}
-
-// withTombstones lets filter judge a deletion the watch missed by the
-// object's last known state: an informer hands such a deletion over as a
-// cache.DeletedFinalStateUnknown, which Tekton's filters, asserting the
-// object's type, would drop (Knative's Enqueue unwraps it itself).
-func withTombstones(filter func(any) bool) func(any) bool {
-	return func(obj any) bool {
-		if tombstone, ok := obj.(cache.DeletedFinalStateUnknown); ok {
-			obj = tombstone.Obj
-		}
-		return filter(obj)
-	}
 }

@@ -23,6 +23,20 @@ import (
 	"github.com/imageprepull/imageprepull/pkg/config"
 )
 
+// Whatever enqueues it, a run of another custom task is left as it is.
+func TestAnotherCustomTasksRunIsLeftAlone(t *testing.T) {
+	e := newEnv(t)
+	run := newRun("theirs", str("image", app), func(r *v1beta1.CustomRun) {
+		r.Spec.CustomRef = &v1beta1.TaskRef{APIVersion: "example.dev/v1", Kind: "Wait"}
+	})
+	if event := e.r.ReconcileKind(e.ctx, run); event != nil {
+		t.Errorf("event %v", event)
+	}
+	if run.Status.StartTime != nil || len(run.Status.Conditions) != 0 || len(e.jobList()) != 0 {
+		t.Errorf("another task's run was touched: %+v", run.Status)
+	}
+}
+
 // policyWatcher serves the policy ConfigMap with no keys, as config/ ships it.
 func policyWatcher() configmap.Watcher {
 	return configmap.NewStaticWatcher(&corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Name: config.PolicyConfigName}})
@@ -93,7 +107,7 @@ func TestTombstonesAreEnqueued(t *testing.T) {
 	}{
 		{"our run", runEventHandler(impl), tombstone(run), 1},
 		{"another custom task's run", runEventHandler(impl), tombstone(other), 0},
-		{"our run's job", jobEventHandler(impl, customruninformer.Get(ctx).Lister()), tombstone(job), 1},
+		{"our run's job", jobEventHandler(impl, customruninformer.Get(ctx).Lister(), nil), tombstone(job), 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			tc.handler.OnDelete(tc.deleted)

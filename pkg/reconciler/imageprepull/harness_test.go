@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -17,32 +18,32 @@ import (
 	tektonfake "github.com/tektoncd/pipeline/pkg/client/clientset/versioned/fake"
 	tektonclient "github.com/tektoncd/pipeline/pkg/client/injection/client/fake"
 	customruninformer "github.com/tektoncd/pipeline/pkg/client/injection/informers/pipeline/v1beta1/customrun/fake"
+	authorizationv1 "k8s.io/api/authorization/v1"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/runtime/schema"
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/apimachinery/pkg/watch"
+	kubefake "k8s.io/client-go/kubernetes/fake"
 	clientgotesting "k8s.io/client-go/testing"
 	"k8s.io/client-go/tools/cache"
 	"k8s.io/client-go/tools/record"
 	testclock "k8s.io/utils/clock/testing"
 	"knative.dev/pkg/apis"
+	kubeclient "knative.dev/pkg/client/injection/kube/client/fake"
 	"knative.dev/pkg/configmap"
 	"knative.dev/pkg/controller"
 	kreconciler "knative.dev/pkg/reconciler"
 	rtesting "knative.dev/pkg/reconciler/testing"
 
-	authorizationv1 "k8s.io/api/authorization/v1"
-	corev1 "k8s.io/api/core/v1"
-	kubefake "k8s.io/client-go/kubernetes/fake"
-	kubeclient "knative.dev/pkg/client/injection/kube/client/fake"
-
-	"github.com/imageprepull/imageprepull/pkg/config"
-
 	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 	customclient "github.com/imageprepull/imageprepull/pkg/client/injection/client/fake"
 	imageprepullinformer "github.com/imageprepull/imageprepull/pkg/client/injection/informers/custom/v1alpha1/imageprepull/fake"
+	"github.com/imageprepull/imageprepull/pkg/config"
 	"github.com/imageprepull/imageprepull/pkg/kruise"
 	kruiseclient "github.com/imageprepull/imageprepull/pkg/kruise/client/fake"
 )
@@ -79,9 +80,11 @@ type env struct {
 
 // fixFakeKruise makes Kruise's fake clientset behave like an API server in
 // the two ways the tests rely on: every write gets a new resourceVersion
-// (the fake tracker keeps whatever it is given), and the informer's watch is
-// registered before the test goes on, since the fake drops events that
-// happen between an informer's list and its watch (kubernetes#95372).
+// (the fake tracker keeps whatever it is given), and an informer's watch
+// starts where its list ended. The fake's watch starts from the moment it
+// is made, so a change between an informer's list and its watch would never
+// reach the informer (kubernetes#95372): every change of ImagePullJobs is
+// logged in order, and a watch replays the log from the last list on.
 func (e *env) fixFakeKruise() {
 	e.watching = make(chan struct{})
 	var once sync.Once
@@ -103,31 +106,134 @@ func (e *env) fixFakeKruise() {
 	}
 	e.kruise.PrependReactor("create", "*", stamp)
 	e.kruise.PrependReactor("update", "*", stamp)
+
+	changes := &changeLog{}
+	changes.cond = sync.NewCond(&changes.mu)
+	gvr := kruisev1alpha1.SchemeGroupVersion.WithResource("imagepulljobs")
+	all, err := e.kruise.Tracker().Watch(gvr, "")
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	go changes.follow(e.ctx, all)
+	e.kruise.PrependReactor("list", "imagepulljobs", func(clientgotesting.Action) (bool, runtime.Object, error) {
+		changes.mu.Lock()
+		changes.listed = len(changes.events)
+		changes.mu.Unlock()
+		return false, nil, nil
+	})
 	e.kruise.PrependWatchReactor("imagepulljobs", func(action clientgotesting.Action) (bool, watch.Interface, error) {
-		w, err := e.kruise.Tracker().Watch(action.GetResource(), action.GetNamespace())
-		if err == nil {
-			once.Do(func() { close(e.watching) })
-		}
-		return true, w, err
+		once.Do(func() { close(e.watching) })
+		return true, changes.watch(e.ctx, action.GetNamespace()), nil
 	})
 }
+
+// changeLog is every change of the fake's ImagePullJobs, in order, and
+// where the last list stood in it.
+type changeLog struct {
+	mu     sync.Mutex
+	cond   *sync.Cond
+	events []watch.Event
+	listed int
+}
+
+func (l *changeLog) follow(ctx context.Context, w watch.Interface) {
+	defer w.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			l.cond.Broadcast()
+			return
+		case ev := <-w.ResultChan():
+			l.mu.Lock()
+			l.events = append(l.events, ev)
+			l.mu.Unlock()
+			l.cond.Broadcast()
+		}
+	}
+}
+
+// watch replays the changes of namespace ("" for all) from the last list on,
+// then the new ones as they come.
+func (l *changeLog) watch(ctx context.Context, namespace string) watch.Interface {
+	out := make(chan watch.Event)
+	stop := make(chan struct{})
+	l.mu.Lock()
+	next := l.listed
+	l.mu.Unlock()
+	go func() {
+		defer close(out)
+		for {
+			l.mu.Lock()
+			for next >= len(l.events) && ctx.Err() == nil && !closed(stop) {
+				l.cond.Wait()
+			}
+			if ctx.Err() != nil || closed(stop) {
+				l.mu.Unlock()
+				return
+			}
+			// Each watch decodes objects of its own, as from an API server:
+			// an informer's transform changes what it is given.
+			ev := watch.Event{Type: l.events[next].Type, Object: l.events[next].Object.DeepCopyObject()}
+			next++
+			l.mu.Unlock()
+			if m, ok := ev.Object.(metav1.Object); ok && namespace != "" && m.GetNamespace() != namespace {
+				continue
+			}
+			select {
+			case out <- ev:
+			case <-stop:
+				return
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	return &chanWatcher{out: out, stop: func() {
+		l.mu.Lock()
+		if !closed(stop) {
+			close(stop)
+		}
+		l.mu.Unlock()
+		l.cond.Broadcast()
+	}}
+}
+
+func closed(c chan struct{}) bool {
+	select {
+	case <-c:
+		return true
+	default:
+		return false
+	}
+}
+
+type chanWatcher struct {
+	out  chan watch.Event
+	stop func()
+}
+
+func (w *chanWatcher) Stop()                          { w.stop() }
+func (w *chanWatcher) ResultChan() <-chan watch.Event { return w.out }
 
 type envOption func(*envConfig)
 
 type envConfig struct {
 	kruiseAbsent  bool
 	progressEvery time.Duration
-	policies      []*v1alpha1.ImagePrePull
+	prePulls      []*v1alpha1.ImagePrePull
 	kruiseObjs    []*kruisev1alpha1.NodeImage
 }
 
 func withoutKruise() envOption { return func(c *envConfig) { c.kruiseAbsent = true } }
+
 func withProgressEvery(d time.Duration) envOption {
 	return func(c *envConfig) { c.progressEvery = d }
 }
-func withPolicy(p *v1alpha1.ImagePrePull) envOption {
-	return func(c *envConfig) { c.policies = append(c.policies, p) }
+
+func withPrePull(p *v1alpha1.ImagePrePull) envOption {
+	return func(c *envConfig) { c.prePulls = append(c.prePulls, p) }
 }
+
 func withNodeImage(ni *kruisev1alpha1.NodeImage) envOption {
 	return func(c *envConfig) { c.kruiseObjs = append(c.kruiseObjs, ni) }
 }
@@ -156,12 +262,12 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 		}}
 	}
 	e.fixFakeKruise()
-	policies := imageprepullinformer.Get(ctx).Informer().GetIndexer()
-	for _, p := range cfg.policies {
+	prePulls := imageprepullinformer.Get(ctx).Informer().GetIndexer()
+	for _, p := range cfg.prePulls {
 		if _, err := customclient.Get(ctx).CustomV1alpha1().ImagePrePulls(p.Namespace).Create(ctx, p, metav1.CreateOptions{}); err != nil {
 			t.Fatal(err)
 		}
-		if err := policies.Add(p); err != nil {
+		if err := prePulls.Add(p); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -209,9 +315,9 @@ func newEnv(t *testing.T, opts ...envOption) *env {
 	return e
 }
 
-// policyIndexer is the ImagePrePull informer's cache, for a test to edit
+// prePullIndexer is the ImagePrePull informer's cache, for a test to edit
 // a named policy as its watch would show the edit.
-func (e *env) policyIndexer() cache.Indexer {
+func (e *env) prePullIndexer() cache.Indexer {
 	return imageprepullinformer.Get(e.ctx).Informer().GetIndexer()
 }
 
@@ -236,8 +342,23 @@ func (e *env) create(run *v1beta1.CustomRun) {
 }
 
 // reconcile runs one reconcile of the run over the latest stored state, as
-// the informer would deliver it, and returns the stored run afterwards.
+// the informer would deliver it, then the reconciles the informer's events
+// for that reconcile's status write bring (runEvents enqueues the write
+// that starts an attempt, and the one that ends the run), and returns the
+// stored run afterwards with the last reconcile's error.
 func (e *env) reconcile(name string) (*v1beta1.CustomRun, error) {
+	e.t.Helper()
+	before := e.get(name)
+	run, err := e.reconcileOnce(name)
+	for i := 0; i < 3 && (startsAttempt(before, run) || (!before.IsDone() && run.IsDone())); i++ {
+		before = run
+		run, err = e.reconcileOnce(name)
+	}
+	return run, err
+}
+
+// reconcileOnce runs one reconcile of the run over the latest stored state.
+func (e *env) reconcileOnce(name string) (*v1beta1.CustomRun, error) {
 	e.t.Helper()
 	e.syncJobs()
 	stored := e.get(name)
@@ -344,8 +465,6 @@ func countActions(actions []clientgotesting.Action, verb, resource string) int {
 	return n
 }
 
-// --- building CustomRuns ---
-
 type runOption func(*v1beta1.CustomRun)
 
 func newRun(name string, opts ...runOption) *v1beta1.CustomRun {
@@ -399,11 +518,9 @@ func timeout(d time.Duration) runOption {
 
 func retries(n int) runOption { return func(r *v1beta1.CustomRun) { r.Spec.Retries = n } }
 
-func policy(name string, spec v1alpha1.ImagePrePullSpec) *v1alpha1.ImagePrePull {
+func prePull(name string, spec v1alpha1.ImagePrePullSpec) *v1alpha1.ImagePrePull {
 	return &v1alpha1.ImagePrePull{ObjectMeta: metav1.ObjectMeta{Name: name, Namespace: ns}, Spec: spec}
 }
-
-// --- reading results ---
 
 func condition(run *v1beta1.CustomRun) *apis.Condition {
 	return run.Status.GetCondition(apis.ConditionSucceeded)
@@ -476,4 +593,81 @@ func (e *env) failsAtOnce(name string, reason v1alpha1.Reason, parts ...string) 
 	}
 	contains(e.t, "message", c.Message, parts...)
 	return run
+}
+
+const app = "registry.example.com/team/app:main-d92ae17"
+
+const (
+	shopApp = "reg.local/shop/app:v1"
+	miner   = "reg.local/evil/miner:v1"
+)
+
+// edit changes a stored run's spec as a user with the namespace's edit role
+// may, through Tekton's webhook.
+func (e *env) edit(name string, change func(*v1beta1.CustomRun)) {
+	e.t.Helper()
+	run := e.get(name)
+	change(run)
+	if _, err := e.tekton.TektonV1beta1().CustomRuns(ns).Update(e.ctx, run, metav1.UpdateOptions{}); err != nil {
+		e.t.Fatal(err)
+	}
+}
+
+func setParam(name string, value v1beta1.ParamValue) func(*v1beta1.CustomRun) {
+	return func(run *v1beta1.CustomRun) {
+		for i := range run.Spec.Params {
+			if run.Spec.Params[i].Name == name {
+				run.Spec.Params[i].Value = value
+				return
+			}
+		}
+		run.Spec.Params = append(run.Spec.Params, v1beta1.Param{Name: name, Value: value})
+	}
+}
+
+func jobImages(e *env) []string {
+	var images []string
+	for _, j := range e.jobList() {
+		images = append(images, j.Spec.Image)
+	}
+	slices.Sort(images)
+	return images
+}
+
+// --- helpers of several tests ---
+
+func serviceAccount(name string) runOption {
+	return func(r *v1beta1.CustomRun) { r.Spec.ServiceAccountName = name }
+}
+
+// expireJobs plays OpenKruise's TTL: it deletes every completed job whose
+// ttlSecondsAfterFinished has passed by now.
+func (e *env) expireJobs(now time.Time) {
+	e.t.Helper()
+	for _, j := range e.jobList() {
+		ttl := j.Spec.CompletionPolicy.TTLSecondsAfterFinished
+		if ttl == nil || j.Status.CompletionTime == nil || now.Before(j.Status.CompletionTime.Add(time.Duration(*ttl)*time.Second)) {
+			continue
+		}
+		if err := e.kruise.AppsV1alpha1().ImagePullJobs(ns).Delete(e.ctx, j.Name, metav1.DeleteOptions{}); err != nil {
+			e.t.Fatal(err)
+		}
+	}
+}
+
+func embeddedTTL(seconds int) runOption {
+	return func(r *v1beta1.CustomRun) {
+		params := r.Spec.Params
+		embedded(`{"ttlSecondsAfterFinished":` + strconv.Itoa(seconds) + `}`)(r)
+		r.Spec.Params = params
+	}
+}
+
+// neverSyncs makes the ImagePullJob informer one that cannot sync, as after
+// an RBAC edit that refuses the controller's list: a restarted controller's.
+func (e *env) neverSyncs() {
+	e.kruise.PrependReactor("list", "imagepulljobs", func(clientgotesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewForbidden(schema.GroupResource{Group: "apps.kruise.io", Resource: "imagepulljobs"}, "", nil)
+	})
+	e.restartJobInformer()
 }

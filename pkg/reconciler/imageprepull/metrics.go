@@ -2,8 +2,6 @@ package imageprepull
 
 import (
 	"context"
-	"regexp"
-	"strings"
 	"time"
 
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
@@ -20,35 +18,56 @@ import (
 	"github.com/imageprepull/imageprepull/pkg/kruise"
 )
 
-// MeterName is the OpenTelemetry scope of the controller's metrics.
-const MeterName = "github.com/imageprepull/imageprepull"
+// meterName is the OpenTelemetry scope of the controller's metrics.
+const meterName = "github.com/imageprepull/imageprepull"
 
-// MetricDoc documents one metric as Prometheus scrapes it (knative's
-// exporter adds _total to counters and the unit to histograms).
+// MetricDoc documents one metric as Prometheus scrapes it.
 type MetricDoc struct {
 	Name, Type, Labels, Meaning string
 }
 
-// MetricDocs documents every metric of this controller; docs/metrics.md's table is
-// made from it, and e2e checks it against a real scrape.
-var MetricDocs = []MetricDoc{
-	{"imageprepull_runs_finished_total", "counter", "reason", "runs ended, counted once the status write that ended them landed, by the reason of their Succeeded condition"},
-	{"imageprepull_run_duration_seconds", "histogram", "reason", "from a run's start (its first attempt's) to its end"},
-	{"imageprepull_kruise_duration_seconds", "histogram", "", "the run's wait on OpenKruise: from its last attempt's first ImagePullJob created to its last job complete"},
-	{"imageprepull_failed_nodes_total", "counter", "class", "nodes that failed a pull in an ended run, by the class of kruise-daemon's reason: not_found, unauthorized, timeout, other; unread for failed nodes past the first five, whose NodeImages a run does not read"},
-	{"imageprepull_runs_in_flight", "gauge", "", "ImagePrePull runs started and not ended (each replica reports the cluster's count)"},
-	{"imageprepull_imagepulljobs_active", "gauge", "", "ImagePullJobs this controller owns that are not complete (each replica reports the cluster's count)"},
+// instrument is one metric of the controller, as it is made: its
+// OpenTelemetry name and unit, from which Knative's Prometheus exporter
+// makes the name scraped (the unit's suffix, then _total for a counter).
+type instrument struct {
+	name, kind, unit, labels, meaning string
 }
 
-// meaning is the documented meaning of a metric, by its scraped name.
-func meaning(name string) string {
-	for _, d := range MetricDocs {
-		if d.Name == name {
-			return d.Meaning
-		}
+func (i instrument) scraped() string {
+	n := i.name
+	if i.unit == "s" {
+		n += "_seconds"
 	}
-	panic("metric " + name + " is not in MetricDocs")
+	if i.kind == "counter" {
+		n += "_total"
+	}
+	return n
 }
+
+var (
+	runsFinished = instrument{"imageprepull_runs_finished", "counter", "", "reason",
+		"runs ended, counted once the status write that ended them landed, by the reason of their Succeeded condition"}
+	runDuration = instrument{"imageprepull_run_duration", "histogram", "s", "reason",
+		"from a run's start (its first attempt's) to its end"}
+	kruiseDuration = instrument{"imageprepull_kruise_duration", "histogram", "s", "",
+		"the run's wait on OpenKruise: from its last attempt's first ImagePullJob created to its last job complete"}
+	failedNodes = instrument{"imageprepull_failed_nodes", "counter", "", "class",
+		"nodes that failed a pull in an ended run, by the class of kruise-daemon's reason: not_found, unauthorized, timeout, other; unread for failed nodes past the first five, whose NodeImages a run does not read"}
+	runsInFlight = instrument{"imageprepull_runs_in_flight", "gauge", "", "",
+		"ImagePrePull runs started and not ended (each replica reports the cluster's count)"}
+	jobsActive = instrument{"imageprepull_imagepulljobs_active", "gauge", "", "",
+		"ImagePullJobs this controller owns that are not complete (each replica reports the cluster's count)"}
+)
+
+// MetricDocs documents every metric of this controller; docs/metrics.md's
+// table is made from it, and e2e checks it against a real scrape.
+var MetricDocs = func() []MetricDoc {
+	var docs []MetricDoc
+	for _, i := range []instrument{runsFinished, runDuration, kruiseDuration, failedNodes, runsInFlight, jobsActive} {
+		docs = append(docs, MetricDoc{i.scraped(), i.kind, i.labels, i.meaning})
+	}
+	return docs
+}()
 
 // ending is what a reconcile that ended a run records, counted once the
 // informer shows the status write that ended it (endWrites): a write that
@@ -64,19 +83,6 @@ type ending struct {
 	classes     map[string]int
 }
 
-// The values of the failed-nodes metric's class label: kruise-daemon's
-// reason sorted by failureClass, or unread for the nodes past the first few,
-// whose NodeImages a run does not read.
-const (
-	classNotFound     = "not_found"
-	classUnauthorized = "unauthorized"
-	classTimeout      = "timeout"
-	classOther        = "other"
-	classUnread       = "unread"
-)
-
-var failureClasses = []string{classNotFound, classUnauthorized, classTimeout, classOther, classUnread}
-
 // runMetrics records the metrics of MetricDocs.
 type runMetrics struct {
 	finished    metric.Int64Counter
@@ -89,21 +95,21 @@ type runMetrics struct {
 var durationBuckets = []float64{1, 2, 5, 10, 30, 60, 120, 300, 600, 1200, 1800, 3600, 7200}
 
 func newRunMetrics(runs tektonlisters.CustomRunLister, jobs *kruise.JobInformer) (*runMetrics, error) {
-	meter := otel.GetMeterProvider().Meter(MeterName)
+	meter := otel.GetMeterProvider().Meter(meterName)
 	m := &runMetrics{}
 	var err error
-	if m.finished, err = meter.Int64Counter("imageprepull_runs_finished", metric.WithDescription(meaning("imageprepull_runs_finished_total"))); err != nil {
+	if m.finished, err = meter.Int64Counter(runsFinished.name, metric.WithDescription(runsFinished.meaning)); err != nil {
 		return nil, err
 	}
-	if m.duration, err = meter.Float64Histogram("imageprepull_run_duration", metric.WithUnit("s"),
-		metric.WithDescription(meaning("imageprepull_run_duration_seconds")), metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
+	if m.duration, err = meter.Float64Histogram(runDuration.name, metric.WithUnit(runDuration.unit),
+		metric.WithDescription(runDuration.meaning), metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
 		return nil, err
 	}
-	if m.kruise, err = meter.Float64Histogram("imageprepull_kruise_duration", metric.WithUnit("s"),
-		metric.WithDescription(meaning("imageprepull_kruise_duration_seconds")), metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
+	if m.kruise, err = meter.Float64Histogram(kruiseDuration.name, metric.WithUnit(kruiseDuration.unit),
+		metric.WithDescription(kruiseDuration.meaning), metric.WithExplicitBucketBoundaries(durationBuckets...)); err != nil {
 		return nil, err
 	}
-	if m.failedNodes, err = meter.Int64Counter("imageprepull_failed_nodes", metric.WithDescription(meaning("imageprepull_failed_nodes_total"))); err != nil {
+	if m.failedNodes, err = meter.Int64Counter(failedNodes.name, metric.WithDescription(failedNodes.meaning)); err != nil {
 		return nil, err
 	}
 	// Every counter's series exists from the start, at zero: Prometheus's
@@ -115,11 +121,11 @@ func newRunMetrics(runs tektonlisters.CustomRunLister, jobs *kruise.JobInformer)
 	for _, class := range failureClasses {
 		m.failedNodes.Add(context.Background(), 0, metric.WithAttributes(attribute.String("class", class)))
 	}
-	inFlight, err := meter.Int64ObservableGauge("imageprepull_runs_in_flight", metric.WithDescription(meaning("imageprepull_runs_in_flight")))
+	inFlight, err := meter.Int64ObservableGauge(runsInFlight.name, metric.WithDescription(runsInFlight.meaning))
 	if err != nil {
 		return nil, err
 	}
-	active, err := meter.Int64ObservableGauge("imageprepull_imagepulljobs_active", metric.WithDescription(meaning("imageprepull_imagepulljobs_active")))
+	active, err := meter.Int64ObservableGauge(jobsActive.name, metric.WithDescription(jobsActive.meaning))
 	if err != nil {
 		return nil, err
 	}
@@ -194,23 +200,3 @@ func (m *runMetrics) record(e ending) {
 		m.failedNodes.Add(ctx, int64(n), metric.WithAttributes(attribute.String("class", class)))
 	}
 }
-
-// failureClass sorts kruise-daemon's message for a failed pull into a few
-// classes (a label of low cardinality: never the node or the image).
-func failureClass(msg string) string {
-	m := strings.ToLower(msg)
-	switch {
-	case strings.Contains(m, "not found") || strings.Contains(m, "notfound"):
-		return classNotFound
-	case strings.Contains(m, "unauthorized") || strings.Contains(m, "forbidden") || strings.Contains(m, "denied") || refusedStatus.MatchString(m):
-		return classUnauthorized
-	case strings.Contains(m, "deadline") || strings.Contains(m, "timeout") || strings.Contains(m, "timed out"):
-		return classTimeout
-	}
-	return classOther
-}
-
-// refusedStatus is a registry's 401 or 403 as containerd and Docker quote
-// it ("unexpected status: 401", "status code 403"): not any 401 in the
-// message, which ports and digests hold too.
-var refusedStatus = regexp.MustCompile(`\bstatus(?: code)?:? 40[13]\b`)

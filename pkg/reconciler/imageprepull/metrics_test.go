@@ -4,6 +4,7 @@ import (
 	"context"
 	"testing"
 
+	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
@@ -13,8 +14,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgotesting "k8s.io/client-go/testing"
-
-	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
 
 	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 )

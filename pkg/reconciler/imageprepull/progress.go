@@ -5,19 +5,16 @@ import (
 	"sort"
 	"strconv"
 	"strings"
-	"time"
 
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	"knative.dev/pkg/apis"
 
 	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
-	"github.com/imageprepull/imageprepull/pkg/kruise"
 )
 
-// progress is what the run's jobs say, counted in nodes over all images.
+// progress is what the attempt's jobs say, counted in nodes over all images.
 type progress struct {
 	jobs []*kruisev1alpha1.ImagePullJob
 	// desired is the number of matched nodes (the largest of the jobs').
@@ -31,33 +28,50 @@ type progress struct {
 	complete    bool
 	// target, when the run names a workload, says how its nodes were chosen.
 	target *target
-	// editIgnored: the run was edited after its start, and keeps its target.
+	// editIgnored: the run was edited after its start, and keeps its pin.
 	editIgnored bool
 }
 
-func summarize(jobs []*kruisev1alpha1.ImagePullJob) progress {
-	p := progress{jobs: jobs, complete: true}
+// summarize reads the jobs of an attempt of a run pinned as p.
+func summarize(jobs []*kruisev1alpha1.ImagePullJob, p *pin) progress {
+	pr := progress{jobs: jobs, complete: true}
+	if p != nil {
+		pr.target, pr.editIgnored = p.Target, p.Authorized != nil && p.Authorized.IgnoredEdit != ""
+	}
 	failed := map[string]bool{}
-	p.succeeded = -1
+	pr.succeeded = -1
 	for _, job := range jobs {
 		s := job.Status
-		p.desired = max(p.desired, s.Desired)
-		if p.succeeded < 0 || s.Succeeded < p.succeeded {
-			p.succeeded = s.Succeeded
+		pr.desired = max(pr.desired, s.Desired)
+		if pr.succeeded < 0 || s.Succeeded < pr.succeeded {
+			pr.succeeded = s.Succeeded
 		}
 		for _, n := range s.FailedNodes {
 			failed[n] = true
 		}
 		// Kruise sets completionTime once every node succeeded or failed
 		// (nodes still pulling at activeDeadlineSeconds count as failed).
-		p.complete = p.complete && s.CompletionTime != nil
+		pr.complete = pr.complete && s.CompletionTime != nil
 	}
 	for n := range failed {
-		p.failedNodes = append(p.failedNodes, n)
+		pr.failedNodes = append(pr.failedNodes, n)
 	}
-	sort.Strings(p.failedNodes)
-	p.succeeded = max(0, min(p.succeeded, p.desired-int32(len(p.failedNodes))))
-	return p
+	sort.Strings(pr.failedNodes)
+	pr.succeeded = max(0, min(pr.succeeded, pr.desired-int32(len(pr.failedNodes))))
+	return pr
+}
+
+// unstarted is what an attempt's jobs say before any exists: the same
+// running message as once they exist and no node has reported, so that
+// making them is no status write.
+func unstarted(images []string, p *pin) progress {
+	jobs := make([]*kruisev1alpha1.ImagePullJob, len(images))
+	for i, image := range images {
+		jobs[i] = &kruisev1alpha1.ImagePullJob{Spec: kruisev1alpha1.ImagePullJobSpec{Image: image}}
+	}
+	pr := summarize(jobs, p)
+	pr.complete = false
+	return pr
 }
 
 // required is how many nodes must succeed: a count, or a percentage of the
@@ -76,10 +90,8 @@ func (p progress) message() string { return p.render(false) }
 // its job ("no node has finished pulling registry/app:v1 yet"). So the
 // write of a run's start is not followed by one that only says OpenKruise
 // started: each status write of a run is decoded by every controller that
-// watches CustomRuns, and makes Tekton's reconcile the PipelineRun; at 1,000
-// runs, that write cost this controller 0.2 CPU-s per 100 runs and Tekton's
-// 0.3 (make bench, docs/benchmarks.md). How many nodes matched shows once
-// the first finishes.
+// watches CustomRuns, and makes Tekton's reconcile the PipelineRun. How
+// many nodes matched shows once the first finishes.
 func (p progress) progressMessage() string { return p.render(true) }
 
 func (p progress) render(running bool) string {
@@ -132,13 +144,6 @@ func (p progress) results() []v1beta1.CustomRunResult {
 	}
 }
 
-// nodeImageKey is where Kruise keeps an image in a NodeImage: its familiar
-// repository name and its tag.
-func nodeImageKey(image string) (name, tag string) {
-	name, tag, _ = kruise.NameTag(image) // images are validated before jobs exist
-	return name, tag
-}
-
 // describeTargets names the nodes a spec targets, for "no node matched ...".
 func describeTargets(spec *v1alpha1.ImagePrePullSpec) string {
 	switch {
@@ -150,20 +155,4 @@ func describeTargets(spec *v1alpha1.ImagePrePullSpec) string {
 		return "node selector " + metav1.FormatLabelSelector(&spec.NodeSelector.LabelSelector)
 	}
 	return "any node: the cluster has no Ready node with a NodeImage"
-}
-
-// holdProgress says how long to wait before writing msg as a running run's
-// progress: every node's report changes the message, and hundreds of nodes
-// reporting must not make hundreds of status writes. Zero means write now.
-// The last progress write is the Running condition's last transition, which
-// Knative stamps with the wall clock.
-func (r *Reconciler) holdProgress(run *v1beta1.CustomRun, msg string) time.Duration {
-	c := run.Status.GetCondition(apis.ConditionSucceeded)
-	if r.progressEvery <= 0 || c == nil || c.Reason != v1beta1.CustomRunReasonRunning.String() || c.Message == msg {
-		return 0
-	}
-	if wait := r.progressEvery - time.Since(c.LastTransitionTime.Inner.Time); wait > 0 {
-		return wait
-	}
-	return 0
 }

@@ -3,6 +3,7 @@ package imageprepull
 import (
 	"context"
 	"fmt"
+	"regexp"
 	"strings"
 
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
@@ -10,6 +11,7 @@ import (
 	"knative.dev/pkg/logging"
 
 	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/image"
 )
 
 // maxExplained bounds the NodeImages read to explain a failure: a message
@@ -73,6 +75,46 @@ func credentialsHint(namespace string, spec *v1alpha1.ImagePrePullSpec, classes 
 
 // nodeImagePage is how many NodeImages whyNotDone reads per request.
 const nodeImagePage = 500
+
+// nodeImageKey is where Kruise keeps an image in a NodeImage: its familiar
+// repository name and its tag.
+func nodeImageKey(s string) (name, tag string) {
+	ref, _ := image.Parse(s) // images are validated before jobs exist
+	return ref.NodeImageKey()
+}
+
+// The classes of kruise-daemon's reasons for a failed pull: the failed-nodes
+// metric's class label, and what the credentials hint looks for; unread is
+// for the nodes past the first few, whose NodeImages a run does not read.
+const (
+	classNotFound     = "not_found"
+	classUnauthorized = "unauthorized"
+	classTimeout      = "timeout"
+	classOther        = "other"
+	classUnread       = "unread"
+)
+
+var failureClasses = []string{classNotFound, classUnauthorized, classTimeout, classOther, classUnread}
+
+// failureClass sorts kruise-daemon's message for a failed pull into a few
+// classes (a label of low cardinality: never the node or the image).
+func failureClass(msg string) string {
+	m := strings.ToLower(msg)
+	switch {
+	case strings.Contains(m, "not found") || strings.Contains(m, "notfound"):
+		return classNotFound
+	case strings.Contains(m, "unauthorized") || strings.Contains(m, "forbidden") || strings.Contains(m, "denied") || refusedStatus.MatchString(m):
+		return classUnauthorized
+	case strings.Contains(m, "deadline") || strings.Contains(m, "timeout") || strings.Contains(m, "timed out"):
+		return classTimeout
+	}
+	return classOther
+}
+
+// refusedStatus is a registry's 401 or 403 as containerd and Docker quote
+// it ("unexpected status: 401", "status code 403"): not any 401 in the
+// message, which ports and digests hold too.
+var refusedStatus = regexp.MustCompile(`\bstatus(?: code)?:? 40[13]\b`)
 
 // whyNotDone says, for jobs the run stops waiting for (it timed out), which
 // nodes had not finished and where each stood: queued (kruise-daemon v1.9

@@ -8,7 +8,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/docker/distribution/reference"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -17,6 +16,7 @@ import (
 	"k8s.io/client-go/tools/pager"
 
 	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/image"
 )
 
 // target is what spec.workload resolved to when the run started. It is kept
@@ -137,9 +137,9 @@ func (r *Reconciler) runningNodes(ctx context.Context, ns string, ref v1alpha1.W
 }
 
 // eligibleNodes are the nodes the workload's pod template could be scheduled
-// on. Nodes are read a page at a time (client-go's pager, 500 a page): the
-// whole list of a large cluster at once was the controller's peak memory
-// (103 MiB over 2,000 nodes in make bench, against a 100 MiB target).
+// on. Nodes are read a page at a time (client-go's pager, nodePage a page):
+// the whole list of a large cluster at once would be the controller's peak
+// memory.
 func (r *Reconciler) eligibleNodes(ctx context.Context, ref v1alpha1.WorkloadRef, spec *corev1.PodSpec) ([]string, string, error) {
 	var names []string
 	left := map[string]int{}
@@ -147,6 +147,7 @@ func (r *Reconciler) eligibleNodes(ctx context.Context, ref v1alpha1.WorkloadRef
 	nodes := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 		return r.kube.CoreV1().Nodes().List(ctx, opts)
 	})
+	nodes.PageSize = nodePage
 	err := nodes.EachListItem(ctx, metav1.ListOptions{}, func(obj runtime.Object) error {
 		node, ok := obj.(*corev1.Node)
 		if !ok {
@@ -186,51 +187,43 @@ func workloadImages(spec *v1alpha1.ImagePrePullSpec, pod *corev1.PodSpec) ([]str
 		return spec.Images, nil
 	}
 	given := map[string]string{}
-	for _, image := range spec.Images {
-		name, _, _ := strings.Cut(repository(image), "@")
-		given[name] = image
+	for _, s := range spec.Images {
+		if ref, err := image.Parse(s); err == nil {
+			given[ref.Repository()] = s
+		}
 	}
 	var out []string
 	used := map[string]bool{}
 	containers := append(append([]corev1.Container(nil), pod.InitContainers...), pod.Containers...)
 	for _, c := range containers {
-		named, err := reference.ParseNormalizedNamed(c.Image)
+		ref, err := image.Parse(c.Image)
 		if err != nil {
 			return nil, failed(v1alpha1.ReasonInvalidParams, "workload container %s: image %q: %v", c.Name, c.Image, err)
 		}
-		image := c.Image
-		if g, ok := given[named.Name()]; ok {
-			image = g
-			used[named.Name()] = true
-		} else if _, tagged := named.(reference.Tagged); !tagged {
-			if _, digested := named.(reference.Digested); digested {
+		s := c.Image
+		if g, ok := given[ref.Repository()]; ok {
+			s = g
+			used[ref.Repository()] = true
+		} else if ref.Tag() == "" {
+			if ref.Digest() != "" {
 				return nil, failed(v1alpha1.ReasonInvalidParams, "workload container %s: image %q is pinned by digest, which kruise-daemon cannot pull; "+
 					"give it with a tag in param images", c.Name, c.Image)
 			}
-			image = reference.TagNameOnly(named).String() // as the kubelet pulls it: :latest
+			s = ref.WithDefaultTag().String() // as the kubelet pulls it: :latest
 		}
-		if !slices.Contains(out, image) {
-			out = append(out, image)
-		}
-	}
-	for _, image := range spec.Images {
-		if name, _, _ := strings.Cut(repository(image), "@"); !used[name] && !slices.Contains(out, image) {
-			out = append(out, image)
+		if !slices.Contains(out, s) {
+			out = append(out, s)
 		}
 	}
-	for _, image := range out {
-		if fe := v1alpha1.ValidateImage(image); fe != nil {
+	for _, s := range spec.Images {
+		if ref, err := image.Parse(s); err == nil && !used[ref.Repository()] && !slices.Contains(out, s) {
+			out = append(out, s)
+		}
+	}
+	for _, s := range out {
+		if fe := v1alpha1.ValidateImage(s); fe != nil {
 			return nil, failed(v1alpha1.ReasonInvalidParams, "workload images: %v", fe)
 		}
 	}
 	return out, nil
-}
-
-// repository is an image's normalized repository name (docker.io/library/nginx).
-func repository(image string) string {
-	named, err := reference.ParseNormalizedNamed(image)
-	if err != nil {
-		return image
-	}
-	return named.Name()
 }

@@ -1,7 +1,6 @@
 package imageprepull
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -18,7 +17,6 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/apimachinery/pkg/runtime/schema"
 	clientgotesting "k8s.io/client-go/testing"
-	"k8s.io/utils/ptr"
 	dynamicfake "knative.dev/pkg/injection/clients/dynamicclient/fake"
 
 	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
@@ -87,9 +85,11 @@ func (e *env) node(name string, labels map[string]string, mutate ...func(*corev1
 }
 
 func cordon(n *corev1.Node) { n.Spec.Unschedulable = true }
+
 func markNotReady(n *corev1.Node) {
 	n.Status.Conditions = []corev1.NodeCondition{{Type: corev1.NodeReady, Status: corev1.ConditionFalse}}
 }
+
 func taint(key string, effect corev1.TaintEffect) func(*corev1.Node) {
 	return func(n *corev1.Node) {
 		n.Spec.Taints = append(n.Spec.Taints, corev1.Taint{Key: key, Value: "x", Effect: effect})
@@ -127,7 +127,7 @@ func TestWorkloadRunningNodes(t *testing.T) {
 	if got := jobNodes(t, e)[app]; got != "node-a,node-b" {
 		t.Errorf("job nodes = %s, want node-a,node-b", got)
 	}
-	var extra extraFields
+	var extra pin
 	if err := run.Status.DecodeExtraFields(&extra); err != nil || extra.Target == nil {
 		t.Fatalf("target not recorded: %v %+v", err, extra)
 	}
@@ -183,7 +183,7 @@ func TestWorkloadEligibleNodes(t *testing.T) {
 	if got := jobNodes(t, e)[app]; got != "fits,fits-prefer,fits-tolerated" {
 		t.Errorf("job nodes = %s", got)
 	}
-	var extra extraFields
+	var extra pin
 	_ = run.Status.DecodeExtraFields(&extra)
 	contains(t, "target", extra.Target.Matched, "nodes eligible: 3 of 11",
 		"1 not Ready", "1 cordoned", "4 not matched by the node selector or required node affinity", "2 with a taint not tolerated")
@@ -337,39 +337,6 @@ func TestWorkloadEveryKind(t *testing.T) {
 				t.Errorf("jobs %v, want %s onto node-k; condition %+v", jobNodes(t, e), app, condition(run))
 			}
 		})
-	}
-}
-
-// The API server returns extraFields with its keys sorted; the reconciler's
-// own encoding must be byte for byte the same, or each reconcile sees a
-// changed status and writes it again.
-func TestExtraFieldsEncodeAsTheAPIServerReturnsThem(t *testing.T) {
-	extra := extraFields{
-		Authorized: &authorized{Inputs: "in", Retries: 1, ServiceAccount: "sa", Spec: &v1alpha1.ImagePrePullSpec{
-			Images: []string{app}, Workload: "deployment/web", Parallelism: ptr.To[int32](3), PullSecrets: []string{"regcred"},
-		}},
-		ImagePullJobs: []string{"j1"},
-		Target:        &target{Workload: "deployment.apps/web", Nodes: []string{"n1"}, Images: []string{app}, Matched: "nodes running: 1"},
-	}
-	run := newRun("run")
-	if err := extra.encode(run); err != nil {
-		t.Fatal(err)
-	}
-	ours := run.Status.ExtraFields.Raw
-	var generic map[string]any
-	if err := json.Unmarshal(ours, &generic); err != nil {
-		t.Fatal(err)
-	}
-	sorted, err := json.Marshal(generic) // maps encode with sorted keys, as the API server's objects do
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(ours) != string(sorted) {
-		t.Errorf("extraFields encode as\n%s\nthe API server returns\n%s", ours, sorted)
-	}
-	var back extraFields
-	if err := run.Status.DecodeExtraFields(&back); err != nil || back.Authorized.Spec.Workload != "deployment/web" || back.Target.Nodes[0] != "n1" {
-		t.Errorf("decoded %+v, %v", back, err)
 	}
 }
 

@@ -85,9 +85,9 @@ type ImagePrePullSpec struct {
 	// +optional
 	Wait *bool `json:"wait,omitempty"`
 
-	// TTLSecondsAfterFinished is handed to the ImagePullJobs once the run no
-	// longer follows them, and Kruise deletes them that long after they
-	// completed. Unset keeps them as long as the CustomRun that owns them.
+	// TTLSecondsAfterFinished is handed to the ImagePullJobs once the run's
+	// end is stored, and Kruise deletes them that long after they completed.
+	// Unset keeps them as long as the CustomRun that owns them.
 	// +optional
 	TTLSecondsAfterFinished *int32 `json:"ttlSecondsAfterFinished,omitempty"`
 }

@@ -6,11 +6,12 @@ import (
 	"regexp"
 	"strings"
 
-	"github.com/docker/distribution/reference"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"k8s.io/apimachinery/pkg/util/validation"
 	"knative.dev/pkg/apis"
+
+	"github.com/imageprepull/imageprepull/pkg/image"
 )
 
 // Bounds shared with the CRD's OpenAPI schema (config/300-imageprepull.yaml).
@@ -22,6 +23,22 @@ const (
 	MaxPullTimeoutSeconds = 86400
 	MaxBackoffLimit       = 100
 	MaxTTLSeconds         = 31536000
+)
+
+// Bounds in bytes on what a run names. A run's params stay in its spec, the
+// pin copies them into its status, and its failedNodes result may list the
+// same nodes again: the whole object must stay well inside the 1.5 MiB
+// etcd stores, or the status write that starts or ends the run fails.
+// Every image's ImagePullJob lists every named node, so the node names
+// times the images bound what one run writes into ImagePullJobs (etcd,
+// OpenKruise's manager and this controller hold them all).
+const (
+	// MaxNodeNameBytes bounds the node names of one run, summed.
+	MaxNodeNameBytes = 256 << 10
+	// MaxJobNodeNameBytes bounds the node names times the images.
+	MaxJobNodeNameBytes = 1 << 20
+	// MaxSelectorBytes bounds a label selector's keys, operators and values.
+	MaxSelectorBytes = 8 << 10
 )
 
 // Pull policies kruise-daemon knows.
@@ -43,6 +60,7 @@ func (s *ImagePrePullSpec) Validate(context.Context) (errs *apis.FieldError) {
 	errs = ValidateImages(s.Images).ViaField("images")
 	if s.NodeSelector != nil {
 		errs = errs.Also(s.NodeSelector.Validate().ViaField("nodeSelector"))
+		errs = errs.Also(ValidateJobsNodeNames(len(s.Images), s.NodeSelector.Names, "nodeSelector.names"))
 	}
 	if s.PodSelector != nil {
 		errs = errs.Also(ValidatePodSelector(s.PodSelector).ViaField("podSelector"))
@@ -87,7 +105,35 @@ func ValidateNodeNames(names []string) (errs *apis.FieldError) {
 	if len(names) > MaxNodeNames {
 		errs = errs.Also(apis.ErrOutOfBoundsValue(len(names), 0, MaxNodeNames, apis.CurrentField))
 	}
+	if n := nameBytes(names); n > MaxNodeNameBytes {
+		errs = errs.Also(&apis.FieldError{
+			Message: fmt.Sprintf("%d bytes of node names, more than the %d one run may name", n, MaxNodeNameBytes),
+			Paths:   []string{apis.CurrentField},
+			Details: "the run's status and every ImagePullJob keep them all; pick many nodes with nodeSelector instead",
+		})
+	}
 	return errs.Also(validateDistinct(names))
+}
+
+func nameBytes(names []string) (n int) {
+	for _, name := range names {
+		n += len(name)
+	}
+	return n
+}
+
+// ValidateJobsNodeNames checks the node names that the run's ImagePullJobs
+// would hold together, one job an image: field names the node names.
+func ValidateJobsNodeNames(images int, names []string, field string) *apis.FieldError {
+	if n := images * nameBytes(names); n > MaxJobNodeNameBytes {
+		return &apis.FieldError{
+			Message: fmt.Sprintf("%d images times %d bytes of node names is %d bytes of ImagePullJobs, more than the %d one run may make",
+				images, nameBytes(names), n, MaxJobNodeNameBytes),
+			Paths:   []string{field},
+			Details: "each image's ImagePullJob lists every node: name fewer nodes or images, or pick the nodes with nodeSelector",
+		}
+	}
+	return nil
 }
 
 // IsEmpty is true when the selector names nothing, which means every node.
@@ -109,27 +155,45 @@ func ValidateImages(images []string) (errs *apis.FieldError) {
 // ValidateImage accepts what kruise-daemon can pull: a reference that Kruise's
 // own parser (docker/distribution's) accepts, without a digest, since the
 // daemon pulls tags only (openkruise/kruise#2534).
-func ValidateImage(image string) *apis.FieldError {
-	if image == "" {
+func ValidateImage(s string) *apis.FieldError {
+	if s == "" {
 		return apis.ErrMissingField(apis.CurrentField)
 	}
-	ref, err := reference.ParseNormalizedNamed(image)
+	ref, err := image.Parse(s)
 	if err != nil {
-		return apis.ErrInvalidValue(shown(image), apis.CurrentField, "not an image reference: "+shown(err.Error()))
+		return apis.ErrInvalidValue(shown(s), apis.CurrentField, "not an image reference: "+shown(err.Error()))
 	}
-	if _, ok := ref.(reference.Digested); ok {
-		return apis.ErrInvalidValue(shown(image), apis.CurrentField,
+	if ref.Digest() != "" {
+		return apis.ErrInvalidValue(shown(s), apis.CurrentField,
 			"digests are not supported, kruise-daemon pulls by tag: use repository:tag")
 	}
 	return nil
 }
 
-// ValidateLabelSelector checks what metav1 checks when a selector is used.
+// ValidateLabelSelector checks what metav1 checks when a selector is used,
+// and its size.
 func ValidateLabelSelector(sel *metav1.LabelSelector) *apis.FieldError {
+	if n := selectorBytes(sel); n > MaxSelectorBytes {
+		return &apis.FieldError{
+			Message: fmt.Sprintf("a label selector of %d bytes, more than the %d a run may give", n, MaxSelectorBytes),
+			Paths:   []string{apis.CurrentField},
+		}
+	}
 	if _, err := metav1.LabelSelectorAsSelector(sel); err != nil {
 		return apis.ErrInvalidValue(shown(metav1.FormatLabelSelector(sel)), apis.CurrentField, shown(err.Error()))
 	}
 	return nil
+}
+
+// selectorBytes is the size of a selector's keys, operators and values.
+func selectorBytes(sel *metav1.LabelSelector) (n int) {
+	for k, v := range sel.MatchLabels {
+		n += len(k) + len(v)
+	}
+	for _, e := range sel.MatchExpressions {
+		n += len(e.Key) + len(e.Operator) + nameBytes(e.Values)
+	}
+	return n
 }
 
 // ValidatePodSelector refuses the empty selector: it would pick the nodes of

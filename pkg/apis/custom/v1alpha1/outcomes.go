@@ -36,6 +36,7 @@ const (
 	ReasonImagePullJobDeleted       Reason = "ImagePullJobDeleted"
 	ReasonImagePullJobConflict      Reason = "ImagePullJobConflict"
 	ReasonLimitExceeded             Reason = "LimitExceeded"
+	ReasonInvalidRunState           Reason = "InvalidRunState"
 )
 
 // Doc documents one name a run shows: a reason, a result or an event.
@@ -56,16 +57,17 @@ var ReasonDocs = []Doc{
 	{ReasonInvalidSpec.String(), "the ImagePrePull or the embedded taskSpec has a bad field; the message names it"},
 	{ReasonNotFound.String(), "the ImagePrePull named by taskRef does not exist in the run's namespace"},
 	{ReasonWorkloadNotFound.String(), "the workload does not exist in the run's namespace, or its kind is not served (OpenKruise's kinds without OpenKruise)"},
-	{ReasonNotAuthorized.String(), "the run's ServiceAccount may not create ImagePullJobs in its namespace, or not get a Secret in pullSecrets or its workload, at the run's start or before a retry's jobs; the message says what to bind; nothing more is created"},
+	{ReasonNotAuthorized.String(), "the run's ServiceAccount may not pre-pull in its namespace (create prepulls.custom.kruise.dev, which the ClusterRole imageprepull-runner grants), or not get a Secret in pullSecrets or its workload, at the run's start or before a retry's jobs; the message says what to bind; nothing more is created"},
 	{ReasonImageNotAllowed.String(), "the platform's policy (config-imageprepull allowed-images) does not allow an image; the message names it and the patterns"},
-	{ReasonLimitExceeded.String(), "the run asks for more than the platform's limits allow (config-imageprepull max-nodes-per-run, max-retries, allow-all-nodes); the message names the limit; a node count over the limit that only OpenKruise could count ends the run and deletes its jobs"},
+	{ReasonLimitExceeded.String(), "the run asks for more than the platform's limits allow (config-imageprepull max-nodes-per-run, max-retries, max-parallelism, allow-all-nodes); the message names the limit and what the run asked; nodes are counted before any job (named, a workload's, a selector's from the Node list), and once more as OpenKruise counts them (nodes that joined since: the run ends and its jobs are deleted)"},
 	{ReasonKruiseNotInstalled.String(), "the API server does not serve ImagePullJobs: install OpenKruise"},
 	{ReasonKruiseVersionUnsupported.String(), "the API server serves ImagePullJobs, but not in apps.kruise.io/v1alpha1 (a future OpenKruise); the message names the versions it serves"},
 	{ReasonKruiseFeatureGateDisabled.String(), "OpenKruise's webhook refuses ImagePullJobs: enable the ImagePullJobGate feature gate"},
 	{ReasonImagePullJobForbidden.String(), "RBAC forbids the controller to create ImagePullJobs: apply config/ again"},
 	{ReasonImagePullJobRejected.String(), "OpenKruise's webhook rejected the ImagePullJob; the message says why"},
 	{ReasonImagePullJobDeleted.String(), "a job of a running run was deleted by someone else (the run fails, the job is not made again)"},
-	{ReasonImagePullJobConflict.String(), "a job with the run's deterministic name exists and belongs to something else"},
+	{ReasonImagePullJobConflict.String(), "a job under the name the run gives its job of an image exists and is not exactly what the run makes (another image, other nodes, pull Secrets, owner...); the message says what differs; the job is left as it is"},
+	{ReasonInvalidRunState.String(), "the run's status.extraFields, where the controller keeps what the run was authorized for, does not decode or lacks what it must hold (written by someone else): the run ends; start a new one"},
 }
 
 // IsDocumentedReason says whether reason is one a run may end with, or

@@ -206,6 +206,17 @@ func ApplyParams(s *ImagePrePullSpec, params pipelinev1beta1.Params) (errs *apis
 	if image && images {
 		errs = errs.Also(validateDistinct(s.Images).ViaField("params.images"))
 	}
+	// What the jobs would hold together, named by the param that made it.
+	if _, names := given["nodeNames"]; errs == nil && s.NodeSelector != nil && (names || image || images) {
+		field := "params.images"
+		switch {
+		case names:
+			field = "params.nodeNames"
+		case image && !images:
+			field = "params.image"
+		}
+		errs = ValidateJobsNodeNames(len(s.Images), s.NodeSelector.Names, field)
+	}
 	return errs
 }
 

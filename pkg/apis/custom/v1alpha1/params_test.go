@@ -2,6 +2,7 @@ package v1alpha1
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 
@@ -234,5 +235,56 @@ func TestTargetParamsReplaceAWorkloadPolicyWhole(t *testing.T) {
 	spec, fe := ResolveSpec(context.Background(), policy.DeepCopy(), pipelinev1beta1.Params{sp("workload", "deployment/api")}, nil)
 	if fe != nil || spec.Workload != "deployment/api" || spec.Nodes != NodesEligible {
 		t.Errorf("workload param over a workload policy: %+v, %v", spec, fe)
+	}
+}
+
+// What a run names is bounded in bytes, not only in count: the run's
+// status and its ImagePullJobs hold it all. Each limit is refused with the
+// param that broke it and the limit.
+func TestInputIsBoundedInBytes(t *testing.T) {
+	names := func(n, size int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("%0*d", size, i)
+		}
+		return out
+	}
+	images := func(n int) []string {
+		out := make([]string, n)
+		for i := range out {
+			out[i] = fmt.Sprintf("reg.local/app%d:v1", i)
+		}
+		return out
+	}
+	selector := func(values int) string {
+		return "zone in (" + strings.Join(names(values, 60), ",") + ")"
+	}
+	for _, tc := range []struct {
+		name   string
+		params pipelinev1beta1.Params
+		want   string // "" accepts
+	}{
+		{"5000 names of 52 bytes", pipelinev1beta1.Params{sp("image", "a:v1"), ap("nodeNames", names(5000, 52)...)}, ""},
+		{"5000 names of 53 bytes", pipelinev1beta1.Params{sp("image", "a:v1"), ap("nodeNames", names(5000, 53)...)},
+			"265000 bytes of node names, more than the 262144 one run may name: params.nodeNames"},
+		{"4 images of 256 KiB of names", pipelinev1beta1.Params{ap("images", images(4)...), ap("nodeNames", names(4096, 64)...)}, ""},
+		{"5 images of 256 KiB of names", pipelinev1beta1.Params{ap("images", images(5)...), ap("nodeNames", names(4096, 64)...)},
+			"5 images times 262144 bytes of node names is 1310720 bytes of ImagePullJobs, more than the 1048576 one run may make: params.nodeNames"},
+		{"a selector of 8 KiB", pipelinev1beta1.Params{sp("image", "a:v1"), sp("nodeSelector", selector(136))}, ""},
+		{"a selector over 8 KiB", pipelinev1beta1.Params{sp("image", "a:v1"), sp("podSelector", selector(137))},
+			"a label selector of 8226 bytes, more than the 8192 a run may give: params.podSelector"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			fe := ApplyParams(&ImagePrePullSpec{}, tc.params)
+			if tc.want == "" {
+				if fe != nil {
+					t.Fatalf("refused: %v", fe)
+				}
+				return
+			}
+			if fe == nil || !strings.Contains(fe.Error(), tc.want) {
+				t.Fatalf("error %v, want %q", fe, tc.want)
+			}
+		})
 	}
 }

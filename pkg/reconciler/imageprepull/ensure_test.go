@@ -2,10 +2,9 @@ package imageprepull
 
 import (
 	"errors"
-	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	"fmt"
 	"net/http"
 	"testing"
-	"time"
 
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
@@ -14,7 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	clientgotesting "k8s.io/client-go/testing"
 
-	"github.com/imageprepull/imageprepull/pkg/kruise"
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 )
 
 // A Kruise that no longer serves v1alpha1 (a future release) gets its own
@@ -116,81 +115,121 @@ func TestWebhookUnavailableIsRetried(t *testing.T) {
 	}
 }
 
-// A controller restarted while the API server is unsteady cannot start its
-// ImagePullJob informer (discovery fails). A run cancelled, timed out or
-// deleted meanwhile must keep its jobs' deletion pending, not end as if
-// Kruise were absent and leave the jobs behind.
-func TestJobsAreDeletedOnceDiscoveryWorksAgain(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		end  func(e *env)
-		// done reports whether the run ended; nil for a deleted run.
-		done func(e *env) bool
-	}{
-		{"cancelled", func(e *env) {
-			run := e.get("run")
-			run.Spec.Status = v1beta1.CustomRunSpecStatusCancelled
-			if _, err := e.tekton.TektonV1beta1().CustomRuns(ns).Update(e.ctx, run, metav1.UpdateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-		}, func(e *env) bool { return condition(e.get("run")).IsFalse() }},
-		{"timed out", func(e *env) { e.clock.Step(2 * time.Hour) },
-			func(e *env) bool { return condition(e.get("run")).IsFalse() }},
-		{"deleted", func(e *env) {
-			if err := e.tekton.TektonV1beta1().CustomRuns(ns).Delete(e.ctx, "run", metav1.DeleteOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			if err := e.runs.Delete(newRun("run")); err != nil {
-				t.Fatal(err)
-			}
-		}, nil},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.create(newRun("run", str("image", app)))
-			e.mustReconcile("run")
-			if len(e.jobList()) != 1 {
-				t.Fatalf("jobs = %v, want one", e.jobList())
-			}
+func TestCreationIsIdempotent(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", arr("images", "nginx:1.27", "redis:7")))
+	e.mustReconcile("run")
+	e.mustReconcile("run")
+	e.mustReconcile("run")
+	if n := countActions(e.kruise.Actions(), "create", "imagepulljobs"); n != 2 {
+		t.Errorf("%d creates, want one per image", n)
+	}
+	if got := condition(e.get("run")).Message; got != "no node has finished pulling nginx:1.27 yet; no node has finished pulling redis:7 yet" {
+		t.Errorf("message = %q", got)
+	}
+}
 
-			unsteady := true
-			e.kruise.PrependReactor("get", "resource", func(clientgotesting.Action) (bool, runtime.Object, error) {
-				if unsteady {
-					return true, nil, apierrors.NewServiceUnavailable("etcd is restarting")
-				}
-				return false, nil, nil
-			})
-			e.restartJobInformer()
-			tc.end(e)
-			reconcile := func() error {
-				if tc.done == nil {
-					return e.rec.Reconcile(e.ctx, ns+"/run")
-				}
-				_, err := e.reconcile("run")
-				return err
-			}
+func TestRestartedControllerAdoptsItsJobs(t *testing.T) {
+	// The jobs exist (a first controller made them from the stored pin) and
+	// this controller's informer starts afresh: it finds them, makes no
+	// second one, and the run goes on.
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app)))
+	e.mustReconcile("run")
+	first := e.jobList()[0]
 
-			if err := reconcile(); err == nil {
-				t.Fatal("reconcile succeeded while discovery fails, want an error to retry")
-			}
-			if tc.done != nil && tc.done(e) {
-				t.Errorf("condition = %+v: the run ended with its job not deleted", condition(e.get("run")))
-			}
-			if n := len(e.jobList()); n != 1 {
-				t.Fatalf("%d jobs, want the job kept until it can be deleted", n)
-			}
+	e.restartJobInformer()
+	run, err := e.reconcile("run")
+	if ok, _ := isRequeue(err); !ok {
+		t.Fatalf("reconcile while the new informer syncs: %v, want a requeue", err)
+	}
+	run = e.mustReconcile("run")
+	if jobs := e.jobList(); len(jobs) != 1 || jobs[0].UID != first.UID {
+		t.Errorf("jobs = %+v, want the first one only", jobs)
+	}
+	if condition(run).IsFalse() {
+		t.Errorf("condition = %+v", condition(run))
+	}
+}
 
-			unsteady = false
-			e.waitFor("the informer to start and the jobs to go", func() bool {
-				err := reconcile()
-				if ok, _ := isRequeue(err); err != nil && !ok && !kruise.IsStarting(err) {
-					t.Fatalf("reconcile: %v", err)
-				}
-				return len(e.jobList()) == 0
-			})
-			if tc.done != nil && !tc.done(e) {
-				t.Errorf("condition = %+v, want the run ended", condition(e.get("run")))
-			}
-		})
+func TestAlreadyExistsUsesTheJob(t *testing.T) {
+	// Another replica created the job a moment ago: the API has it, our cache
+	// and our status do not, so the create answers AlreadyExists.
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app)))
+	e.kruise.PrependReactor("create", "imagepulljobs", func(action clientgotesting.Action) (bool, runtime.Object, error) {
+		job := action.(clientgotesting.CreateAction).GetObject().(*kruisev1alpha1.ImagePullJob)
+		if err := e.kruise.Tracker().Add(job); err != nil {
+			return true, nil, err
+		}
+		return true, nil, apierrors.NewAlreadyExists(kruisev1alpha1.Resource("imagepulljobs"), job.Name)
+	})
+	run := e.mustReconcile("run")
+	if c := condition(run); !c.IsUnknown() || c.Reason != v1beta1.CustomRunReasonRunning.String() {
+		t.Errorf("condition = %+v, want the run going on with the existing job", c)
+	}
+	if n := len(e.jobList()); n != 1 {
+		t.Errorf("%d jobs, want 1", n)
+	}
+}
+
+func TestJobDeletedWhileRunningFailsTheRun(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app)))
+	e.mustReconcile("run")
+	job := e.jobList()[0]
+	name := job.Name
+	if err := e.kruise.AppsV1alpha1().ImagePullJobs(ns).Delete(e.ctx, name, metav1.DeleteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	e.waitFor("the informer to tell the deletion", func() bool { return e.r.deleted.seen(&job) })
+	run := e.mustReconcile("run")
+	c := condition(run)
+	if !c.IsFalse() || c.Reason != v1alpha1.ReasonImagePullJobDeleted.String() {
+		t.Fatalf("condition = %+v, want False/%s", c, v1alpha1.ReasonImagePullJobDeleted)
+	}
+	contains(t, "message", c.Message, name, app, "deleted")
+	if n := len(e.jobList()); n != 0 {
+		t.Errorf("the deleted job was created again: %d jobs", n)
+	}
+}
+
+func TestSeveralImagesOneJobEach(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app), arr("images", "nginx:1.27", "redis:7")))
+	e.mustReconcile("run")
+
+	jobs := e.jobList()
+	images := map[string]string{}
+	for _, j := range jobs {
+		images[j.Spec.Image] = j.Name
+	}
+	if len(jobs) != 3 || images[app] == "" || images["nginx:1.27"] == "" || images["redis:7"] == "" {
+		t.Fatalf("jobs = %v, want one per image", images)
+	}
+
+	e.setJobStatus(images[app], completed(3, 3))
+	e.setJobStatus(images["nginx:1.27"], pulling(3, 1, 0))
+	e.setJobStatus(images["redis:7"], completed(3, 2, "node-2"))
+	run := e.mustReconcile("run")
+	want := fmt.Sprintf("3/3 nodes have %s; 1/3 nodes have nginx:1.27; 2/3 nodes have redis:7 (1 failed)", app)
+	if c := condition(run); !c.IsUnknown() || c.Message != want {
+		t.Errorf("condition = %+v, want Running %q", c, want)
+	}
+
+	e.setJobStatus(images["nginx:1.27"], completed(3, 2, "node-3"))
+	run = e.mustReconcile("run")
+	// node-2 misses redis, node-3 misses nginx: only node-1 has every image.
+	if result(run, v1alpha1.ResultSucceeded) != "1" || result(run, v1alpha1.ResultFailed) != "2" || result(run, v1alpha1.ResultDesired) != "3" {
+		t.Errorf("results = %+v", run.Status.Results)
+	}
+	if got := list(t, result(run, v1alpha1.ResultFailedNodes)); fmt.Sprint(got) != "[node-2 node-3]" {
+		t.Errorf("failedNodes = %v", got)
+	}
+	if got := list(t, result(run, v1alpha1.ResultImagePullJobs)); len(got) != 3 {
+		t.Errorf("imagePullJobs = %v", got)
+	}
+	if condition(run).IsTrue() {
+		t.Errorf("1 of 3 nodes with the default 100%% threshold succeeded: %+v", condition(run))
 	}
 }

@@ -1,0 +1,63 @@
+package imageprepull
+
+import (
+	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
+	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
+
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/image"
+)
+
+// attempt is one reconcile's view of a run's current attempt: read from the
+// run's status once (readAttempt), moved on by the steps, and written back
+// once (write). The run's status holds the rest: its conditions, start time,
+// results and earlier attempts.
+type attempt struct {
+	run *v1beta1.CustomRun
+	// pin is what the run was authorized for at its start, nil until then.
+	pin *pin
+	// spec is what the attempt acts on (pin.spec), images its images parsed.
+	spec   *v1alpha1.ImagePrePullSpec
+	images []image.Ref
+	// jobs are the attempt's ImagePullJobs, one an image, once ensured;
+	// progress is what they say.
+	jobs     []*kruisev1alpha1.ImagePullJob
+	progress progress
+	// classes counts the failed nodes' reasons by class, read to end the
+	// run; the metrics count them once the end shows.
+	classes map[string]int
+}
+
+// readAttempt reads the run's attempt from its status. A run that started
+// has its pin: one that does not decode, or lacks what it must hold, is a
+// failure (ReasonInvalidRunState), never taken for a run not started yet,
+// which would resolve the run's spec, edits included, afresh.
+func readAttempt(run *v1beta1.CustomRun) (*attempt, error) {
+	a := &attempt{run: run}
+	if !run.HasStarted() {
+		return a, nil
+	}
+	p, err := readPin(run)
+	if err != nil {
+		return a, err
+	}
+	a.setPin(p)
+	return a, nil
+}
+
+// setPin makes p the attempt's pin; p was checked (pin.check).
+func (a *attempt) setPin(p *pin) {
+	a.pin, a.spec = p, p.spec()
+	a.images = imagesOf(a.spec)
+}
+
+// number is the attempt's number: 0 for the first, then one a retry.
+func (a *attempt) number() int { return len(a.run.Status.RetriesStatus) }
+
+// write puts the pin into the run's status, as the API server returns it.
+func (a *attempt) write() error {
+	if a.pin == nil {
+		return nil
+	}
+	return a.pin.encode(a.run)
+}
