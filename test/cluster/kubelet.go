@@ -304,3 +304,12 @@ func (rn *realNode) killShims() []string {
 	}
 	return left
 }
+
+// ServerForPods is the API server as a pod on the real node reaches it: the
+// node's bridge (the pods' gateway), at the API server's port, joined into
+// the node's network; its serving certificate names kubernetes.default.svc,
+// which in-cluster clients verify against the pod's ca.crt.
+func (c *Cluster) ServerForPods() (url, serverName string) {
+	_, port, _ := strings.Cut(strings.TrimPrefix(c.Server, "https://"), ":")
+	return "https://" + podBridge + ":" + port, "kubernetes.default.svc"
+}

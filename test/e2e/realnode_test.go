@@ -4,6 +4,7 @@ package e2e
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -16,6 +17,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	rbacv1 "k8s.io/api/rbac/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
 
 	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/imageprepull/imageprepull/test/cluster"
@@ -87,6 +89,56 @@ func TestRealNode(t *testing.T) {
 		}
 		if len(node.Spec.Taints) != 1 || node.Spec.Taints[0].Key != cluster.RealNodeTaint.Key {
 			t.Fatalf("taints %+v, want %+v as the kubelet registered it", node.Spec.Taints, cluster.RealNodeTaint)
+		}
+	})
+
+	// What docs/access.md binds lets a ServiceAccount's runs pre-pull and no
+	// more: a Task step running as it cannot make an ImagePullJob itself.
+	t.Run("a pod running as a runner ServiceAccount may not make ImagePullJobs", func(t *testing.T) {
+		ns := namespace(t)
+		if _, err := c.Kube.CoreV1().ServiceAccounts(ns).Create(ctx, &corev1.ServiceAccount{ObjectMeta: metav1.ObjectMeta{Name: "builder"}}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.AllowPrePulls(ctx, ns, "builder"); err != nil {
+			t.Fatal(err)
+		}
+		img, err := c.KoBuild(ctx, c.Registry+"/e2e/makejob", "v1", "./test/cmd/makejob")
+		if err != nil {
+			t.Fatal(err)
+		}
+		server, serverName := c.ServerForPods()
+		spec := corev1.PodSpec{
+			ServiceAccountName: "builder", RestartPolicy: corev1.RestartPolicyNever,
+			Containers: []corev1.Container{{Name: "step", Image: img, Args: []string{server, serverName}}},
+		}
+		cluster.OnRealNode(&spec)
+		if _, err := c.Kube.CoreV1().Pods(ns).Create(ctx, &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Name: "step"}, Spec: spec}, metav1.CreateOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		var report struct {
+			User    string `json:"user"`
+			Status  int    `json:"status"`
+			Message string `json:"message"`
+		}
+		var last *corev1.Pod
+		err = wait.PollUntilContextTimeout(ctx, 500*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
+			pod, err := c.Kube.CoreV1().Pods(ns).Get(ctx, "step", metav1.GetOptions{})
+			if err != nil || len(pod.Status.ContainerStatuses) == 0 {
+				return false, nil
+			}
+			last = pod
+			done := pod.Status.ContainerStatuses[0].State.Terminated
+			return done != nil && json.Unmarshal([]byte(done.Message), &report) == nil, nil
+		})
+		if err != nil {
+			t.Fatalf("no report from the pod: %v; pod %+v", err, last)
+		}
+		if report.User != "system:serviceaccount:"+ns+":builder" || report.Status != 403 ||
+			!strings.Contains(report.Message, `cannot create resource "imagepulljobs"`) {
+			t.Fatalf("the pod as builder: %+v, want authenticated as the ServiceAccount and 403 Forbidden", report)
+		}
+		if run := prepullAs(t, ns, "its-run", "builder", "registry.local/app:runner-pod"); !cond(run).IsTrue() {
+			t.Errorf("the ServiceAccount's own run: %+v, want it to pre-pull", cond(run))
 		}
 	})
 
