@@ -25,6 +25,7 @@ import (
 	"k8s.io/client-go/tools/cache"
 	"knative.dev/pkg/apis"
 
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/imageprepull/imageprepull/test/cluster"
 	"github.com/imageprepull/imageprepull/test/simulator"
 )
@@ -299,7 +300,7 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				pr := pipelineRun(ns, name, i, images, selector, b.pools)
+				pr := pipelineRun(ns, name, i, images, selector, b.pools, b.pools*b.poolSize)
 				if _, err := b.c.Tekton.TektonV1().PipelineRuns(ns).Create(ctx, pr, metav1.CreateOptions{}); err != nil {
 					errs <- err
 					continue
@@ -415,6 +416,13 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 	l.StatusWritesPerRun = round(float64(requests["update customruns/status"]+requests["patch customruns/status"]+
 		requests["update customruns/status (409)"])/float64(n), 2)
 	l.JobCreatesPerImage = round(float64(requests["create imagepulljobs"])/float64(n*images), 2)
+	for k, v := range requests {
+		// Any refusal of a status write but a conflict: the write that
+		// starts or ends a run did not land.
+		if strings.HasPrefix(k, "update customruns/status (") && k != "update customruns/status (409)" {
+			l.StatusWritesFailed += v
+		}
+	}
 	return l, nil
 }
 
@@ -443,13 +451,15 @@ func (b *bench) profileDuring(ctx context.Context, level string) <-chan error {
 	return done
 }
 
-func pipelineRun(ns, level string, i, images int, selector string, pools int) *pipelinev1.PipelineRun {
+func pipelineRun(ns, level string, i, images int, selector string, pools, nodes int) *pipelinev1.PipelineRun {
 	var refs []string
 	for k := 0; k < images; k++ {
 		refs = append(refs, fmt.Sprintf("registry.local/bench/%s-%d-%d:v1", level, i, k))
 	}
 	params := pipelinev1.Params{{Name: "images", Value: pipelinev1.ParamValue{Type: pipelinev1.ParamTypeArray, ArrayVal: refs}}}
 	switch selector {
+	case "limits":
+		params = append(params, pipelinev1.Param{Name: "nodeNames", Value: pipelinev1.ParamValue{Type: pipelinev1.ParamTypeArray, ArrayVal: limitNodeNames(nodes)}})
 	case "all":
 		params = append(params, pipelinev1.Param{Name: "parallelism", Value: *pipelinev1.NewStructuredValues("1000")})
 	case "workload":
@@ -470,6 +480,30 @@ func pipelineRun(ns, level string, i, images int, selector string, pools int) *p
 			}}},
 		},
 	}
+}
+
+// The limits level: runs as large as validation accepts.
+const (
+	limitsLevel  = "limits"
+	limitsImages = v1alpha1.MaxJobNodeNameBytes / v1alpha1.MaxNodeNameBytes // 4
+)
+
+// limitNodeNames are 5,000 node names of as near 256 KiB as validation
+// accepts: the first simulated nodes' names, then names of nodes that do not
+// exist (OpenKruise skips them) to fill the rest.
+func limitNodeNames(nodes int) []string {
+	names := make([]string, 0, v1alpha1.MaxNodeNames)
+	size := 0
+	for i := 0; i < min(nodes, v1alpha1.MaxNodeNames/2); i++ {
+		names = append(names, fmt.Sprintf("node-%04d", i))
+		size += len(names[i])
+	}
+	left := v1alpha1.MaxNodeNames - len(names)
+	width := (v1alpha1.MaxNodeNameBytes - size) / left
+	for i := 0; i < left; i++ {
+		names = append(names, fmt.Sprintf("absent-%0*d", width-len("absent-"), i))
+	}
+	return names
 }
 
 // benchWorkload is the Deployment the workload level pre-pulls for.

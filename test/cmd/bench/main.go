@@ -24,6 +24,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/imageprepull/imageprepull/test/cluster"
 	"github.com/imageprepull/imageprepull/test/dashboard"
 )
@@ -35,6 +36,7 @@ func main() {
 	pool := flag.Int("pool", 2, "nodes each run pre-pulls onto (a label selector over a pool of that many)")
 	failing := flag.Int("failing", 10, "runs at once whose image fails on one node of each pool (ThresholdNotMet; 0 skips it)")
 	large := flag.Int("large", 2000, "nodes for the one-run large-cluster case (0 skips it)")
+	atLimits := flag.Int("limits", 20, "runs at once at the validation limits: 4 images and 5,000 node names, 256 KiB of them, each (0 skips it)")
 	out := flag.String("out", filepath.Join("bench", "results"), "where the JSON and the plot go")
 	dashboardOut := flag.String("dashboard-out", filepath.Dir(dashboard.Path), "where the dashboard's panels, drawn from the bench's Prometheus, go for docs/metrics.md")
 	tektonDefaults := flag.Bool("tekton-defaults", false, "run Tekton's controller with its defaults instead of the tuning its performance guide shows")
@@ -70,7 +72,7 @@ func main() {
 		kruise = strings.Split(*kruiseArgs, ",")
 	}
 	po := payoffOpts{n: *payoffs, mbit: *payoffMbit, mib: *payoffMiB, idle: *idleFor}
-	if err := run(ctx, ns, ns3, *failing, *nodes, *pool, *large, po, *out, *dashboardOut, prof, !*tektonDefaults, kruise); err != nil {
+	if err := run(ctx, ns, ns3, *failing, *atLimits, *nodes, *pool, *large, po, *out, *dashboardOut, prof, !*tektonDefaults, kruise); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -118,7 +120,7 @@ type payoffOpts struct {
 	idle time.Duration
 }
 
-func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large int, po payoffOpts, out, dashboardOut string, prof profile, tuneTekton bool, kruiseArgs []string) error {
+func run(ctx context.Context, levels, levels3 []int, failing, atLimits, nodes, pool, large int, po payoffOpts, out, dashboardOut string, prof profile, tuneTekton bool, kruiseArgs []string) error {
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -186,6 +188,14 @@ func run(ctx context.Context, levels, levels3 []int, failing, nodes, pool, large
 			return err
 		}
 		l, err := b.level(ctx, failingLevel, failing, 1, "")
+		if err != nil {
+			return err
+		}
+		res.Levels = append(res.Levels, l)
+	}
+	if atLimits > 0 {
+		logf("limits: %d runs at once at the validation limits (%d images, %d node names of %d KiB)", atLimits, limitsImages, v1alpha1.MaxNodeNames, v1alpha1.MaxNodeNameBytes>>10)
+		l, err := b.level(ctx, limitsLevel, atLimits, limitsImages, "limits")
 		if err != nil {
 			return err
 		}

@@ -71,6 +71,9 @@ type level struct {
 	RequestsPerRun      map[string]float64     `json:"requestsPerRunByVerbAndResource"`
 	// StatusWritesPerRun counts every status write, those refused with 409 too.
 	StatusWritesPerRun float64 `json:"statusWritesPerRun"`
+	// StatusWritesFailed counts the status writes refused for any reason but
+	// a conflict (a status too large for etcd, say).
+	StatusWritesFailed int `json:"statusWritesFailed"`
 	// SlowestOurs are the runs with the largest share of ours, with when the
 	// bench saw their last job complete and the run done, to look up in the
 	// controller's log and the audit log (KEEP_CLUSTER_DIR=1 keeps them).
@@ -107,9 +110,9 @@ func (r results) print(w io.Writer) {
 		if l.Floor.P99 > 0 {
 			ratio = l.Ours.P99 / l.Floor.P99
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1fx\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%.2f\t%.2f\t%.1f\t%.2f\t%.2f\t%.1f\t%.2f\t%.1f\t%.2f\t%.2f\t%s\t\n",
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1fx\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.0f\t%.1f\t%.2f\t%d\t%.2f\t%.2f\t%.1f\t%.2f\t%.2f\t%.1f\t%.2f\t%.1f\t%.2f\t%.2f\t%s\t\n",
 			l.Name, l.Runs, l.ImagesPerRun, l.Wall, l.Ours.P50, l.Ours.P95, l.Ours.P99, l.Floor.P50, l.Floor.P99, ratio, l.OursStart.P50, l.OursStart.P99, l.Kruise.P50, l.Tekton.P50, l.Pipeline.P50, l.Pipeline.P99,
-			l.RequestsPerRunTotal, l.StatusWritesPerRun, l.JobCreatesPerImage, l.ControllerCPUSecondsPer100Runs,
+			l.RequestsPerRunTotal, l.StatusWritesPerRun, l.StatusWritesFailed, l.JobCreatesPerImage, l.ControllerCPUSecondsPer100Runs,
 			l.ControllerPeakRSSMiB, l.Others[cluster.WatchOnly].CPUSecondsPer100Runs,
 			l.Others["tekton-controller"].CPUSecondsPer100Runs, l.Others["tekton-controller"].PeakRSSMiB,
 			l.Others["kruise-manager"].CPUSecondsPer100Runs, l.Others["kruise-manager"].PeakRSSMiB,
