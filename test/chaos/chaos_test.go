@@ -164,7 +164,7 @@ func TestChaos(t *testing.T) {
 	}
 
 	down = time.Now()
-	if err := c.RestartAPIServer(ctx); err != nil {
+	if err := c.ControlPlane.RestartAPIServer(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// A leader that could not renew for the renew deadline steps down and
@@ -173,10 +173,10 @@ func TestChaos(t *testing.T) {
 	outages = append(outages, [2]time.Time{down, back})
 	fault("restart kube-apiserver (a replica led again %s after it went down)", time.Since(down).Round(100*time.Millisecond))
 
-	c.StopKruiseManager()
+	c.OpenKruise.StopManager()
 	fault("stop the OpenKruise manager for 30s (its webhooks refuse ImagePullJobs meanwhile)")
 	time.Sleep(30 * time.Second)
-	if err := c.StartKruiseManager(ctx, "ImagePullJobGate=true"); err != nil {
+	if err := c.OpenKruise.StartManager(ctx, "ImagePullJobGate=true"); err != nil {
 		t.Fatal(err)
 	}
 

@@ -1,26 +1,41 @@
-// Package cluster runs a local control plane for end-to-end tests and the
-// demo, from Go sources alone: etcd, kube-apiserver, kube-controller-manager,
-// kube-scheduler, the Tekton Pipelines controller and admission webhook, the
-// OpenKruise manager, Node objects kept alive as kubelets would, a node-side
-// pull simulator standing in for kruise-daemon, and this project's
-// controller. Everything listens on 127.0.0.1, on free ports, with its data
-// in one temporary directory; nothing needs Docker or a kubelet, and only the
-// real node needs root (Tekton's controller runs in user and network
-// namespaces of its own, which Linux grants without root).
+// Package cluster runs a local cluster for end-to-end tests, the bench and
+// the demo, from Go sources alone, on this machine. Today it runs:
+//
+//   - ControlPlane: etcd and kube-apiserver (with an audit log of the
+//     controller's requests);
+//   - KubeControllers: kube-controller-manager and kube-scheduler;
+//   - Registries: two OCI registries in this process, one wanting a password;
+//   - TektonPipelines: Tekton's controller (in user and network namespaces of
+//     its own) and admission webhook;
+//   - OpenKruise: OpenKruise's manager, v1.9.1 or KRUISE_VERSION;
+//   - SimulatedNodes: Node objects kept alive as kubelets would, answered for
+//     by a pull simulator standing in for kruise-daemon;
+//   - RealNode, where Linux and root allow it: a network namespace with
+//     Debian's containerd, a real kubelet and the real kruise-daemon;
+//   - Controllers: this project's controller, installed with ko as users
+//     install it and run as processes of the image ko pushed;
+//   - Prometheus, when a test or the bench asks for it.
+//
+// Each component is a type with Start and Stop; Cluster holds them together,
+// in the order they start, with the clients and addresses the tests use.
+// Tools finds the programs hack/build-tools.sh built. Everything listens on
+// 127.0.0.1 (or in the real node's network namespace), on free ports, with
+// its data in one temporary directory; nothing needs Docker.
 package cluster
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strings"
 	"time"
 
 	kruiseclient "github.com/openkruise/kruise-api/client/clientset/versioned"
 	tektonclient "github.com/tektoncd/pipeline/pkg/client/clientset/versioned"
+	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
@@ -71,66 +86,80 @@ type Node struct {
 // Cluster is a running local cluster.
 type Cluster struct {
 	opts Options
+	h    *host
 	// Dir holds every component's data, logs (Dir/logs) and the kubeconfig.
-	Dir string
-	// Server is kube-apiserver's URL; Kubeconfig authenticates as cluster admin.
-	Server     string
-	Kubeconfig string
-	adminToken string
-	// registryLink is the registries' bandwidth to the nodes.
-	registryLink *link
-	// nodeToken is the real node's kubelet's: user system:node:real-node.
-	nodeToken string
-	// AuditLog is kube-apiserver's audit log (JSON lines) of the
-	// controller's requests.
-	AuditLog string
+	Dir   string
+	Tools *Tools
 
+	// Server is kube-apiserver's URL; Kubeconfig authenticates as cluster
+	// admin; AuditLog is the API server's audit log (JSON lines) of the
+	// controller's requests.
+	Server, Kubeconfig, AuditLog string
+	// Registry is the first local registry's host:port; BaseImage is ko's
+	// base there.
+	Registry, BaseImage string
 	// KruiseVersion is the OpenKruise release it runs.
 	KruiseVersion string
-
-	// Registry is the local registry's host:port; BaseImage is ko's base there.
-	Registry  string
-	BaseImage string
-	// AuthRegistry is a second local registry that wants a user and
-	// password (AuthRegistryUser, AuthRegistryPassword) for every request.
-	AuthRegistry, AuthRegistryUser, AuthRegistryPassword string
-	// RealNode is the real node's name when it runs; RealNodeNotice says why
-	// it does not.
-	RealNode, RealNodeNotice string
 	// ControllerImage is the image ko pushed, by digest; KoApplyOutput is
 	// what `ko apply -f config/` printed on standard error (warnings included).
-	ControllerImage string
-	KoApplyOutput   string
+	ControllerImage, KoApplyOutput string
 
+	// The components, in the order they start.
+	ControlPlane    *ControlPlane
+	KubeControllers *KubeControllers
+	Registries      *Registries
+	Pipelines       *TektonPipelines
+	OpenKruise      *OpenKruise
+	Nodes           *SimulatedNodes
+	RealNode        *RealNode
+	Controllers     *Replicas
+	Prometheus      *Prometheus
+
+	// Clients, as cluster admin.
 	Kube   kubernetes.Interface
 	Tekton tektonclient.Interface
 	Kruise kruiseclient.Interface
 	Custom customclient.Interface
 	Config *rest.Config
-	// Controllers are the controller's processes.
-	Controllers *Replicas
 
-	procs         []*process
-	apiserver     *process
-	tektonWebhook *process
-	// egress carries the API server's calls to Services (Tekton's webhook).
-	egress *egressProxy
-	// closers stop what the cluster serves in this process (socket forwarders).
-	closers       []func()
-	apiserverArgs []string
-	kruise        *process
-	// prometheusURL is the cluster's Prometheus, once StartPrometheus ran.
-	prometheusURL string
+	api *api
+}
 
-	controllerBinary     string
-	controllerKubeconfig string
-	sim                  *simulator.Simulator
-	stopSim              context.CancelFunc
-	stopRegistry         func()
-	registryLog          *accessLog
-	real                 *realNode
-	// beats keep the nodes without a kubelet alive.
-	beats *heartbeats
+// api is how a component reaches the API server: the control plane, and
+// clients as cluster admin.
+type api struct {
+	cp     *ControlPlane
+	tools  *Tools
+	kube   kubernetes.Interface
+	tekton tektonclient.Interface
+	kruise kruiseclient.Interface
+	config *rest.Config
+}
+
+// kubectl runs the built kubectl as cluster admin and returns its output.
+func (a *api) kubectl(ctx context.Context, args ...string) (string, error) {
+	cmd := exec.CommandContext(ctx, a.tools.Path("kubectl"), append([]string{"--kubeconfig", a.cp.Kubeconfig}, args...)...)
+	var out, errb strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	if err := cmd.Run(); err != nil {
+		return out.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, errb.String())
+	}
+	return out.String(), nil
+}
+
+func (a *api) createNamespace(ctx context.Context, name string) error {
+	_, err := a.kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
+	if apierrors.IsAlreadyExists(err) {
+		return nil
+	}
+	return err
+}
+
+// component is one part of the cluster: Start brings it up (and leaves what
+// it made for Stop when it fails half-way); Stop takes it down.
+type component interface {
+	Start(context.Context) error
+	Stop()
 }
 
 // Start brings the whole cluster up. On error it has already torn down what
@@ -146,42 +175,50 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	if err != nil {
 		return nil, err
 	}
-	c := &Cluster{opts: opts, Dir: dir}
-	c.Controllers = &Replicas{c: c}
+	tools, err := NewTools(opts.Root, opts.KruiseVersion)
+	if err != nil {
+		return nil, err
+	}
+	h := &host{dir: dir, tools: tools, log: opts.Log}
+	cp := &ControlPlane{h: h}
+	a := &api{cp: cp, tools: tools}
+	c := &Cluster{opts: opts, h: h, Dir: dir, Tools: tools, KruiseVersion: tools.KruiseVersion(), ControlPlane: cp, api: a}
+	c.KubeControllers = &KubeControllers{h: h, api: a}
+	c.Registries = &Registries{}
+	c.Pipelines = &TektonPipelines{h: h, api: a, args: opts.TektonArgs}
+	c.OpenKruise = &OpenKruise{h: h, api: a, Version: c.KruiseVersion, args: opts.KruiseArgs}
+	c.Nodes = &SimulatedNodes{api: a, kruise: c.OpenKruise, log: opts.Log, initial: opts.Nodes, cfg: opts.Simulator}
+	c.RealNode = &RealNode{h: h, api: a, kruise: c.OpenKruise, registry: c.Registries, labels: opts.RealNodeLabels, koBuild: c.KoBuild}
+	c.Prometheus = &Prometheus{h: h}
+	c.Controllers = &Replicas{h: h, api: a, prometheus: c.Prometheus}
+	c.Prometheus.replicas = c.Controllers
 	defer func() {
 		if err != nil {
 			c.Stop()
 		}
 	}()
-	if c.KruiseVersion, err = c.kruiseVersion(); err != nil {
-		return nil, err
-	}
 	steps := []struct {
-		what string
-		do   func(context.Context) error
+		what  string
+		start func(context.Context) error
 	}{
 		{"tools", c.buildTools},
-		{"etcd and kube-apiserver", func(ctx context.Context) error {
-			etcd, err := c.startEtcd(ctx)
-			if err != nil {
-				return err
-			}
-			return c.startAPIServer(ctx, etcd)
-		}},
+		{"etcd and kube-apiserver", cp.Start},
 		{"clients", c.connect},
-		{"controller manager and scheduler", c.startKubeControllers},
-		{"registry", c.startRegistry},
-		{"Tekton controller", c.startTekton},
-		{"Tekton webhook", c.startTektonWebhook},
-		{"OpenKruise manager", c.startKruise},
-		{"nodes", c.createNodes},
-		{"pull simulator", c.startSimulator},
-		{"real node", c.startRealNode},
+		{"controller manager and scheduler", c.KubeControllers.Start},
+		{"registries", func(ctx context.Context) error {
+			err := c.Registries.Start(ctx)
+			c.Registry, c.BaseImage = c.Registries.Open, c.Registries.BaseImage
+			return err
+		}},
+		{"Tekton Pipelines", c.Pipelines.Start},
+		{"OpenKruise manager", c.OpenKruise.Start},
+		{"simulated nodes", c.Nodes.Start},
+		{"real node", func(ctx context.Context) error { return c.RealNode.startIf(ctx, opts.RealNode) }},
 		{"imageprepull controller", c.installAndStartController},
 	}
 	for _, s := range steps {
 		t0 := time.Now()
-		if err := s.do(ctx); err != nil {
+		if err := s.start(ctx); err != nil {
 			return nil, fmt.Errorf("%s: %w", s.what, err)
 		}
 		opts.Log("%-24s ready in %.1fs", s.what, time.Since(t0).Seconds())
@@ -189,40 +226,32 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	return c, nil
 }
 
-// Stop stops every component, in reverse order, and removes the directory
-// unless KEEP_CLUSTER_DIR is set.
+// Stop stops every component, the last started first, and removes the
+// directory unless KEEP_CLUSTER_DIR is set.
 func (c *Cluster) Stop() {
-	if c.stopSim != nil {
-		c.stopSim()
+	// The real node before the rest: its pods are removed through its
+	// containerd, and its kubelet reports to the API server.
+	for _, comp := range []interface{ Stop() }{c.RealNode, c.Prometheus, c.Controllers, c.Nodes, c.OpenKruise, c.Pipelines,
+		c.Registries, c.KubeControllers, c.ControlPlane} {
+		comp.Stop()
 	}
-	if c.beats != nil {
-		c.beats.stopAll()
-	}
-	if c.stopRegistry != nil {
-		defer c.stopRegistry()
-	}
-	// The real node first: its pods are removed through its containerd,
-	// which must still run.
-	if c.real != nil {
-		if err := c.real.stop(); err != nil {
-			c.opts.Log("%v", err)
-		}
-	}
-	for i := len(c.procs) - 1; i >= 0; i-- {
-		c.procs[i].stop(10 * time.Second)
-	}
-	for _, closeFn := range c.closers {
-		closeFn()
-	}
-	if c.egress != nil {
-		c.egress.close()
-	}
+	c.h.stopAll()
 	if os.Getenv("KEEP_CLUSTER_DIR") == "" {
 		_ = os.RemoveAll(c.Dir)
 	}
 }
 
+// buildTools builds what is missing with hack/build-tools.sh.
+func (c *Cluster) buildTools(ctx context.Context) error {
+	names := []string{"etcd", "k8s", "tekton", "tekton-webhook", "kruise", "ko"}
+	if RealNodeUnavailable() == "" {
+		names = append(names, "kruise-daemon", "kubelet", "crictl")
+	}
+	return c.Tools.Build(ctx, names...)
+}
+
 func (c *Cluster) connect(context.Context) error {
+	c.Server, c.Kubeconfig, c.AuditLog = c.ControlPlane.Server, c.ControlPlane.Kubeconfig, c.ControlPlane.AuditLog
 	cfg, err := clientcmd.BuildConfigFromFlags("", c.Kubeconfig)
 	if err != nil {
 		return err
@@ -241,59 +270,23 @@ func (c *Cluster) connect(context.Context) error {
 	if c.Custom, err = customclient.NewForConfig(cfg); err != nil {
 		return err
 	}
-	c.beats = newHeartbeats(c.Kube, c.opts.Log)
+	c.api.kube, c.api.tekton, c.api.kruise, c.api.config = c.Kube, c.Tekton, c.Kruise, cfg
 	return nil
-}
-
-// buildTools builds what is missing with hack/build-tools.sh.
-func (c *Cluster) buildTools(ctx context.Context) error {
-	cmd := exec.CommandContext(ctx, filepath.Join(c.opts.Root, "hack", "build-tools.sh"), "etcd", "k8s", "tekton", "tekton-webhook", "kruise", "ko")
-	if RealNodeUnavailable() == "" {
-		cmd.Args = append(cmd.Args, "kruise-daemon", "kubelet", "crictl")
-	}
-	cmd.Env = append(os.Environ(), "KRUISE_VERSION="+c.KruiseVersion)
-	cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
-	return cmd.Run()
-}
-
-// tool returns the path of a built tool.
-func (c *Cluster) tool(name string) string {
-	cmd := exec.Command(filepath.Join(c.opts.Root, "hack", "build-tools.sh"), "--path", name)
-	cmd.Env = append(os.Environ(), "KRUISE_VERSION="+c.KruiseVersion)
-	out, err := cmd.Output()
-	if err != nil || len(bytes.TrimSpace(out)) == 0 {
-		return name // not built: let exec report it
-	}
-	return string(bytes.TrimSpace(out))
 }
 
 // Kubectl runs the built kubectl as cluster admin and returns its output.
 func (c *Cluster) Kubectl(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, c.tool("kubectl"), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	if err := cmd.Run(); err != nil {
-		return out.String(), fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, errb.String())
-	}
-	return out.String(), nil
-}
-
-// moduleDir is where the module cache holds a module's source.
-func (c *Cluster) moduleDir(ctx context.Context, toolsModule, module string) (string, error) {
-	cmd := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", module)
-	cmd.Dir = filepath.Join(c.opts.Root, "hack", "tools", toolsModule)
-	out, err := cmd.Output()
-	if err != nil {
-		return "", fmt.Errorf("locating %s: %w", module, err)
-	}
-	return strings.TrimSpace(string(out)), nil
+	return c.api.kubectl(ctx, args...)
 }
 
 // Logs returns the last lines of every component's log, for a failing test.
-func (c *Cluster) Logs(lines int) string {
-	var b strings.Builder
-	for _, p := range c.procs {
-		fmt.Fprintf(&b, "----- %s (last %d lines of %s)\n%s\n", p.name, lines, p.log, p.tail(lines))
-	}
-	return b.String()
-}
+func (c *Cluster) Logs(lines int) string { return c.h.logs(lines) }
+
+// PID is the process id of the cluster's live program of that name
+// ("tekton-controller", "kruise-manager", ...), the program itself where
+// isolate runs it; 0 if none.
+func (c *Cluster) PID(name string) int { return c.h.pid(name) }
+
+// Each part of the cluster started in order is a component.
+var _ = []component{(*ControlPlane)(nil), (*KubeControllers)(nil), (*Registries)(nil), (*TektonPipelines)(nil),
+	(*OpenKruise)(nil), (*SimulatedNodes)(nil), (*RealNode)(nil)}

@@ -3,11 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"io"
-	"net/http"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"time"
 
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -31,20 +27,18 @@ func (c *Cluster) installAndStartController(ctx context.Context) (err error) {
 		if _, err := c.Kubectl(ctx, "apply", "-f", filepath.Join(c.opts.Root, "config")); err != nil {
 			return err
 		}
-		c.controllerBinary = filepath.Join(c.Dir, "controller")
-		build := exec.CommandContext(ctx, "go", "build", "-o", c.controllerBinary, "./cmd/controller")
-		build.Dir = c.opts.Root
-		if out, err := build.CombinedOutput(); err != nil {
-			return fmt.Errorf("building the controller: %w: %s", err, out)
+		c.Controllers.binary = filepath.Join(c.Dir, "controller")
+		if err := c.Tools.GoBuild(ctx, "./cmd/controller", c.Controllers.binary); err != nil {
+			return err
 		}
-	} else if c.controllerBinary, err = c.koInstall(ctx); err != nil {
+	} else if c.Controllers.binary, err = c.koInstall(ctx); err != nil {
 		return err
 	}
 	return c.runInstalled(ctx)
 }
 
-// runInstalled runs c.controllerBinary as the installed Deployment's pods,
-// authenticated as its ServiceAccount.
+// runInstalled runs the installed controller binary as the Deployment's
+// pods, authenticated as its ServiceAccount.
 func (c *Cluster) runInstalled(ctx context.Context) error {
 	if _, err := c.Kubectl(ctx, "wait", "--for=condition=Established", "crd/imageprepulls.custom.kruise.dev"); err != nil {
 		return err
@@ -58,49 +52,11 @@ func (c *Cluster) runInstalled(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("a token for the controller's ServiceAccount: %w", err)
 	}
-	c.controllerKubeconfig = filepath.Join(c.Dir, "kubeconfig-controller")
-	if err := c.writeKubeconfig(c.controllerKubeconfig, "system:serviceaccount:"+Namespace+":imageprepull-controller", tok.Status.Token); err != nil {
+	c.Controllers.kubeconfig = filepath.Join(c.Dir, "kubeconfig-controller")
+	if err := c.ControlPlane.WriteKubeconfig(c.Controllers.kubeconfig, "system:serviceaccount:"+Namespace+":imageprepull-controller", tok.Status.Token); err != nil {
 		return err
 	}
 	return c.Controllers.Start(ctx)
-}
-
-// deploymentEnv is the environment and arguments of the controller
-// container of the Deployment config/ installed, as its pod would get them:
-// a value, or the pod's namespace. The port variables are left out; the
-// caller picks free ones.
-func (c *Cluster) deploymentEnv(ctx context.Context) (env, args []string, err error) {
-	d, err := c.Kube.AppsV1().Deployments(Namespace).Get(ctx, "imageprepull-controller", metav1.GetOptions{})
-	if err != nil {
-		return nil, nil, fmt.Errorf("the controller's Deployment: %w", err)
-	}
-	ctr := d.Spec.Template.Spec.Containers[0]
-	for _, e := range ctr.Env {
-		switch {
-		case strings.HasSuffix(e.Name, "_PORT"):
-		case e.ValueFrom == nil:
-			env = append(env, e.Name+"="+e.Value)
-		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
-			env = append(env, e.Name+"="+d.Namespace)
-		default:
-			return nil, nil, fmt.Errorf("the controller's Deployment sets %s from %+v, which the local cluster cannot give a process", e.Name, e.ValueFrom)
-		}
-	}
-	return env, ctr.Args, nil
-}
-
-func httpGet(ctx context.Context, url string) ([]byte, int, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	if err != nil {
-		return nil, 0, err
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, 0, err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	return body, resp.StatusCode, err
 }
 
 // AllowPrePulls binds the ClusterRole imageprepull-runner (config/) to a

@@ -6,7 +6,6 @@ import (
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"path/filepath"
 	"sync"
 )
@@ -110,42 +109,3 @@ type bufferedConn struct {
 }
 
 func (c bufferedConn) Read(b []byte) (int, error) { return c.r.Read(b) }
-
-// forwardUnix serves a Unix socket whose every connection is joined to the
-// TCP address to: the way into the host's loopback for a process in a network
-// namespace of its own (Unix sockets are files, which namespaces share).
-func forwardUnix(socket, to string) (closeFn func(), err error) {
-	_ = os.Remove(socket)
-	l, err := net.Listen("unix", socket)
-	if err != nil {
-		return nil, err
-	}
-	go func() {
-		for {
-			conn, err := l.Accept()
-			if err != nil {
-				return
-			}
-			go func() {
-				upstream, err := net.Dial("tcp", to)
-				if err != nil {
-					conn.Close()
-					return
-				}
-				splice(conn, upstream)
-			}()
-		}
-	}()
-	return func() { _ = l.Close() }, nil
-}
-
-// splice copies both ways until either side ends, then closes both.
-func splice(a, b net.Conn) {
-	done := make(chan struct{}, 2)
-	go func() { _, _ = io.Copy(a, b); done <- struct{}{} }()
-	go func() { _, _ = io.Copy(b, a); done <- struct{}{} }()
-	<-done
-	a.Close()
-	b.Close()
-	<-done
-}

@@ -160,18 +160,3 @@ func (h *heartbeats) reportReady(ctx context.Context, name string) error {
 	}
 	return nil
 }
-
-// StopKubelet stops a simulated node's heartbeats, as when its kubelet
-// dies: within kube-controller-manager's grace period (50 s) the node
-// lifecycle controller marks it NotReady (Unknown) and taints it
-// node.kubernetes.io/unreachable.
-func (c *Cluster) StopKubelet(node string) { c.beats.stop(node) }
-
-// StartKubelet starts a simulated node's heartbeats again and reports it
-// Ready, as a kubelet that comes back does.
-func (c *Cluster) StartKubelet(ctx context.Context, node string) error {
-	if err := c.beats.start(node); err != nil {
-		return err
-	}
-	return c.beats.reportReady(ctx, node)
-}

@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -23,7 +22,7 @@ func (c *Cluster) koEnv() []string {
 		"KO_DOCKER_REPO="+c.Registry+"/imageprepull",
 		"KO_DEFAULTBASEIMAGE="+c.BaseImage,
 		"KUBECONFIG="+c.Kubeconfig,
-		"PATH="+filepath.Dir(c.tool("kubectl"))+string(os.PathListSeparator)+os.Getenv("PATH"),
+		"PATH="+filepath.Dir(c.Tools.Path("kubectl"))+string(os.PathListSeparator)+os.Getenv("PATH"),
 	)
 }
 
@@ -44,7 +43,7 @@ func (c *Cluster) KoBuild(ctx context.Context, repo, tag, importPath string) (st
 // runKo runs ko with the local cluster's environment, plus env (later
 // entries win).
 func (c *Cluster) runKo(ctx context.Context, env []string, args ...string) (stdout, stderr string, err error) {
-	cmd := exec.CommandContext(ctx, c.tool("ko"), args...)
+	cmd := exec.CommandContext(ctx, c.Tools.Path("ko"), args...)
 	cmd.Dir = c.opts.Root
 	cmd.Env = append(c.koEnv(), env...)
 	var out, errb strings.Builder
@@ -77,16 +76,4 @@ func (c *Cluster) koInstall(ctx context.Context) (binary string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	return binary, extractBinary(ctx, image, "ko-app/controller", binary)
-}
-
-func writeExecutable(dest string, r io.Reader) error {
-	f, err := os.OpenFile(dest, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
-	if err != nil {
-		return err
-	}
-	if _, err := io.Copy(f, r); err != nil {
-		f.Close()
-		return err
-	}
-	return f.Close()
 }

@@ -12,30 +12,32 @@ import (
 	"time"
 
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
-	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/yaml"
 )
 
-// kruiseVersion resolves the OpenKruise release the cluster runs: the
-// option, else KRUISE_VERSION, else hack/build-tools.sh's default (the one
-// place that pins it).
-func (c *Cluster) kruiseVersion() (string, error) {
-	if c.opts.KruiseVersion != "" {
-		return c.opts.KruiseVersion, nil
-	}
-	out, err := exec.Command(filepath.Join(c.opts.Root, "hack", "build-tools.sh"), "--kruise-version").Output()
-	if err != nil {
-		return "", fmt.Errorf("hack/build-tools.sh --kruise-version: %w", err)
-	}
-	return strings.TrimSpace(string(out)), nil
+// OpenKruise is OpenKruise's manager, of the release the cluster runs,
+// with its CRDs and webhook configurations from that release's module and
+// the ImagePullJob feature gate; the real node's kruise-daemon is of the same
+// release (RealNode).
+type OpenKruise struct {
+	h   *host
+	api *api
+	// Version is the release; args are added to the manager's flags.
+	Version string
+	args    []string
+
+	manager *process
 }
 
-// startKruise installs OpenKruise's CRDs and webhook configurations and
-// starts its manager with the ImagePullJob feature gate.
-func (c *Cluster) startKruise(ctx context.Context) error {
-	out, err := exec.CommandContext(ctx, "go", "mod", "download", "-json", "github.com/openkruise/kruise@"+c.KruiseVersion).Output()
+// Stop stops the manager.
+func (k *OpenKruise) Stop() { k.manager.stop(10 * time.Second) }
+
+// Start installs OpenKruise's CRDs and webhook configurations and starts its
+// manager with the ImagePullJob feature gate.
+func (k *OpenKruise) Start(ctx context.Context) error {
+	out, err := exec.CommandContext(ctx, "go", "mod", "download", "-json", "github.com/openkruise/kruise@"+k.Version).Output()
 	if err != nil {
 		return fmt.Errorf("downloading OpenKruise's source: %w", err)
 	}
@@ -43,11 +45,11 @@ func (c *Cluster) startKruise(ctx context.Context) error {
 	if err := json.Unmarshal(out, &mod); err != nil {
 		return err
 	}
-	if _, err := c.Kubectl(ctx, "apply", "--server-side", "-f", filepath.Join(mod.Dir, "config", "crd", "bases")); err != nil {
+	if _, err := k.api.kubectl(ctx, "apply", "--server-side", "-f", filepath.Join(mod.Dir, "config", "crd", "bases")); err != nil {
 		return err
 	}
 	for _, ns := range []string{"kruise-system", "kruise-daemon-config"} {
-		if err := c.createNamespace(ctx, ns); err != nil {
+		if err := k.api.createNamespace(ctx, ns); err != nil {
 			return err
 		}
 	}
@@ -55,73 +57,67 @@ func (c *Cluster) startKruise(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	path := filepath.Join(c.Dir, "kruise-webhooks.yaml")
+	path := filepath.Join(k.h.dir, "kruise-webhooks.yaml")
 	if err := os.WriteFile(path, webhooks, 0o644); err != nil {
 		return err
 	}
-	if _, err := c.Kubectl(ctx, "apply", "-f", path); err != nil {
+	if _, err := k.api.kubectl(ctx, "apply", "-f", path); err != nil {
 		return err
 	}
-	return c.StartKruiseManager(ctx, "ImagePullJobGate=true")
+	return k.StartManager(ctx, "ImagePullJobGate=true")
 }
 
-// StartKruiseManager (re)starts the manager with the given feature gates and
+// StartManager (re)starts the manager with the given feature gates and
 // waits until its webhook admits an ImagePullJob (a server-side dry run), the
 // one signal that its imagepulljob controller and webhooks serve.
-func (c *Cluster) StartKruiseManager(ctx context.Context, featureGates string) error {
-	if c.kruise != nil {
-		c.kruise.stop(10 * time.Second)
-	}
+func (k *OpenKruise) StartManager(ctx context.Context, featureGates string) error {
+	k.manager.stop(10 * time.Second)
 	ports, err := freePorts(3)
 	if err != nil {
 		return err
 	}
-	certDir := filepath.Join(c.Dir, "kruise", "certs")
-	logDir := filepath.Join(c.Dir, "kruise", "protection")
+	certDir := filepath.Join(k.h.dir, "kruise", "certs")
+	logDir := filepath.Join(k.h.dir, "kruise", "protection")
 	for _, d := range []string{certDir, logDir} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return err
 		}
 	}
-	manager := component{
-		name: "kruise-manager", bin: c.tool("kruise-manager"),
+	manager := program{
+		name: "kruise-manager", bin: k.h.tools.Path("kruise-manager"),
 		env: []string{"WEBHOOK_HOST=127.0.0.1", "WEBHOOK_PORT=" + strconv.Itoa(ports[0]),
 			"WEBHOOK_CERT_DIR=" + certDir, "POD_NAMESPACE=kruise-system"},
-		args: append([]string{"--kubeconfig=" + c.Kubeconfig, "--enable-leader-election=false",
+		args: append([]string{"--kubeconfig=" + k.api.cp.Kubeconfig, "--enable-leader-election=false",
 			"--feature-gates=" + featureGates,
 			"--metrics-addr=127.0.0.1:" + strconv.Itoa(ports[1]),
 			"--health-probe-addr=127.0.0.1:" + strconv.Itoa(ports[2]),
 			"--enable-pprof=false", "--protection-log-path=" + logDir,
-			"--nodeimage-creation-delay=1s"}, c.opts.KruiseArgs...),
-		ready: c.dryRunImagePullJob, readyWithin: 2 * time.Minute, waitingFor: "OpenKruise's webhook to admit an ImagePullJob",
+			"--nodeimage-creation-delay=1s"}, k.args...),
+		ready: k.dryRunImagePullJob, readyWithin: 2 * time.Minute, waitingFor: "OpenKruise's webhook to admit an ImagePullJob",
 	}
 	if !strings.Contains(featureGates, "ImagePullJobGate=true") {
 		// Its webhook refuses every ImagePullJob: wait for that answer instead.
 		manager.waitingFor = "OpenKruise's webhook"
 		manager.ready = func(ctx context.Context) error {
-			err := c.dryRunImagePullJob(ctx)
+			err := k.dryRunImagePullJob(ctx)
 			if apierrors.IsForbidden(err) {
 				return nil
 			}
 			return fmt.Errorf("want the webhook's refusal, got %v", err)
 		}
 	}
-	p, err := c.run(ctx, manager)
+	p, err := k.h.run(ctx, manager)
 	if p != nil {
-		c.kruise = p
+		k.manager = p
 	}
 	return err
 }
 
-// StopKruiseManager stops the manager: its webhooks then refuse Kruise objects and Pods.
-func (c *Cluster) StopKruiseManager() {
-	if c.kruise != nil {
-		c.kruise.stop(10 * time.Second)
-	}
-}
+// StopManager stops the manager: its webhooks then refuse Kruise objects and Pods.
+func (k *OpenKruise) StopManager() { k.manager.stop(10 * time.Second) }
 
-func (c *Cluster) dryRunImagePullJob(ctx context.Context) error {
-	_, err := c.Kruise.AppsV1alpha1().ImagePullJobs("kruise-system").Create(ctx, &kruisev1alpha1.ImagePullJob{
+func (k *OpenKruise) dryRunImagePullJob(ctx context.Context) error {
+	_, err := k.api.kruise.AppsV1alpha1().ImagePullJobs("kruise-system").Create(ctx, &kruisev1alpha1.ImagePullJob{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"},
 		Spec: kruisev1alpha1.ImagePullJobSpec{Image: "probe:v1", ImagePullJobTemplate: kruisev1alpha1.ImagePullJobTemplate{
 			CompletionPolicy: kruisev1alpha1.CompletionPolicy{Type: kruisev1alpha1.Always},
@@ -163,12 +159,4 @@ func renderKruiseWebhooks(path string) ([]byte, error) {
 		docs = append(docs, string(out))
 	}
 	return []byte(strings.Join(docs, "---\n")), nil
-}
-
-func (c *Cluster) createNamespace(ctx context.Context, name string) error {
-	_, err := c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: name}}, metav1.CreateOptions{})
-	if apierrors.IsAlreadyExists(err) {
-		return nil
-	}
-	return err
 }

@@ -197,7 +197,7 @@ func removeCgroup(dir string) error {
 
 // writeKubeletFiles writes the kubelet's configuration and kubeconfig (it
 // authenticates as its Node) and the pods' network.
-func (c *Cluster) writeKubeletFiles(rn *realNode) error {
+func (rn *RealNode) writeKubeletFiles() error {
 	dir := filepath.Join(rn.dir, "kubelet")
 	for _, d := range []string{dir, filepath.Join(rn.dir, "cni", "net.d"), filepath.Join(rn.dir, "cni", "ipam")} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -214,7 +214,7 @@ func (c *Cluster) writeKubeletFiles(rn *realNode) error {
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o644); err != nil {
 		return err
 	}
-	if err := c.writeKubeconfig(filepath.Join(dir, "kubeconfig"), "system:node:"+RealNodeName, c.nodeToken); err != nil {
+	if err := rn.api.cp.WriteKubeconfig(filepath.Join(dir, "kubeconfig"), "system:node:"+RealNodeName, rn.api.cp.nodeToken); err != nil {
 		return err
 	}
 	cni := fmt.Sprintf(cniConfig, podSubnet, podBridge, filepath.Join(rn.dir, "cni", "ipam"))
@@ -224,20 +224,20 @@ func (c *Cluster) writeKubeletFiles(rn *realNode) error {
 // startKubelet starts the kubelet in the node's network, and waits until
 // it has registered its Node and reported it Ready: nothing here writes the
 // Node for it.
-func (c *Cluster) startKubelet(ctx context.Context, rn *realNode) error {
+func (rn *RealNode) startKubelet(ctx context.Context) error {
 	dir := filepath.Join(rn.dir, "kubelet")
 	labels := []string{"node.custom.kruise.dev/real=true"}
-	for k, v := range c.opts.RealNodeLabels {
+	for k, v := range rn.labels {
 		labels = append(labels, k+"="+v)
 	}
 	sort.Strings(labels)
-	rn.host = takeHostState()
-	bin, args := rn.net.command(c.tool("kubelet"), "--config="+filepath.Join(dir, "config.yaml"),
+	rn.changed = takeHostState()
+	bin, args := rn.net.command(rn.h.tools.Path("kubelet"), "--config="+filepath.Join(dir, "config.yaml"),
 		"--kubeconfig="+filepath.Join(dir, "kubeconfig"), "--root-dir="+dir, "--cert-dir="+filepath.Join(dir, "pki"),
 		"--hostname-override="+RealNodeName, "--node-ip="+nodeIP, "--node-labels="+strings.Join(labels, ","), "--v=1")
-	p, err := c.run(ctx, component{
+	p, err := rn.h.run(ctx, program{
 		name: "kubelet", bin: bin, args: args,
-		ready:       c.nodeReady(RealNodeName),
+		ready:       rn.nodeReady(),
 		readyWithin: 2 * time.Minute, waitingFor: "the kubelet to register " + RealNodeName + " and report it Ready",
 	})
 	if p != nil {
@@ -247,9 +247,9 @@ func (c *Cluster) startKubelet(ctx context.Context, rn *realNode) error {
 }
 
 // nodeReady holds once the node's Ready condition is True.
-func (c *Cluster) nodeReady(name string) func(context.Context) error {
+func (rn *RealNode) nodeReady() func(context.Context) error {
 	return func(ctx context.Context) error {
-		node, err := c.Kube.CoreV1().Nodes().Get(ctx, name, metav1.GetOptions{})
+		node, err := rn.api.kube.CoreV1().Nodes().Get(ctx, RealNodeName, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -269,13 +269,13 @@ func (c *Cluster) nodeReady(name string) func(context.Context) error {
 // kubelet would: their containers, network (the CNI DEL that frees their
 // addresses) and network namespaces. The kubelet must be stopped first, or
 // it starts them again.
-func (rn *realNode) removePods() error {
+func (rn *RealNode) removePods() error {
 	_, err := rn.crictlOutput(context.Background(), "rmp", "--all", "--force")
 	return err
 }
 
 // crictlOutput runs crictl against the node's containerd.
-func (rn *realNode) crictlOutput(ctx context.Context, args ...string) (string, error) {
+func (rn *RealNode) crictlOutput(ctx context.Context, args ...string) (string, error) {
 	cmd := exec.CommandContext(ctx, rn.crictl, append([]string{"--runtime-endpoint", "unix://" + rn.socket, "--timeout", "30s"}, args...)...)
 	var stderr strings.Builder
 	cmd.Stderr = &stderr
@@ -289,7 +289,7 @@ func (rn *realNode) crictlOutput(ctx context.Context, args ...string) (string, e
 // killShims stops the containerd shims that outlived containerd (each runs
 // in its own process group, to keep containers running across a containerd
 // restart).
-func (rn *realNode) killShims() []string {
+func (rn *RealNode) killShims() []string {
 	var left []string
 	procs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
 	for _, p := range procs {
@@ -305,11 +305,11 @@ func (rn *realNode) killShims() []string {
 	return left
 }
 
-// ServerForPods is the API server as a pod on the real node reaches it: the
+// ServerForPods is the API server as a pod on the node reaches it: the
 // node's bridge (the pods' gateway), at the API server's port, joined into
 // the node's network; its serving certificate names kubernetes.default.svc,
 // which in-cluster clients verify against the pod's ca.crt.
-func (c *Cluster) ServerForPods() (url, serverName string) {
-	_, port, _ := strings.Cut(strings.TrimPrefix(c.Server, "https://"), ":")
+func (rn *RealNode) ServerForPods() (url, serverName string) {
+	_, port, _ := strings.Cut(strings.TrimPrefix(rn.api.cp.Server, "https://"), ":")
 	return "https://" + podBridge + ":" + port, "kubernetes.default.svc"
 }

@@ -3,7 +3,6 @@ package cluster
 import (
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"os/exec"
@@ -134,17 +133,6 @@ func (n *nodeNet) listen(network, addr string) (net.Listener, error) {
 	}()
 	r := <-done
 	return r.l, r.err
-}
-
-func pipe(in net.Conn, to string) {
-	defer in.Close()
-	out, err := net.Dial("tcp", to)
-	if err != nil {
-		return
-	}
-	defer out.Close()
-	go func() { _, _ = io.Copy(out, in); _ = out.(*net.TCPConn).CloseWrite() }()
-	_, _ = io.Copy(in, out)
 }
 
 // close stops the joined ports and deletes the namespace, with the pods'

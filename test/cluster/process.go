@@ -3,35 +3,33 @@ package cluster
 import (
 	"context"
 	"fmt"
-	"k8s.io/apimachinery/pkg/util/wait"
-	"net"
-	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
 	"github.com/prometheus/procfs"
 )
 
-// process is one program of the cluster, logging to <dir>/logs/<name>.log.
-type process struct {
-	name string
-	cmd  *exec.Cmd
-	// wrapped: cmd runs the program as its one child (test/cmd/isolate).
-	wrapped bool
-	log     string
-	started time.Time
-	done    chan struct{}
-	err     error
+// host runs the cluster's programs as processes of this machine: each logs
+// to <dir>/logs/<name>.log, and every one is kept, for the logs of a failing
+// test and for the bench to measure.
+type host struct {
+	dir   string
+	tools *Tools
+	log   func(format string, args ...any)
+
+	mu    sync.Mutex
+	procs []*process
 }
 
-// component is one program of the cluster, described as data: what runs,
-// with what environment, and what says it is ready. The ports it serves are
-// in its args or env, chosen with freePorts.
-type component struct {
+// program is one program of the cluster, described as data: what runs, with
+// what environment, and what says it is ready. The ports it serves are in
+// its args or env, chosen with freePorts.
+type program struct {
 	name string
 	bin  string
 	args []string
@@ -47,23 +45,35 @@ type component struct {
 	waitingFor  string
 }
 
-// run starts a component and waits until it is ready. The process is
-// returned even when it is not, for the caller to keep (and stop).
-func (c *Cluster) run(ctx context.Context, comp component) (*process, error) {
-	p, err := c.startWith(comp.name, comp.env, comp.sys, comp.bin, comp.args...)
+// process is one running program.
+type process struct {
+	name string
+	cmd  *exec.Cmd
+	// wrapped: cmd runs the program as its one child (test/cmd/isolate).
+	wrapped bool
+	log     string
+	started time.Time
+	done    chan struct{}
+	err     error
+}
+
+// run starts a program and waits until it is ready. The process is returned
+// even when it is not, for the caller to keep (and stop).
+func (h *host) run(ctx context.Context, prog program) (*process, error) {
+	p, err := h.start(prog.name, prog.env, prog.sys, prog.bin, prog.args...)
 	if err != nil {
 		return nil, err
 	}
-	ready := comp.ready
-	if comp.readyLog != "" {
-		ready = logContains(p, comp.readyLog)
+	ready := prog.ready
+	if prog.readyLog != "" {
+		ready = logContains(p, prog.readyLog)
 	}
-	return p, until(ctx, comp.readyWithin, comp.waitingFor, p, ready)
+	return p, until(ctx, prog.readyWithin, prog.waitingFor, p, ready)
 }
 
-// startWith starts a process, letting tweak add to its SysProcAttr (namespaces, say).
-func (c *Cluster) startWith(name string, env []string, tweak func(*syscall.SysProcAttr), bin string, args ...string) (*process, error) {
-	logPath := filepath.Join(c.Dir, "logs", name+".log")
+// start starts a process, letting tweak add to its SysProcAttr (namespaces, say).
+func (h *host) start(name string, env []string, tweak func(*syscall.SysProcAttr), bin string, args ...string) (*process, error) {
+	logPath := filepath.Join(h.dir, "logs", name+".log")
 	if err := os.MkdirAll(filepath.Dir(logPath), 0o755); err != nil {
 		return nil, err
 	}
@@ -89,12 +99,67 @@ func (c *Cluster) startWith(name string, env []string, tweak func(*syscall.SysPr
 		f.Close()
 		close(p.done)
 	}()
-	c.procs = append(c.procs, p)
+	h.mu.Lock()
+	h.procs = append(h.procs, p)
+	h.mu.Unlock()
 	return p, nil
+}
+
+// stopAll stops every process still running, the last started first: what a
+// component started and did not stop itself.
+func (h *host) stopAll() {
+	h.mu.Lock()
+	procs := append([]*process(nil), h.procs...)
+	h.mu.Unlock()
+	for i := len(procs) - 1; i >= 0; i-- {
+		procs[i].stop(10 * time.Second)
+	}
+}
+
+// logs returns the last lines of every process's log, for a failing test.
+func (h *host) logs(lines int) string {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	var b strings.Builder
+	for _, p := range h.procs {
+		fmt.Fprintf(&b, "----- %s (last %d lines of %s)\n%s\n", p.name, lines, p.log, p.tail(lines))
+	}
+	return b.String()
+}
+
+// pid is the process id of the live program of that name, the program
+// itself where isolate runs it (isolate's own forwarding is the harness's
+// cost, not the program's); 0 if none.
+func (h *host) pid(name string) int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, p := range h.procs {
+		if p.name != name || p.exited() {
+			continue
+		}
+		pid := p.cmd.Process.Pid
+		if !p.wrapped {
+			return pid
+		}
+		all, err := procfs.AllProcs()
+		if err != nil {
+			return 0
+		}
+		for _, proc := range all {
+			if st, err := proc.Stat(); err == nil && st.PPID == pid {
+				return proc.PID
+			}
+		}
+		return 0
+	}
+	return 0
 }
 
 // stop sends SIGTERM, then SIGKILL to the group after a grace period.
 func (p *process) stop(grace time.Duration) {
+	if p == nil {
+		return
+	}
 	select {
 	case <-p.done:
 		return
@@ -135,98 +200,4 @@ func (p *process) tail(n int) string {
 		lines = lines[len(lines)-n:]
 	}
 	return strings.Join(lines, "\n")
-}
-
-// freePort asks the kernel for a free port on the loopback address.
-func freePort() (int, error) {
-	ports, err := freePorts(1)
-	if err != nil {
-		return 0, err
-	}
-	return ports[0], nil
-}
-
-// freePorts asks the kernel for n distinct free ports, holding each until
-// all are chosen: closing one before asking for the next could get it again.
-func freePorts(n int) ([]int, error) {
-	ports := make([]int, n)
-	for i := range ports {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			return nil, err
-		}
-		defer l.Close()
-		ports[i] = l.Addr().(*net.TCPAddr).Port
-	}
-	return ports, nil
-}
-
-// until polls cond until it holds, ctx ends, or p exits.
-func until(ctx context.Context, timeout time.Duration, what string, p *process, cond func(context.Context) error) error {
-	var last error
-	err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, timeout, true, func(ctx context.Context) (bool, error) {
-		if last = cond(ctx); last == nil {
-			return true, nil
-		}
-		if p != nil && p.exited() {
-			return false, fmt.Errorf("%s exited while waiting for %s: %v\n%s", p.name, what, p.err, p.tail(30))
-		}
-		return false, nil
-	})
-	if err == nil || !wait.Interrupted(err) {
-		return err
-	}
-	msg := fmt.Sprintf("timed out after %s waiting for %s: %v", timeout, what, last)
-	if p != nil {
-		msg += "\n" + p.tail(30)
-	}
-	return fmt.Errorf("%s", msg)
-}
-
-func httpOK(client *http.Client, url, token string) func(context.Context) error {
-	return func(ctx context.Context) error {
-		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-		if err != nil {
-			return err
-		}
-		if token != "" {
-			req.Header.Set("Authorization", "Bearer "+token)
-		}
-		resp, err := client.Do(req)
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("%s: %s", url, resp.Status)
-		}
-		return nil
-	}
-}
-
-// PID is the process id of the cluster's live program of that name
-// ("tekton-controller", "kruise-manager", ...), the program itself where
-// isolate runs it (isolate's own forwarding is the harness's cost, not the
-// program's); 0 if none.
-func (c *Cluster) PID(name string) int {
-	for _, p := range c.procs {
-		if p.name != name || p.exited() {
-			continue
-		}
-		pid := p.cmd.Process.Pid
-		if !p.wrapped {
-			return pid
-		}
-		all, err := procfs.AllProcs()
-		if err != nil {
-			return 0
-		}
-		for _, proc := range all {
-			if st, err := proc.Stat(); err == nil && st.PPID == pid {
-				return proc.PID
-			}
-		}
-		return 0
-	}
-	return 0
 }

@@ -11,29 +11,39 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/api"
+	promapi "github.com/prometheus/client_golang/api"
 	promv1 "github.com/prometheus/client_golang/api/prometheus/v1"
 	"github.com/prometheus/common/model"
 )
 
-// StartPrometheus starts a real Prometheus (Debian's package, installed by
+// Prometheus is Debian's Prometheus, scraping every controller process's
+// /metrics, those started later included.
+type Prometheus struct {
+	h        *host
+	replicas *Replicas
+	// URL is where it serves, once started.
+	URL  string
+	proc *process
+}
+
+// Start starts a real Prometheus (Debian's package, installed by
 // make tools) scraping every controller process's /metrics every interval,
 // those started later included, and returns its URL. Tests scrape each
 // second to see runs of seconds; the bench as a cluster would (15 s), since
 // each scrape costs the controller CPU the bench reports.
-func (c *Cluster) StartPrometheus(ctx context.Context, interval time.Duration) (string, error) {
-	if c.prometheusURL != "" {
-		return c.prometheusURL, nil
+func (p *Prometheus) Start(ctx context.Context, interval time.Duration) (string, error) {
+	if p.URL != "" {
+		return p.URL, nil
 	}
 	bin, err := exec.LookPath("prometheus")
 	if err != nil {
 		return "", fmt.Errorf("prometheus is not installed (hack/install-system-packages.sh prometheus installs Debian's package): %w", err)
 	}
-	dir := filepath.Join(c.Dir, "prometheus")
+	dir := filepath.Join(p.h.dir, "prometheus")
 	if err := os.MkdirAll(filepath.Join(dir, "data"), 0o755); err != nil {
 		return "", err
 	}
-	if err := c.writeScrapeTargets(); err != nil {
+	if err := p.writeScrapeTargets(); err != nil {
 		return "", err
 	}
 	config := fmt.Sprintf(`global:
@@ -54,11 +64,11 @@ scrape_configs:
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	url := "http://" + addr
-	prom, err := api.NewClient(api.Config{Address: url})
+	prom, err := promapi.NewClient(promapi.Config{Address: url})
 	if err != nil {
 		return "", err
 	}
-	if _, err := c.run(ctx, component{
+	if p.proc, err = p.h.run(ctx, program{
 		name: "prometheus", bin: bin,
 		args: []string{"--config.file=" + filepath.Join(dir, "prometheus.yml"),
 			"--storage.tsdb.path=" + filepath.Join(dir, "data"), "--web.listen-address=" + addr},
@@ -78,22 +88,25 @@ scrape_configs:
 	}); err != nil {
 		return "", err
 	}
-	c.prometheusURL = url
+	p.URL = url
 	return url, nil
 }
 
+// Stop stops Prometheus.
+func (p *Prometheus) Stop() { p.proc.stop(10 * time.Second) }
+
 // writeScrapeTargets lists the controller processes' metrics ports for
 // Prometheus's file discovery.
-func (c *Cluster) writeScrapeTargets() error {
+func (p *Prometheus) writeScrapeTargets() error {
 	targets := []string{}
-	for _, port := range c.Controllers.metricsPorts() {
+	for _, port := range p.replicas.metricsPorts() {
 		targets = append(targets, "127.0.0.1:"+strconv.Itoa(port))
 	}
 	b, err := json.Marshal([]map[string]any{{"targets": targets}})
 	if err != nil {
 		return err
 	}
-	dir := filepath.Join(c.Dir, "prometheus")
+	dir := filepath.Join(p.h.dir, "prometheus")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return err
 	}

@@ -25,8 +25,23 @@ const RealNodeName = "real-node"
 // its source (pkg/daemon/daemon.go, varRunMountPath), not a flag.
 const hostVarRun = "/hostvarrun"
 
-// realNode is what the cluster started for the real node.
-type realNode struct {
+// RealNode is one node of its own on this machine: a network namespace
+// (nodenet.go), Debian's containerd and the real kubelet in it (kubelet.go),
+// and the real kruise-daemon of the OpenKruise release the cluster runs. The
+// kubelet registers the Node and reports it Ready; pods that tolerate
+// RealNodeTaint start on it from the images kruise-daemon pulled. It needs
+// Linux and root (RealNodeUnavailable).
+type RealNode struct {
+	h        *host
+	api      *api
+	kruise   *OpenKruise
+	registry *Registries
+	// labels are added to the node's; koBuild builds the pod sandbox image.
+	labels  map[string]string
+	koBuild func(ctx context.Context, repo, tag, importPath string) (string, error)
+	// Notice says why the node does not run, when it does not.
+	Notice string
+
 	dir string
 	// hostVarRun is where the link is: hostVarRun, but for tests.
 	hostVarRun string
@@ -38,11 +53,12 @@ type realNode struct {
 	kubelet    *process
 	daemon     *process
 	// host is what the kubelet changed outside its directory, to put back.
-	host *hostState
+	changed *hostState
 	// crictl removes the pods when the node stops.
 	crictl string
 	// linked says the cluster made /hostvarrun and must remove it.
-	linked bool
+	linked  bool
+	running bool
 }
 
 // RealNodeUnavailable says why this machine cannot run the real node, or "".
@@ -76,40 +92,45 @@ func RealNodeUnavailable() string {
 // cniBinDir is where Debian's containernetworking-plugins puts the plugins.
 const cniBinDir = "/usr/lib/cni"
 
-// startRealNode is the start-up step: the real node runs where it can
-// (auto, the default), must run (on), or does not (off).
-func (c *Cluster) startRealNode(ctx context.Context) error {
-	switch mode := c.opts.RealNode; mode {
+// startIf starts the node where it can (mode auto, the default), must
+// (on), or not at all (off), and says why it does not run in Notice.
+func (rn *RealNode) startIf(ctx context.Context, mode string) error {
+	switch mode {
 	case "", "auto":
 		if why := RealNodeUnavailable(); why != "" {
-			c.RealNodeNotice = "no real node: " + why + "; simulated nodes only"
-			c.opts.Log("%s", c.RealNodeNotice)
+			rn.Notice = "no real node: " + why + "; simulated nodes only"
+			rn.h.log("%s", rn.Notice)
 			return nil
 		}
 	case "on":
 	case "off":
-		c.RealNodeNotice = "no real node: REAL_NODE=off; simulated nodes only"
+		rn.Notice = "no real node: REAL_NODE=off; simulated nodes only"
 		return nil
 	default:
 		return fmt.Errorf("REAL_NODE=%q: want auto, on or off", mode)
 	}
-	return c.StartRealNode(ctx)
+	return rn.Start(ctx)
 }
 
-// StartRealNode starts a node of its own: a network namespace (nodenet.go),
-// containerd and a kubelet in it, and kruise-daemon for it. The kubelet
-// registers the Node and reports it Ready; pods that tolerate RealNodeTaint
-// start on it from the images kruise-daemon pulled. Stop (or StopRealNode)
-// undoes what it made, also when it fails half-way.
-func (c *Cluster) StartRealNode(ctx context.Context) error {
-	if c.real != nil {
+// Name is the node's name while it runs, "" otherwise.
+func (rn *RealNode) Name() string {
+	if rn == nil || !rn.running {
+		return ""
+	}
+	return RealNodeName
+}
+
+// Start starts the node. Stop (or Remove) undoes what it made, also when it
+// fails half-way.
+func (rn *RealNode) Start(ctx context.Context) error {
+	if rn.running || rn.net != nil {
 		return errors.New("the real node is already running")
 	}
 	if why := RealNodeUnavailable(); why != "" {
 		return fmt.Errorf("no real node here: %s", why)
 	}
-	rn := &realNode{dir: filepath.Join(c.Dir, "real-node"), hostVarRun: hostVarRun, crictl: c.tool("crictl")}
-	c.real = rn
+	rn.Notice = ""
+	rn.dir, rn.hostVarRun, rn.crictl = filepath.Join(rn.h.dir, "real-node"), hostVarRun, rn.h.tools.Path("crictl")
 	run := filepath.Join(rn.dir, "hostvarrun")
 	rn.socket = filepath.Join(run, "containerd.sock")
 	if err := os.MkdirAll(filepath.Join(rn.dir, "certs.d"), 0o755); err != nil {
@@ -118,33 +139,33 @@ func (c *Cluster) StartRealNode(ctx context.Context) error {
 	if err := os.MkdirAll(run, 0o755); err != nil {
 		return err
 	}
-	if err := rn.link(run, c.opts.Log); err != nil {
+	if err := rn.link(run, rn.h.log); err != nil {
 		return err
 	}
 	var err error
-	if rn.net, err = newNodeNet("imageprepull-" + strings.TrimPrefix(filepath.Base(c.Dir), "imageprepull-cluster-")); err != nil {
+	if rn.net, err = newNodeNet("imageprepull-" + strings.TrimPrefix(filepath.Base(rn.h.dir), "imageprepull-cluster-")); err != nil {
 		return err
 	}
-	for _, addr := range append([]string{strings.TrimPrefix(c.Server, "https://")}, c.registryHosts()...) {
+	for _, addr := range append([]string{strings.TrimPrefix(rn.api.cp.Server, "https://")}, rn.registry.hosts()...) {
 		if err := rn.net.join(addr); err != nil {
 			return err
 		}
 	}
-	sandbox, err := c.KoBuild(ctx, c.Registry+"/imageprepull/pause", "local", "./test/cmd/pause")
+	sandbox, err := rn.koBuild(ctx, rn.registry.Open+"/imageprepull/pause", "local", "./test/cmd/pause")
 	if err != nil {
 		return fmt.Errorf("building the pod sandbox image: %w", err)
 	}
-	if err := c.writeContainerdConfig(rn, sandbox); err != nil {
+	if err := rn.writeContainerdConfig(sandbox); err != nil {
 		return err
 	}
-	if err := c.writeKubeletFiles(rn); err != nil {
+	if err := rn.writeKubeletFiles(); err != nil {
 		return err
 	}
 	bin, args := rn.net.command("containerd", "--config", filepath.Join(rn.dir, "config.toml"))
-	p, err := c.run(ctx, component{
+	p, err := rn.h.run(ctx, program{
 		name: "containerd", bin: bin, args: args,
 		ready: func(ctx context.Context) error {
-			_, err := c.Ctr(ctx, "version")
+			_, err := rn.ctr(ctx, "version")
 			return err
 		},
 		readyWithin: time.Minute, waitingFor: "containerd",
@@ -160,11 +181,11 @@ func (c *Cluster) StartRealNode(ctx context.Context) error {
 	if _, err := rn.crictlOutput(ctx, "pull", sandbox); err != nil {
 		return fmt.Errorf("pulling the pod sandbox image: %w", err)
 	}
-	if err := c.startKubelet(ctx, rn); err != nil {
+	if err := rn.startKubelet(ctx); err != nil {
 		return err
 	}
-	if err := until(ctx, time.Minute, "the NodeImage of "+RealNodeName, c.kruise, func(ctx context.Context) error {
-		_, err := c.Kruise.AppsV1alpha1().NodeImages().Get(ctx, RealNodeName, metav1.GetOptions{})
+	if err := until(ctx, time.Minute, "the NodeImage of "+RealNodeName, rn.kruise.manager, func(ctx context.Context) error {
+		_, err := rn.api.kruise.AppsV1alpha1().NodeImages().Get(ctx, RealNodeName, metav1.GetOptions{})
 		return err
 	}); err != nil {
 		return err
@@ -173,9 +194,9 @@ func (c *Cluster) StartRealNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	p, err = c.run(ctx, component{
-		name: "kruise-daemon", bin: c.tool("kruise-daemon"),
-		env:   []string{"NODE_NAME=" + RealNodeName, "KUBECONFIG=" + c.Kubeconfig},
+	p, err = rn.h.run(ctx, program{
+		name: "kruise-daemon", bin: rn.h.tools.Path("kruise-daemon"),
+		env:   []string{"NODE_NAME=" + RealNodeName, "KUBECONFIG=" + rn.api.cp.Kubeconfig},
 		args:  []string{"--socket-file=containerd.sock", "--addr=127.0.0.1:" + strconv.Itoa(port[0]), "--enable-pprof=false"},
 		ready: httpOK(http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/healthz", port[0]), ""), readyWithin: time.Minute,
 		waitingFor: "kruise-daemon's health",
@@ -186,30 +207,36 @@ func (c *Cluster) StartRealNode(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	c.RealNode = RealNodeName
-	c.opts.Log("real node %s: a kubelet and containerd %s in network namespace %s (node %s, pods %s), kruise-daemon %s",
-		RealNodeName, rn.socket, rn.net.name, nodeIP, podSubnet, c.KruiseVersion)
+	rn.running = true
+	rn.h.log("real node %s: a kubelet and containerd %s in network namespace %s (node %s, pods %s), kruise-daemon %s",
+		RealNodeName, rn.socket, rn.net.name, nodeIP, podSubnet, rn.kruise.Version)
 	return nil
 }
 
-// StopRealNode stops the real node and deletes its Node, and waits until
-// Kruise has deleted its NodeImage: ImagePullJobs that select every node
-// would count it otherwise.
-func (c *Cluster) StopRealNode(ctx context.Context) error {
-	if c.real == nil {
+// Stop stops the node and cleans up what it made on this machine, saying
+// what it could not in the cluster's log.
+func (rn *RealNode) Stop() {
+	if err := rn.stop(); err != nil {
+		rn.h.log("%v", err)
+	}
+}
+
+// Remove stops the node and deletes its Node, and waits until Kruise has
+// deleted its NodeImage: ImagePullJobs that select every node would count it
+// otherwise. It returns what the node left behind on this machine.
+func (rn *RealNode) Remove(ctx context.Context) error {
+	if rn.net == nil {
 		return nil
 	}
-	stopErr := c.real.stop()
-	c.real, c.RealNode = nil, ""
-	if stopErr != nil {
-		return stopErr
+	if err := rn.stop(); err != nil {
+		return err
 	}
-	err := c.Kube.CoreV1().Nodes().Delete(ctx, RealNodeName, metav1.DeleteOptions{})
+	err := rn.api.kube.CoreV1().Nodes().Delete(ctx, RealNodeName, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
-	return until(ctx, time.Minute, "Kruise to delete the NodeImage of "+RealNodeName, c.kruise, func(ctx context.Context) error {
-		_, err := c.Kruise.AppsV1alpha1().NodeImages().Get(ctx, RealNodeName, metav1.GetOptions{})
+	return until(ctx, time.Minute, "Kruise to delete the NodeImage of "+RealNodeName, rn.kruise.manager, func(ctx context.Context) error {
+		_, err := rn.api.kruise.AppsV1alpha1().NodeImages().Get(ctx, RealNodeName, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
@@ -220,7 +247,7 @@ func (c *Cluster) StopRealNode(ctx context.Context) error {
 // link makes /hostvarrun point at run. An existing link into a cluster
 // directory that no longer exists (one left by a killed run) is replaced;
 // anything else there is refused, never touched.
-func (rn *realNode) link(run string, log func(string, ...any)) error {
+func (rn *RealNode) link(run string, log func(string, ...any)) error {
 	target, err := os.Readlink(rn.hostVarRun)
 	switch {
 	case errors.Is(err, os.ErrNotExist):
@@ -241,18 +268,20 @@ func (rn *realNode) link(run string, log func(string, ...any)) error {
 	return nil
 }
 
-func exists(path string) bool {
-	_, err := os.Stat(path)
-	return err == nil
-}
-
 // stop stops the daemon and containerd, unmounts anything containerd left
 // mounted under the node's directory, and removes /hostvarrun if this
-// cluster made it and it still points here.
+// cluster made it and it still points here. The node can start again.
 //
 // It returns what it could not clean up: a process still running, a mount,
 // or its link.
-func (rn *realNode) stop() error {
+func (rn *RealNode) stop() error {
+	if rn.net == nil && !rn.linked {
+		return nil
+	}
+	defer func() {
+		rn.running, rn.net, rn.changed = false, nil, nil
+		rn.containerd, rn.kubelet, rn.daemon = nil, nil, nil
+	}()
 	var left []string
 	stop := func(p *process) {
 		if p != nil {
@@ -278,8 +307,8 @@ func (rn *realNode) stop() error {
 	for _, m := range mountsUnder(rn.dir) {
 		left = append(left, "mount "+m)
 	}
-	if rn.host != nil {
-		left = append(left, rn.host.restore()...)
+	if rn.changed != nil {
+		left = append(left, rn.changed.restore()...)
 	}
 	if rn.net != nil {
 		if err := rn.net.close(); err != nil {
@@ -319,7 +348,7 @@ func mountsUnder(dir string) []string {
 // writeContainerdConfig keeps containerd's state, socket and registry
 // configuration under the cluster's directory, and tells its CRI plugin to
 // reach the loopback registries over plain HTTP.
-func (c *Cluster) writeContainerdConfig(rn *realNode, sandboxImage string) error {
+func (rn *RealNode) writeContainerdConfig(sandboxImage string) error {
 	cfg := fmt.Sprintf(`version = 2
 root = %q
 state = %q
@@ -352,7 +381,7 @@ state = %q
 	if err := os.WriteFile(filepath.Join(rn.dir, "config.toml"), []byte(cfg), 0o644); err != nil {
 		return err
 	}
-	for _, host := range c.registryHosts() {
+	for _, host := range rn.registry.hosts() {
 		hosts := fmt.Sprintf("server = \"http://%s\"\n\n[host.\"http://%s\"]\n  capabilities = [\"pull\", \"resolve\"]\n", host, host)
 		d := filepath.Join(rn.dir, "certs.d", host)
 		if err := os.MkdirAll(d, 0o755); err != nil {
@@ -365,22 +394,26 @@ state = %q
 	return nil
 }
 
-// Ctr runs containerd's ctr against the real node's containerd, in the
-// namespace the CRI plugin keeps images in.
-func (c *Cluster) Ctr(ctx context.Context, args ...string) (string, error) {
-	if c.real == nil {
-		return "", errors.New("the cluster has no real node")
+// Ctr runs containerd's ctr against the node's containerd, in the namespace
+// the CRI plugin keeps images in.
+func (rn *RealNode) Ctr(ctx context.Context, args ...string) (string, error) {
+	if !rn.running {
+		return "", errors.New("the real node does not run")
 	}
-	out, err := exec.CommandContext(ctx, "ctr", append([]string{"--address", c.real.socket, "--namespace", "k8s.io"}, args...)...).CombinedOutput()
+	return rn.ctr(ctx, args...)
+}
+
+func (rn *RealNode) ctr(ctx context.Context, args ...string) (string, error) {
+	out, err := exec.CommandContext(ctx, "ctr", append([]string{"--address", rn.socket, "--namespace", "k8s.io"}, args...)...).CombinedOutput()
 	if err != nil {
 		return string(out), fmt.Errorf("ctr %s: %w: %s", strings.Join(args, " "), err, out)
 	}
 	return string(out), nil
 }
 
-// RealNodeHas says whether the real node's containerd has image (a full reference).
-func (c *Cluster) RealNodeHas(ctx context.Context, image string) (bool, error) {
-	out, err := c.Ctr(ctx, "images", "ls", "-q")
+// Has says whether the node's containerd has image (a full reference).
+func (rn *RealNode) Has(ctx context.Context, image string) (bool, error) {
+	out, err := rn.Ctr(ctx, "images", "ls", "-q")
 	if err != nil {
 		return false, err
 	}
@@ -390,4 +423,25 @@ func (c *Cluster) RealNodeHas(ctx context.Context, image string) (bool, error) {
 		}
 	}
 	return false, nil
+}
+
+// RemoveImage removes image from the node's containerd, every name it has
+// there (tag, digest, id), with the stopped pods that still hold it, as the
+// kubelet's garbage collection would: the next pod of it pulls it all again,
+// cold. The pods of image must have been deleted.
+func (rn *RealNode) RemoveImage(ctx context.Context, image string) error {
+	if !rn.running {
+		return errors.New("the real node does not run")
+	}
+	out, err := rn.crictlOutput(ctx, "pods", "--state", "NotReady", "--quiet")
+	if err != nil {
+		return err
+	}
+	for _, id := range strings.Fields(out) {
+		if _, err := rn.crictlOutput(ctx, "rmp", id); err != nil {
+			return err
+		}
+	}
+	_, err = rn.crictlOutput(ctx, "rmi", image)
+	return err
 }

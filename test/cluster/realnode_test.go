@@ -16,7 +16,7 @@ func TestRealNodeLink(t *testing.T) {
 	logf := func(string, ...any) {}
 
 	t.Run("absent: made, and removed on stop", func(t *testing.T) {
-		rn := &realNode{dir: nodeDir("imageprepull-cluster-1"), hostVarRun: filepath.Join(tmp, "hvr1")}
+		rn := &RealNode{dir: nodeDir("imageprepull-cluster-1"), hostVarRun: filepath.Join(tmp, "hvr1")}
 		run := filepath.Join(rn.dir, "hostvarrun")
 		if err := os.MkdirAll(run, 0o755); err != nil {
 			t.Fatal(err)
@@ -40,7 +40,7 @@ func TestRealNodeLink(t *testing.T) {
 		if err := os.Symlink(filepath.Join(nodeDir("imageprepull-cluster-gone"), "hostvarrun"), path); err != nil {
 			t.Fatal(err)
 		}
-		rn := &realNode{dir: nodeDir("imageprepull-cluster-2"), hostVarRun: path}
+		rn := &RealNode{dir: nodeDir("imageprepull-cluster-2"), hostVarRun: path}
 		run := filepath.Join(rn.dir, "hostvarrun")
 		if err := rn.link(run, logf); err != nil {
 			t.Fatal(err)
@@ -67,7 +67,7 @@ func TestRealNodeLink(t *testing.T) {
 				t.Fatal(err)
 			}
 			before, _ := os.Lstat(path)
-			rn := &realNode{dir: nodeDir("imageprepull-cluster-3"), hostVarRun: path}
+			rn := &RealNode{dir: nodeDir("imageprepull-cluster-3"), hostVarRun: path}
 			err := rn.link(filepath.Join(rn.dir, "hostvarrun"), logf)
 			if err == nil || !strings.Contains(err.Error(), "REAL_NODE=off") || !strings.Contains(err.Error(), path) {
 				t.Fatalf("error %v, want one naming %s and REAL_NODE=off", err, path)

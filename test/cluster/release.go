@@ -84,7 +84,7 @@ func (c *Cluster) useImage(ctx context.Context, image string) error {
 	if err := extractBinary(ctx, image, "ko-app/controller", bin); err != nil {
 		return err
 	}
-	c.controllerBinary, c.ControllerImage = bin, image
+	c.Controllers.binary, c.ControllerImage = bin, image
 	return nil
 }
 
@@ -94,9 +94,7 @@ func (c *Cluster) useImage(ctx context.Context, image string) error {
 // ClusterRoles were gone and before its token was, they would make requests
 // the API server refuses, which the suite's audit takes for missing grants.
 func (c *Cluster) Uninstall(ctx context.Context, release string) error {
-	for _, p := range c.Controllers.live() {
-		p.stop(30 * time.Second)
-	}
+	c.Controllers.Stop()
 	_, err := c.Kubectl(ctx, "delete", "-f", release, "--wait=true", "--timeout=3m")
 	return err
 }

@@ -20,7 +20,14 @@ import (
 // each with its own ports; they elect leaders (Knative's buckets,
 // config-leader-election).
 type Replicas struct {
-	c   *Cluster
+	h   *host
+	api *api
+	// binary is the controller binary config/ installed; kubeconfig
+	// authenticates as the Deployment's ServiceAccount.
+	binary, kubeconfig string
+	// prometheus, once started, scrapes every replica.
+	prometheus *Prometheus
+
 	all []*replica
 }
 
@@ -36,15 +43,23 @@ func (r *Replicas) Start(ctx context.Context) error {
 	if len(r.all) == 0 {
 		name = "imageprepull-controller"
 	}
-	p, ports, err := r.c.runAsController(ctx, name, r.c.controllerBinary, true)
+	p, ports, err := r.runAsController(ctx, name, r.binary, true)
 	if p == nil {
 		return err
 	}
 	r.all = append(r.all, &replica{process: p, profilingPort: ports.profiling, metricsPort: ports.metrics})
-	if r.c.prometheusURL != "" && err == nil {
-		err = r.c.writeScrapeTargets()
+	if r.prometheus.URL != "" && err == nil {
+		err = r.prometheus.writeScrapeTargets()
 	}
 	return err
+}
+
+// Stop stops every controller process with SIGTERM, as a Deployment's pods
+// are stopped.
+func (r *Replicas) Stop() {
+	for _, p := range r.live() {
+		p.stop(30 * time.Second)
+	}
 }
 
 // controllerPorts are the ports a controller process serves on the host.
@@ -55,13 +70,13 @@ type controllerPorts struct{ probes, profiling, metrics int }
 // ServiceAccount, with ports of its own (processes share the host's ports,
 // where each pod would have its own). The process is returned even when it
 // did not start, for the caller to keep.
-func (c *Cluster) runAsController(ctx context.Context, name, bin string, deploymentArgs bool) (*process, controllerPorts, error) {
+func (r *Replicas) runAsController(ctx context.Context, name, bin string, deploymentArgs bool) (*process, controllerPorts, error) {
 	free, err := freePorts(3)
 	if err != nil {
 		return nil, controllerPorts{}, err
 	}
 	ports := controllerPorts{probes: free[0], profiling: free[1], metrics: free[2]}
-	env, args, err := c.deploymentEnv(ctx)
+	env, args, err := r.deploymentEnv(ctx)
 	if err != nil {
 		return nil, ports, err
 	}
@@ -70,8 +85,8 @@ func (c *Cluster) runAsController(ctx context.Context, name, bin string, deploym
 	}
 	env = append(env, "PROBES_PORT="+strconv.Itoa(ports.probes), "PROFILING_PORT="+strconv.Itoa(ports.profiling),
 		"METRICS_PROMETHEUS_PORT="+strconv.Itoa(ports.metrics))
-	p, err := c.run(ctx, component{
-		name: name, bin: bin, env: env, args: append(args, "--kubeconfig="+c.controllerKubeconfig),
+	p, err := r.h.run(ctx, program{
+		name: name, bin: bin, env: env, args: append(args, "--kubeconfig="+r.kubeconfig),
 		readyLog: "Starting controllers", readyWithin: 2 * time.Minute, waitingFor: name + " to start",
 	})
 	return p, ports, err
@@ -82,7 +97,7 @@ func (c *Cluster) runAsController(ctx context.Context, name, bin string, deploym
 // would wait out their duration before it leads.
 func (r *Replicas) Restart(ctx context.Context) error {
 	r.KillAll()
-	if err := r.c.Kube.CoordinationV1().Leases(Namespace).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
+	if err := r.api.kube.CoordinationV1().Leases(Namespace).DeleteCollection(ctx, metav1.DeleteOptions{}, metav1.ListOptions{}); err != nil {
 		return err
 	}
 	return r.Start(ctx)
@@ -168,7 +183,7 @@ func (r *Replicas) Logs() (string, error) {
 // and returns a pprof CPU profile of the first live controller process over
 // the given time.
 func (r *Replicas) CPUProfile(ctx context.Context, d time.Duration) ([]byte, error) {
-	if _, err := r.c.Kubectl(ctx, "-n", Namespace, "patch", "configmap", "config-observability",
+	if _, err := r.api.kubectl(ctx, "-n", Namespace, "patch", "configmap", "config-observability",
 		"--type=merge", "-p", `{"data":{"runtime-profiling":"enabled"}}`); err != nil {
 		return nil, err
 	}
@@ -240,4 +255,28 @@ func (r *Replicas) metricsPorts() []int {
 		out = append(out, p.metricsPort)
 	}
 	return out
+}
+
+// deploymentEnv is the environment and arguments of the controller
+// container of the Deployment config/ installed, as its pod would get them:
+// a value, or the pod's namespace. The port variables are left out; the
+// caller picks free ones.
+func (r *Replicas) deploymentEnv(ctx context.Context) (env, args []string, err error) {
+	d, err := r.api.kube.AppsV1().Deployments(Namespace).Get(ctx, "imageprepull-controller", metav1.GetOptions{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("the controller's Deployment: %w", err)
+	}
+	ctr := d.Spec.Template.Spec.Containers[0]
+	for _, e := range ctr.Env {
+		switch {
+		case strings.HasSuffix(e.Name, "_PORT"):
+		case e.ValueFrom == nil:
+			env = append(env, e.Name+"="+e.Value)
+		case e.ValueFrom.FieldRef != nil && e.ValueFrom.FieldRef.FieldPath == "metadata.namespace":
+			env = append(env, e.Name+"="+d.Namespace)
+		default:
+			return nil, nil, fmt.Errorf("the controller's Deployment sets %s from %+v, which the local cluster cannot give a process", e.Name, e.ValueFrom)
+		}
+	}
+	return env, ctr.Args, nil
 }

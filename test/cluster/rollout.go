@@ -130,24 +130,3 @@ func (c *Cluster) StartEvents(ctx context.Context, pod *corev1.Pod) ([]string, e
 	}
 	return events, nil
 }
-
-// RemoveImage removes image from the real node's containerd, every name it
-// has there (tag, digest, id), with the stopped pods that still hold it, as
-// the kubelet's garbage collection would: the next pod of it pulls it all
-// again, cold. The pods of image must have been deleted.
-func (c *Cluster) RemoveImage(ctx context.Context, image string) error {
-	if c.real == nil {
-		return errors.New("the cluster has no real node")
-	}
-	out, err := c.real.crictlOutput(ctx, "pods", "--state", "NotReady", "--quiet")
-	if err != nil {
-		return err
-	}
-	for _, id := range strings.Fields(out) {
-		if _, err := c.real.crictlOutput(ctx, "rmp", id); err != nil {
-			return err
-		}
-	}
-	_, err = c.real.crictlOutput(ctx, "rmi", image)
-	return err
-}

@@ -7,11 +7,8 @@ import (
 	"net"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"regexp"
 	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -35,18 +32,53 @@ const (
 // and webhook included (injection.HealthCheckDefaultPort; no flag or env moves it).
 const knativeProbePort = 8080
 
-// startTekton installs Tekton Pipelines' CRDs and config maps from its
-// module, at the version go.mod uses, and starts its controller in a network
-// namespace of its own: it and the webhook both bind knativeProbePort.
-func (c *Cluster) startTekton(ctx context.Context) error {
-	dir, err := c.moduleDir(ctx, "tekton", "github.com/tektoncd/pipeline")
+// TektonPipelines is Tekton Pipelines' controller and admission webhook, at
+// the version go.mod uses, with its CRDs, config maps and webhook
+// configurations from its module. No TaskRun pod runs: the images of its
+// helper containers are never pulled.
+type TektonPipelines struct {
+	h   *host
+	api *api
+	// args are added to the controller's flags.
+	args []string
+
+	controller, webhook *process
+	// closers stop the API server's socket for the controller.
+	closers []func()
+}
+
+// Start installs Tekton and starts its controller, then its webhook.
+func (t *TektonPipelines) Start(ctx context.Context) error {
+	if err := t.startController(ctx); err != nil {
+		return err
+	}
+	if err := t.runWebhook(ctx); err != nil {
+		return fmt.Errorf("Tekton's admission webhook cannot start: %s", oneLine(err.Error()))
+	}
+	return nil
+}
+
+// Stop stops the webhook and the controller.
+func (t *TektonPipelines) Stop() {
+	t.webhook.stop(10 * time.Second)
+	t.controller.stop(10 * time.Second)
+	for _, c := range t.closers {
+		c()
+	}
+}
+
+// startController installs Tekton Pipelines' CRDs and config maps and starts
+// its controller in a network namespace of its own: it and the webhook both
+// bind knativeProbePort.
+func (t *TektonPipelines) startController(ctx context.Context) error {
+	dir, err := t.h.tools.ModuleDir(ctx, "tekton", "github.com/tektoncd/pipeline")
 	if err != nil {
 		return err
 	}
-	if err := c.createNamespace(ctx, tektonNamespace); err != nil {
+	if err := t.api.createNamespace(ctx, tektonNamespace); err != nil {
 		return err
 	}
-	if _, err := c.Kubectl(ctx, "apply", "--server-side", "-f", filepath.Join(dir, "config", "300-crds")); err != nil {
+	if _, err := t.api.kubectl(ctx, "apply", "--server-side", "-f", filepath.Join(dir, "config", "300-crds")); err != nil {
 		return err
 	}
 	configs, err := filepath.Glob(filepath.Join(dir, "config", "config-*.yaml"))
@@ -57,40 +89,43 @@ func (c *Cluster) startTekton(ctx context.Context) error {
 	configs = append(configs, filepath.Join(dir, "config", "clusterrole-aggregate-edit.yaml"),
 		filepath.Join(dir, "config", "clusterrole-aggregate-view.yaml"))
 	for _, f := range configs {
-		if _, err := c.Kubectl(ctx, "apply", "-f", f); err != nil {
+		if _, err := t.api.kubectl(ctx, "apply", "-f", f); err != nil {
 			return err
 		}
 	}
-	isolate, err := c.buildIsolate(ctx)
-	if err != nil {
+	// test/cmd/isolate runs a program in its own network namespace with one
+	// port joined to the host.
+	isolate := filepath.Join(t.h.dir, "isolate")
+	if err := t.h.tools.GoBuild(ctx, "./test/cmd/isolate", isolate); err != nil {
 		return err
 	}
 	// In its namespace, the API server's address (the same 127.0.0.1:PORT,
 	// so the same kubeconfig serves) leads through a Unix socket to the host's.
-	server, err := url.Parse(c.Server)
+	server, err := url.Parse(t.api.cp.Server)
 	if err != nil {
 		return err
 	}
-	socket := filepath.Join(c.Dir, "apiserver.sock")
+	socket := filepath.Join(t.h.dir, "apiserver.sock")
 	closeFwd, err := forwardUnix(socket, server.Host)
 	if err != nil {
 		return fmt.Errorf("the API server's socket for Tekton's controller: %w", err)
 	}
-	c.closers = append(c.closers, closeFwd)
-	p, err := c.run(ctx, component{
+	t.closers = append(t.closers, closeFwd)
+	p, err := t.h.run(ctx, program{
 		name: "tekton-controller", bin: isolate, sys: ownNetwork,
 		env: []string{"SYSTEM_NAMESPACE=" + tektonNamespace, "METRICS_DOMAIN=tekton.dev/pipeline",
 			"CONFIG_LOGGING_NAME=config-logging", "CONFIG_OBSERVABILITY_NAME=config-observability",
 			"CONFIG_LEADERELECTION_NAME=config-leader-election-controller"},
 		args: append([]string{"-listen", server.Host, "-to", socket, "--",
-			c.tool("tekton-controller"), "-kubeconfig", c.Kubeconfig, "-disable-ha",
+			t.h.tools.Path("tekton-controller"), "-kubeconfig", t.api.cp.Kubeconfig, "-disable-ha",
 			// No pod ever runs here: the images of Tekton's helper containers are never pulled.
 			"-entrypoint-image", "x", "-nop-image", "x", "-sidecarlogresults-image", "x",
-			"-workingdirinit-image", "x", "-shell-image", "x", "-shell-image-win", "x"}, c.opts.TektonArgs...),
+			"-workingdirinit-image", "x", "-shell-image", "x", "-shell-image-win", "x"}, t.args...),
 		readyLog: "Starting controllers", readyWithin: 2 * time.Minute, waitingFor: "the Tekton controller to start its controllers",
 	})
 	if p != nil {
 		p.wrapped = true
+		t.controller = p
 	}
 	return err
 }
@@ -103,40 +138,20 @@ func ownNetwork(a *syscall.SysProcAttr) {
 	a.GidMappings = []syscall.SysProcIDMap{{ContainerID: os.Getgid(), HostID: os.Getgid(), Size: 1}}
 }
 
-// buildIsolate builds test/cmd/isolate, which runs a program in its own
-// network namespace with one port joined to the host.
-func (c *Cluster) buildIsolate(ctx context.Context) (string, error) {
-	bin := filepath.Join(c.Dir, "isolate")
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./test/cmd/isolate")
-	build.Dir = c.opts.Root
-	if out, err := build.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building test/cmd/isolate: %w: %s", err, out)
-	}
-	return bin, nil
-}
-
-// startTektonWebhook runs Tekton's admission webhook as every install does:
-// its webhook configurations from Tekton's config/, a Service the API server
+// runWebhook runs Tekton's admission webhook as every install does: its
+// webhook configurations from Tekton's config/, a Service the API server
 // reaches through the egress proxy, and its own certificate, which it makes
 // and puts into the configurations' and CRDs' caBundle itself. PipelineRuns,
 // Pipelines and CustomRuns then get Tekton's defaults, validation and
-// v1beta1<->v1 conversion. It fails with one line that says why.
-func (c *Cluster) startTektonWebhook(ctx context.Context) error {
-	err := c.runTektonWebhook(ctx)
-	if err != nil {
-		return fmt.Errorf("Tekton's admission webhook cannot start: %s", oneLine(err.Error()))
-	}
-	return nil
-}
-
-func (c *Cluster) runTektonWebhook(ctx context.Context) error {
+// v1beta1<->v1 conversion.
+func (t *TektonPipelines) runWebhook(ctx context.Context) error {
 	if l, err := net.Listen("tcp", ":"+strconv.Itoa(knativeProbePort)); err != nil {
 		return fmt.Errorf("port %d is in use (another local cluster, or another program?); knative's sharedmain, "+
 			"which the webhook is built on, always binds it for health probes", knativeProbePort)
 	} else {
 		l.Close()
 	}
-	dir, err := c.moduleDir(ctx, "tekton", "github.com/tektoncd/pipeline")
+	dir, err := t.h.tools.ModuleDir(ctx, "tekton", "github.com/tektoncd/pipeline")
 	if err != nil {
 		return err
 	}
@@ -144,7 +159,7 @@ func (c *Cluster) runTektonWebhook(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	svc, err := c.Kube.CoreV1().Services(tektonNamespace).Create(ctx, &corev1.Service{
+	svc, err := t.api.kube.CoreV1().Services(tektonNamespace).Create(ctx, &corev1.Service{
 		ObjectMeta: metav1.ObjectMeta{Name: tektonWebhookService},
 		Spec: corev1.ServiceSpec{Ports: []corev1.ServicePort{{
 			Name: "https-webhook", Port: 443, TargetPort: intstr.FromInt32(int32(ports[0])),
@@ -153,12 +168,12 @@ func (c *Cluster) runTektonWebhook(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("the webhook's Service: %w", err)
 	}
-	c.egress.route(net.JoinHostPort(svc.Spec.ClusterIP, "443"), "127.0.0.1:"+strconv.Itoa(ports[0]))
-	if _, err := c.Kubectl(ctx, "apply", "-f", filepath.Join(dir, "config", "500-webhooks.yaml")); err != nil {
+	t.api.cp.egress.route(net.JoinHostPort(svc.Spec.ClusterIP, "443"), "127.0.0.1:"+strconv.Itoa(ports[0]))
+	if _, err := t.api.kubectl(ctx, "apply", "-f", filepath.Join(dir, "config", "500-webhooks.yaml")); err != nil {
 		return err
 	}
-	p, err := c.run(ctx, component{
-		name: "tekton-webhook", bin: c.tool("tekton-webhook"), args: []string{"-kubeconfig", c.Kubeconfig, "-disable-ha"},
+	p, err := t.h.run(ctx, program{
+		name: "tekton-webhook", bin: t.h.tools.Path("tekton-webhook"), args: []string{"-kubeconfig", t.api.cp.Kubeconfig, "-disable-ha"},
 		env: []string{"SYSTEM_NAMESPACE=" + tektonNamespace, "METRICS_DOMAIN=tekton.dev/pipeline",
 			"WEBHOOK_PORT=" + strconv.Itoa(ports[0]), "WEBHOOK_SERVICE_NAME=" + tektonWebhookService,
 			"WEBHOOK_SECRET_NAME=webhook-certs", "WEBHOOK_ADMISSION_CONTROLLER_NAME=webhook.pipeline.tekton.dev",
@@ -166,24 +181,24 @@ func (c *Cluster) runTektonWebhook(ctx context.Context) error {
 			"CONFIG_LEADERELECTION_NAME=config-leader-election-webhook", "CONFIG_FEATURE_FLAGS_NAME=feature-flags",
 			"PROBES_PORT=" + strconv.Itoa(ports[1]), "PROFILING_PORT=" + strconv.Itoa(ports[2]),
 			"METRICS_PROMETHEUS_PORT=" + strconv.Itoa(ports[3])},
-		ready: c.tektonAdmits, readyWithin: 2 * time.Minute, waitingFor: "Tekton's webhook to default a PipelineRun and convert a v1beta1 Pipeline",
+		ready: t.admits, readyWithin: 2 * time.Minute, waitingFor: "Tekton's webhook to default a PipelineRun and convert a v1beta1 Pipeline",
 	})
 	if p == nil {
 		return err
 	}
-	c.tektonWebhook = p
+	t.webhook = p
 	if err != nil && p.exited() {
 		return fmt.Errorf("it exited: %s", lastError(p))
 	}
 	return err
 }
 
-// tektonAdmits holds once the API server defaults a PipelineRun through the
+// admits holds once the API server defaults a PipelineRun through the
 // webhook (the default pipeline timeout appears) and converts a v1beta1
 // Pipeline (stored as v1): admission and conversion both serve.
-func (c *Cluster) tektonAdmits(ctx context.Context) error {
+func (t *TektonPipelines) admits(ctx context.Context) error {
 	dry := metav1.CreateOptions{DryRun: []string{metav1.DryRunAll}}
-	pr, err := c.Tekton.TektonV1().PipelineRuns(tektonNamespace).Create(ctx, &pipelinev1.PipelineRun{
+	pr, err := t.api.tekton.TektonV1().PipelineRuns(tektonNamespace).Create(ctx, &pipelinev1.PipelineRun{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"},
 		Spec:       pipelinev1.PipelineRunSpec{PipelineRef: &pipelinev1.PipelineRef{Name: "probe"}},
 	}, dry)
@@ -193,7 +208,7 @@ func (c *Cluster) tektonAdmits(ctx context.Context) error {
 	if pr.Spec.Timeouts == nil || pr.Spec.Timeouts.Pipeline == nil {
 		return errors.New("a PipelineRun was stored without Tekton's default timeout: the webhook does not default yet")
 	}
-	_, err = c.Tekton.TektonV1beta1().Pipelines(tektonNamespace).Create(ctx, &v1beta1.Pipeline{
+	_, err = t.api.tekton.TektonV1beta1().Pipelines(tektonNamespace).Create(ctx, &v1beta1.Pipeline{
 		ObjectMeta: metav1.ObjectMeta{GenerateName: "probe-"},
 		Spec: v1beta1.PipelineSpec{Tasks: []v1beta1.PipelineTask{{Name: "t",
 			TaskSpec: &v1beta1.EmbeddedTask{TaskSpec: v1beta1.TaskSpec{Steps: []v1beta1.Step{{Name: "s", Image: "x", Script: "true"}}}}}}},
@@ -204,44 +219,8 @@ func (c *Cluster) tektonAdmits(ctx context.Context) error {
 	return err
 }
 
-// StopTektonWebhook stops Tekton's webhook: every write of a Tekton object
-// is then refused (its webhooks fail closed).
-func (c *Cluster) StopTektonWebhook() {
-	if c.tektonWebhook != nil {
-		c.tektonWebhook.stop(10 * time.Second)
-	}
+// StopWebhook stops Tekton's webhook: every write of a Tekton object is
+// then refused (its webhooks fail closed).
+func (t *TektonPipelines) StopWebhook() {
+	t.webhook.stop(10 * time.Second)
 }
-
-var errorLine = regexp.MustCompile(`"level":"(error|fatal)".*`)
-
-// lastError is the last error a process logged (knative logs JSON lines), or
-// its last line.
-func lastError(p *process) string {
-	lines := strings.Split(p.tail(200), "\n")
-	for i := len(lines) - 1; i >= 0; i-- {
-		if errorLine.MatchString(lines[i]) {
-			return lines[i]
-		}
-	}
-	return lines[len(lines)-1]
-}
-
-// oneLine folds a message onto one line.
-func oneLine(s string) string { return strings.Join(strings.Fields(s), " ") }
-
-func logContains(p *process, s string) func(context.Context) error {
-	return func(context.Context) error {
-		b, err := os.ReadFile(p.log)
-		if err != nil {
-			return err
-		}
-		if !strings.Contains(string(b), s) {
-			return errNotYet(s)
-		}
-		return nil
-	}
-}
-
-type errNotYet string
-
-func (e errNotYet) Error() string { return "no " + strconv.Quote(string(e)) + " in the log yet" }

@@ -2,8 +2,6 @@ package cluster
 
 import (
 	"context"
-	"fmt"
-	"os/exec"
 	"path/filepath"
 )
 
@@ -15,13 +13,11 @@ const WatchOnly = "watch-only"
 // controller, as the controller runs (its Deployment's env, its
 // ServiceAccount; not its args, which are the controller's flags): the bench
 // measures its CPU as the floor of ours.
-func (c *Cluster) StartWatchOnly(ctx context.Context) error {
-	bin := filepath.Join(c.Dir, WatchOnly)
-	build := exec.CommandContext(ctx, "go", "build", "-o", bin, "./test/cmd/watchonly")
-	build.Dir = c.opts.Root
-	if out, err := build.CombinedOutput(); err != nil {
-		return fmt.Errorf("building test/cmd/watchonly: %w: %s", err, out)
+func (r *Replicas) StartWatchOnly(ctx context.Context) error {
+	bin := filepath.Join(r.h.dir, WatchOnly)
+	if err := r.h.tools.GoBuild(ctx, "./test/cmd/watchonly", bin); err != nil {
+		return err
 	}
-	_, _, err := c.runAsController(ctx, WatchOnly, bin, false)
+	_, _, err := r.runAsController(ctx, WatchOnly, bin, false)
 	return err
 }

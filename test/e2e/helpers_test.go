@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -78,18 +77,13 @@ func create(t *testing.T, ns, manifest string) string {
 }
 
 func kubectlStdin(stdin string, args ...string) (string, error) {
-	cmd := exec.Command(kubectlPath(), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
+	cmd := exec.Command(c.Tools.Path("kubectl"), append([]string{"--kubeconfig", c.Kubeconfig}, args...)...)
 	cmd.Stdin = strings.NewReader(stdin)
 	b, err := cmd.CombinedOutput()
 	if err != nil {
 		return "", fmt.Errorf("kubectl %s: %w: %s", strings.Join(args, " "), err, b)
 	}
 	return string(b), nil
-}
-
-func kubectlPath() string {
-	out, _ := exec.Command(filepath.Join("..", "..", "hack", "build-tools.sh"), "--path", "kubectl").Output()
-	return strings.TrimSpace(string(out))
 }
 
 // waitPipelineRun waits until the PipelineRun is done and returns it.
@@ -206,11 +200,7 @@ func contains(t *testing.T, what, s string, parts ...string) {
 // tkn runs the built tkn against the cluster in ns, logs and returns its output.
 func tkn(t *testing.T, ns string, args ...string) string {
 	t.Helper()
-	path, err := exec.Command(filepath.Join("..", "..", "hack", "build-tools.sh"), "--path", "tkn").Output()
-	if err != nil || len(path) == 0 {
-		t.Fatalf("tkn is not built (make tools): %v", err)
-	}
-	cmd := exec.Command(strings.TrimSpace(string(path)), append(args, "-n", ns, "--kubeconfig", c.Kubeconfig)...)
+	cmd := exec.Command(c.Tools.Path("tkn"), append(args, "-n", ns, "--kubeconfig", c.Kubeconfig)...)
 	cmd.Env = append(os.Environ(), "NO_COLOR=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {

@@ -37,11 +37,11 @@ func prepullOnce(t *testing.T, ns, image string) *v1beta1.CustomRun {
 
 func TestKruiseFeatureGateOff(t *testing.T) {
 	ctx := context.Background()
-	if err := c.StartKruiseManager(ctx, "ImagePullJobGate=false"); err != nil {
+	if err := c.OpenKruise.StartManager(ctx, "ImagePullJobGate=false"); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		if err := c.StartKruiseManager(ctx, "ImagePullJobGate=true"); err != nil {
+		if err := c.OpenKruise.StartManager(ctx, "ImagePullJobGate=true"); err != nil {
 			t.Fatal(err)
 		}
 	})
@@ -79,7 +79,7 @@ func TestKruiseCRDAbsent(t *testing.T) {
 			t.Fatal(err)
 		}
 		// Kruise's manager watches ImagePullJobs too: restart it on the new CRD.
-		if err := c.StartKruiseManager(ctx, "ImagePullJobGate=true"); err != nil {
+		if err := c.OpenKruise.StartManager(ctx, "ImagePullJobGate=true"); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -242,7 +242,7 @@ func TestQueuedPullTimingOutIsReportedAsQueued(t *testing.T) {
 	// Named after the namespace: a node of the same name deleted a moment
 	// ago may still have its NodeImage going (go test -count).
 	node := "one-worker-" + ns[strings.LastIndex(ns, "-")+1:]
-	if err := c.AddNode(ctx, cluster.Node{Name: node, Annotations: map[string]string{simulator.AnnotationMaxWorkers: "1"}}); err != nil {
+	if err := c.Nodes.Add(ctx, cluster.Node{Name: node, Annotations: map[string]string{simulator.AnnotationMaxWorkers: "1"}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

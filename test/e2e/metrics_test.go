@@ -39,7 +39,7 @@ func scrape(t *testing.T) (cluster.Metrics, string) {
 func TestMetricsAfterKnownRuns(t *testing.T) {
 	ctx := context.Background()
 	const every = time.Second
-	prometheus, err := c.StartPrometheus(ctx, every)
+	prometheus, err := c.Prometheus.Start(ctx, every)
 	if err != nil {
 		t.Fatal(err)
 	}

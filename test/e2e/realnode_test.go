@@ -33,12 +33,12 @@ func TestRealNode(t *testing.T) {
 	if why := cluster.RealNodeUnavailable(); why != "" && os.Getenv("REAL_NODE") != "on" {
 		t.Skipf("no real node on this machine: %s (CI sets REAL_NODE=on, which makes this a failure)", why)
 	}
-	if err := c.StartRealNode(ctx); err != nil {
+	if err := c.RealNode.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
 		// Teardown leaves no process, mount or /hostvarrun link behind.
-		if err := c.StopRealNode(ctx); err != nil {
+		if err := c.RealNode.Remove(ctx); err != nil {
 			t.Error(err)
 		}
 		if _, err := os.Lstat("/hostvarrun"); !os.IsNotExist(err) {
@@ -106,7 +106,7 @@ func TestRealNode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		server, serverName := c.ServerForPods()
+		server, serverName := c.RealNode.ServerForPods()
 		spec := corev1.PodSpec{
 			ServiceAccountName: "builder", RestartPolicy: corev1.RestartPolicyNever,
 			Containers: []corev1.Container{{Name: "step", Image: img, Args: []string{server, serverName}}},
@@ -163,7 +163,7 @@ func TestRealNode(t *testing.T) {
 
 		// The control: an image the pre-pull did not name is pulled as the pod starts.
 		control := repo + ":" + tag + "-control"
-		if err := c.PushVariant(ctx, tagged, control, map[string]string{"control.txt": control}); err != nil {
+		if err := c.Registries.PushVariant(ctx, tagged, control, map[string]string{"control.txt": control}); err != nil {
 			t.Fatal(err)
 		}
 		pulledAtStart(t, rollOut(t, ns, "control", control), control)
@@ -191,7 +191,7 @@ func TestRealNode(t *testing.T) {
 
 	t.Run("a real pull puts the image in containerd", func(t *testing.T) {
 		img := image("app")
-		if err := c.PushImage(ctx, img, map[string]string{"hello.txt": "hello from " + img}); err != nil {
+		if err := c.Registries.Push(ctx, img, map[string]string{"hello.txt": "hello from " + img}); err != nil {
 			t.Fatal(err)
 		}
 		run := prepull(t, namespace(t), `{name: image, value: "`+img+`"}`)
@@ -199,23 +199,23 @@ func TestRealNode(t *testing.T) {
 			t.Fatalf("CustomRun %+v, results %+v", cond(run), run.Status.Results)
 		}
 		contains(t, "message", cond(run).Message, "1/1 nodes have "+img)
-		if has, err := c.RealNodeHas(ctx, img); err != nil || !has {
-			out, _ := c.Ctr(ctx, "images", "ls", "-q")
+		if has, err := c.RealNode.Has(ctx, img); err != nil || !has {
+			out, _ := c.RealNode.Ctr(ctx, "images", "ls", "-q")
 			t.Fatalf("containerd on %s does not list %s (%v):\n%s", cluster.RealNodeName, img, err, out)
 		}
 
 		// IfNotPresent: present, so containerd is not asked again; Always: it pulls again.
-		before := c.ManifestRequests(img)
+		before := c.Registries.ManifestRequests(img)
 		if before == 0 {
 			t.Fatalf("the registry saw no manifest request for %s", img)
 		}
 		run = prepull(t, namespace(t), `{name: image, value: "`+img+`"}`, `{name: imagePullPolicy, value: IfNotPresent}`)
-		if !cond(run).IsTrue() || c.ManifestRequests(img) != before {
-			t.Fatalf("IfNotPresent on a node that has the image: %+v, manifest requests %d -> %d", cond(run), before, c.ManifestRequests(img))
+		if !cond(run).IsTrue() || c.Registries.ManifestRequests(img) != before {
+			t.Fatalf("IfNotPresent on a node that has the image: %+v, manifest requests %d -> %d", cond(run), before, c.Registries.ManifestRequests(img))
 		}
 		run = prepull(t, namespace(t), `{name: image, value: "`+img+`"}`, `{name: imagePullPolicy, value: Always}`)
-		if !cond(run).IsTrue() || c.ManifestRequests(img) <= before {
-			t.Fatalf("Always: %+v, manifest requests %d -> %d", cond(run), before, c.ManifestRequests(img))
+		if !cond(run).IsTrue() || c.Registries.ManifestRequests(img) <= before {
+			t.Fatalf("Always: %+v, manifest requests %d -> %d", cond(run), before, c.Registries.ManifestRequests(img))
 		}
 	})
 
@@ -227,14 +227,14 @@ func TestRealNode(t *testing.T) {
 		}
 		t.Logf("message: %s", cond(run).Message)
 		contains(t, "message", cond(run).Message, "0/1 nodes have "+img, cluster.RealNodeName+" ("+img+")", "not found")
-		if has, _ := c.RealNodeHas(ctx, img); has {
+		if has, _ := c.RealNode.Has(ctx, img); has {
 			t.Fatalf("containerd lists %s, which the registry does not have", img)
 		}
 	})
 
 	t.Run("pull secrets reach a registry that wants a password", func(t *testing.T) {
-		img := fmt.Sprintf("%s/e2e/private:v-%d", c.AuthRegistry, time.Now().UnixNano())
-		if err := c.PushImage(ctx, img, map[string]string{"secret.txt": "private"}); err != nil {
+		img := fmt.Sprintf("%s/e2e/private:v-%d", c.Registries.Auth, time.Now().UnixNano())
+		if err := c.Registries.Push(ctx, img, map[string]string{"secret.txt": "private"}); err != nil {
 			t.Fatal(err)
 		}
 		ns := namespace(t)
@@ -263,7 +263,7 @@ func TestRealNode(t *testing.T) {
 			"check that pullSecrets registry-cred exist in namespace "+ns+" and hold credentials for it (OpenKruise pulls without a named Secret it cannot find)")
 
 		ns = namespace(t)
-		createPullSecret(t, ns, "registry-creds", c.AuthRegistry, c.AuthRegistryUser, c.AuthRegistryPassword)
+		createPullSecret(t, ns, "registry-creds", c.Registries.Auth, c.Registries.AuthUser, c.Registries.AuthPassword)
 		// The run's ServiceAccount may read the Secret it names, as docs/access.md shows.
 		if _, err := c.Kubectl(ctx, "-n", ns, "create", "role", "default-pull-secrets", "--verb=get", "--resource=secrets", "--resource-name=registry-creds"); err != nil {
 			t.Fatal(err)
@@ -275,7 +275,7 @@ func TestRealNode(t *testing.T) {
 		if !cond(run).IsTrue() {
 			t.Fatalf("with the secret: %+v", cond(run))
 		}
-		if has, err := c.RealNodeHas(ctx, img); err != nil || !has {
+		if has, err := c.RealNode.Has(ctx, img); err != nil || !has {
 			t.Fatalf("containerd does not list %s after the pull with the secret (%v)", img, err)
 		}
 	})

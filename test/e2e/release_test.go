@@ -55,7 +55,7 @@ func TestReleaseUpgradesWithRunsInFlight(t *testing.T) {
 	// Runs in flight: each pulls for 15 s on a node of its own kind.
 	ns := namespace(t)
 	node := "upgrade-" + ns[strings.LastIndex(ns, "-")+1:]
-	if err := c.AddNode(ctx, cluster.Node{Name: node, Annotations: map[string]string{simulator.AnnotationPullMillis: "15000"}}); err != nil {
+	if err := c.Nodes.Add(ctx, cluster.Node{Name: node, Annotations: map[string]string{simulator.AnnotationPullMillis: "15000"}}); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {

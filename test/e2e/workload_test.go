@@ -204,7 +204,7 @@ func TestWorkloadDeploymentRunningAndEligible(t *testing.T) {
 		{"mix-other", map[string]string{"node-type": "db"}, nil},
 	}
 	for _, m := range mixed {
-		if err := c.AddNode(ctx, cluster.Node{Name: m.name, Labels: m.labels}); err != nil {
+		if err := c.Nodes.Add(ctx, cluster.Node{Name: m.name, Labels: m.labels}); err != nil {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { _ = c.Kube.CoreV1().Nodes().Delete(ctx, m.name, metav1.DeleteOptions{}) })
@@ -221,7 +221,7 @@ func TestWorkloadDeploymentRunningAndEligible(t *testing.T) {
 		}
 	}
 	// Its kubelet stops: the cluster sees it NotReady after the grace period.
-	c.StopKubelet("mix-notready")
+	c.Nodes.StopHeartbeats("mix-notready")
 	err := wait.PollUntilContextTimeout(ctx, time.Second, 3*time.Minute, true, func(ctx context.Context) (bool, error) {
 		n, err := c.Kube.CoreV1().Nodes().Get(ctx, "mix-notready", metav1.GetOptions{})
 		if err != nil {
@@ -302,7 +302,7 @@ func TestWorkloadDeploymentRunningAndEligible(t *testing.T) {
 	if all := waitBound(t, ns, "app=api", len(eligible)); strings.Join(all, ",") != strings.Join(eligible, ",") {
 		t.Errorf("the scheduler bound the pods to %v; the run's eligible set is %v", all, eligible)
 	}
-	if err := c.StartKubelet(ctx, "mix-notready"); err != nil {
+	if err := c.Nodes.StartHeartbeats(ctx, "mix-notready"); err != nil {
 		t.Error(err)
 	}
 }

@@ -142,10 +142,10 @@ func run(ctx context.Context, levels, levels3 []int, failing, atLimits, nodes, p
 	}
 	defer c.Stop()
 	logf("starting the do-nothing controller beside ours (test/cmd/watchonly)")
-	if err := c.StartWatchOnly(ctx); err != nil {
+	if err := c.Controllers.StartWatchOnly(ctx); err != nil {
 		return err
 	}
-	prometheus, err := c.StartPrometheus(ctx, scrapeInterval)
+	prometheus, err := c.Prometheus.Start(ctx, scrapeInterval)
 	if err != nil {
 		return err
 	}

@@ -54,11 +54,11 @@ type PayoffRollout struct {
 // payoff runs the payoff level: n images of mib MiB (the demo app under
 // layers random data), pulled through mbit Mbit/s.
 func payoff(ctx context.Context, c *cluster.Cluster, n int, mbit float64, mib int, logf func(string, ...any)) (*Payoff, error) {
-	if err := c.StartRealNode(ctx); err != nil {
+	if err := c.RealNode.Start(ctx); err != nil {
 		return nil, err
 	}
 	defer func() {
-		if err := c.StopRealNode(context.Background()); err != nil {
+		if err := c.RealNode.Remove(context.Background()); err != nil {
 			logf("payoff: %v", err)
 		}
 	}()
@@ -88,13 +88,13 @@ func payoff(ctx context.Context, c *cluster.Cluster, n int, mbit float64, mib in
 	}
 	const layers = 4
 	res := &Payoff{Mbit: mbit, ImageMiB: mib, Layers: layers, BaseImage: base}
-	c.LimitRegistryBandwidth(mbit * 1e6)
-	defer c.LimitRegistryBandwidth(0)
+	c.Registries.LimitBandwidth(mbit * 1e6)
+	defer c.Registries.LimitBandwidth(0)
 	for i := range n {
 		warm := fmt.Sprintf("%s/bench/payoff:warm-%d", c.Registry, i)
 		cold := fmt.Sprintf("%s/bench/payoff:cold-%d", c.Registry, i)
 		for _, img := range []string{warm, cold} {
-			if err := c.PushLarge(ctx, base, img, layers, int64(mib)<<20/layers); err != nil {
+			if err := c.Registries.PushLarge(ctx, base, img, layers, int64(mib)<<20/layers); err != nil {
 				return nil, err
 			}
 		}
@@ -130,7 +130,7 @@ func payoff(ctx context.Context, c *cluster.Cluster, n int, mbit float64, mib in
 			}
 		}
 		for _, img := range []string{warm, cold} {
-			if err := c.RemoveImage(ctx, img); err != nil {
+			if err := c.RealNode.RemoveImage(ctx, img); err != nil {
 				return nil, err
 			}
 		}

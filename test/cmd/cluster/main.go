@@ -138,8 +138,8 @@ func demo(ctx context.Context, c *cluster.Cluster, root string) error {
 	}
 	name := pr.Name
 	nodes := "the node-type=web nodes"
-	if c.RealNode != "" {
-		nodes += " (the real node " + c.RealNode + " among them)"
+	if c.RealNode.Name() != "" {
+		nodes += " (the real node " + c.RealNode.Name() + " among them)"
 	}
 	fmt.Printf("\nPipelineRun %s: pre-pulling %s:%s onto %s...\n", name, repo, tag, nodes)
 	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
@@ -149,11 +149,9 @@ func demo(ctx context.Context, c *cluster.Cluster, root string) error {
 	if err != nil {
 		return fmt.Errorf("waiting for PipelineRun %s: %w", name, err)
 	}
-	tkn := exec.Command(filepath.Join(root, "hack", "build-tools.sh"), "--path", "tkn")
-	tknPath, _ := tkn.Output()
 	for _, args := range [][]string{{"pipelinerun", "describe", name}, {"customrun", "list"}} {
 		fmt.Printf("\n$ tkn %s\n", strings.Join(args, " "))
-		cmd := exec.CommandContext(ctx, strings.TrimSpace(string(tknPath)), append(args, "--kubeconfig", c.Kubeconfig, "-n", "default")...)
+		cmd := exec.CommandContext(ctx, c.Tools.Path("tkn"), append(args, "--kubeconfig", c.Kubeconfig, "-n", "default")...)
 		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 		if err := cmd.Run(); err != nil {
 			return fmt.Errorf("tkn %s: %w", strings.Join(args, " "), err)
@@ -164,7 +162,7 @@ func demo(ctx context.Context, c *cluster.Cluster, root string) error {
 		return fmt.Errorf("the CustomRun of %s: %v", name, err)
 	}
 	fmt.Printf("\n$ tkn customrun describe %s\n", runs.Items[0].Name)
-	cmd := exec.CommandContext(ctx, strings.TrimSpace(string(tknPath)), "customrun", "describe", runs.Items[0].Name, "--kubeconfig", c.Kubeconfig, "-n", "default")
+	cmd := exec.CommandContext(ctx, c.Tools.Path("tkn"), "customrun", "describe", runs.Items[0].Name, "--kubeconfig", c.Kubeconfig, "-n", "default")
 	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
 	if err := cmd.Run(); err != nil {
 		return err
@@ -172,17 +170,17 @@ func demo(ctx context.Context, c *cluster.Cluster, root string) error {
 	if c := pr.Status.GetCondition(apis.ConditionSucceeded); !c.IsTrue() {
 		return fmt.Errorf("PipelineRun %s: %s: %s", name, c.Reason, c.Message)
 	}
-	if c.RealNode == "" {
-		fmt.Printf("\n(%s)\n", c.RealNodeNotice)
+	if c.RealNode.Name() == "" {
+		fmt.Printf("\n(%s)\n", c.RealNode.Notice)
 		return nil
 	}
-	fmt.Printf("\n$ ctr --namespace k8s.io images ls name==%s:%s   # on %s\n", repo, tag, c.RealNode)
-	out, err := c.Ctr(ctx, "images", "ls", "name=="+repo+":"+tag)
+	fmt.Printf("\n$ ctr --namespace k8s.io images ls name==%s:%s   # on %s\n", repo, tag, c.RealNode.Name())
+	out, err := c.RealNode.Ctr(ctx, "images", "ls", "name=="+repo+":"+tag)
 	fmt.Print(out)
 	if err != nil {
 		return err
 	}
-	if has, err := c.RealNodeHas(ctx, repo+":"+tag); err != nil || !has {
+	if has, err := c.RealNode.Has(ctx, repo+":"+tag); err != nil || !has {
 		return fmt.Errorf("the real node's containerd does not have %s:%s (%v)", repo, tag, err)
 	}
 	return rollouts(ctx, c, repo+":"+tag)
@@ -193,7 +191,7 @@ func demo(ctx context.Context, c *cluster.Cluster, root string) error {
 // comparison, the same image again after removing it from the node, as a
 // node that was not pre-pulled starts it.
 func rollouts(ctx context.Context, c *cluster.Cluster, image string) error {
-	fmt.Printf("\nRolling %s out onto %s (a Deployment, imagePullPolicy left to its default)...\n", image, c.RealNode)
+	fmt.Printf("\nRolling %s out onto %s (a Deployment, imagePullPolicy left to its default)...\n", image, c.RealNode.Name())
 	warm, err := rollout(ctx, c, "hello-world", image)
 	if err != nil {
 		return err
@@ -207,8 +205,8 @@ func rollouts(ctx context.Context, c *cluster.Cluster, image string) error {
 	}); err != nil {
 		return fmt.Errorf("waiting for pod %s to go: %w", warm.Pod.Name, err)
 	}
-	fmt.Printf("\nThe same image without the pre-pull: removed from %s (crictl rmi), rolled out again...\n", c.RealNode)
-	if err := c.RemoveImage(ctx, image); err != nil {
+	fmt.Printf("\nThe same image without the pre-pull: removed from %s (crictl rmi), rolled out again...\n", c.RealNode.Name())
+	if err := c.RealNode.RemoveImage(ctx, image); err != nil {
 		return err
 	}
 	cold, err := rollout(ctx, c, "hello-world-cold", image)
@@ -218,7 +216,7 @@ func rollouts(ctx context.Context, c *cluster.Cluster, image string) error {
 	fmt.Printf("\nPod start, created to Ready, on %s: %s from the pre-pulled image, %s pulling it at start (%s).\n"+
 		"The registry here is on loopback and the demo app is 4.7 MiB: a pull too short to tell apart through the readiness\n"+
 		"probe's 1 s period. Through 100 Mbit/s, 200 MiB images start in about 1 s pre-pulled against 18 s (make bench's payoff\n"+
-		"level, docs/benchmarks.md).\n", c.RealNode, warm.Start.Round(time.Millisecond), cold.Start.Round(time.Millisecond), cold.pulled)
+		"level, docs/benchmarks.md).\n", c.RealNode.Name(), warm.Start.Round(time.Millisecond), cold.Start.Round(time.Millisecond), cold.pulled)
 	return nil
 }
 

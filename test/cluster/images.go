@@ -1,0 +1,199 @@
+package cluster
+
+import (
+	"archive/tar"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"runtime"
+	"sort"
+	"strings"
+
+	"github.com/google/go-containerregistry/pkg/authn"
+	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/google/go-containerregistry/pkg/v1/empty"
+	"github.com/google/go-containerregistry/pkg/v1/mutate"
+	"github.com/google/go-containerregistry/pkg/v1/random"
+	"github.com/google/go-containerregistry/pkg/v1/remote"
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"github.com/google/go-containerregistry/pkg/v1/types"
+)
+
+// Images pushed to and read from the local registries.
+
+// basePlatforms are the platforms of the base image, those `make release`
+// builds for: ko builds only the platforms its base has.
+var basePlatforms = []string{"amd64", "arm64"}
+
+// pushBaseImage makes a distroless-like base from scratch: only /etc/passwd
+// and /etc/group with a nonroot user (65532, as distroless has), as an index
+// of one image per basePlatforms (the same files: nothing in it is
+// architecture-specific).
+func pushBaseImage(ctx context.Context, ref string) error {
+	files := map[string]string{
+		"etc/passwd": "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
+		"etc/group":  "root:x:0:\nnonroot:x:65532:\n",
+	}
+	index := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, arch := range basePlatforms {
+		img, err := filesImage(files, arch)
+		if err != nil {
+			return err
+		}
+		index = mutate.AppendManifests(index, mutate.IndexAddendum{Add: img,
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	dst, err := name.ParseReference(ref, name.Insecure)
+	if err == nil {
+		err = remote.WriteIndex(dst, index, remote.WithContext(ctx))
+	}
+	if err != nil {
+		return fmt.Errorf("pushing the base image %s: %w", ref, err)
+	}
+	return nil
+}
+
+// Push pushes a one-layer image holding files (path -> content) to ref in
+// one of the local registries, with the credentials the registry wants.
+func (r *Registries) Push(ctx context.Context, ref string, files map[string]string) error {
+	return pushImage(ctx, ref, files, remote.WithAuth(&authn.Basic{Username: r.AuthUser, Password: r.AuthPassword}))
+}
+
+// pushImage pushes a linux image for this machine's architecture, running
+// as the nonroot user, with one layer of files.
+func pushImage(ctx context.Context, ref string, files map[string]string, opts ...remote.Option) error {
+	img, err := filesImage(files, runtime.GOARCH)
+	if err != nil {
+		return err
+	}
+	dst, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return err
+	}
+	return remote.Write(dst, img, append(opts, remote.WithContext(ctx))...)
+}
+
+// filesImage is a linux image for arch, running as the nonroot user, with
+// one layer of files.
+func filesImage(files map[string]string, arch string) (v1.Image, error) {
+	layer, err := filesLayer(files)
+	if err != nil {
+		return nil, err
+	}
+	img, err := mutate.AppendLayers(empty.Image, layer)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := img.ConfigFile()
+	if err != nil {
+		return nil, err
+	}
+	cfg = cfg.DeepCopy()
+	cfg.OS, cfg.Architecture = "linux", arch
+	cfg.Config.User = "65532"
+	return mutate.ConfigFile(img, cfg)
+}
+
+// filesLayer is one image layer holding files (path -> content).
+func filesLayer(files map[string]string) (v1.Layer, error) {
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		if err := tw.WriteHeader(&tar.Header{Name: p, Mode: 0o644, Size: int64(len(files[p])), Typeflag: tar.TypeReg}); err != nil {
+			return nil, err
+		}
+		if _, err := tw.Write([]byte(files[p])); err != nil {
+			return nil, err
+		}
+	}
+	if err := tw.Close(); err != nil {
+		return nil, err
+	}
+	return tarball.LayerFromOpener(func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(buf.Bytes())), nil })
+}
+
+// remoteImage reads ref from a local registry, for this machine's platform.
+func remoteImage(ctx context.Context, ref string) (v1.Image, error) {
+	src, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return nil, err
+	}
+	img, err := remote.Image(src, remote.WithContext(ctx), remote.WithPlatform(v1.Platform{OS: "linux", Architecture: runtime.GOARCH}))
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", ref, err)
+	}
+	return img, nil
+}
+
+// extractBinary writes the file at path inside the image ref to dest: the
+// controller binary ko put at /ko-app/controller.
+func extractBinary(ctx context.Context, ref, path, dest string) error {
+	img, err := remoteImage(ctx, ref)
+	if err != nil {
+		return err
+	}
+	rc := mutate.Extract(img)
+	defer rc.Close()
+	tr := tar.NewReader(rc)
+	for {
+		h, err := tr.Next()
+		if err == io.EOF {
+			return fmt.Errorf("%s has no %s", ref, path)
+		}
+		if err != nil {
+			return err
+		}
+		if strings.TrimPrefix(h.Name, "/") != path {
+			continue
+		}
+		return writeExecutable(dest, tr)
+	}
+}
+
+// PushVariant pushes to ref the image from with one more layer of files: an
+// image that shares from's program and layers but is not from (another
+// digest), for a rollout that must pull.
+func (r *Registries) PushVariant(ctx context.Context, from, ref string, files map[string]string) error {
+	layer, err := filesLayer(files)
+	if err != nil {
+		return err
+	}
+	return pushAppended(ctx, from, ref, layer)
+}
+
+// PushLarge pushes to ref the image from with n more layers of each bytes of
+// random data, which no compression shrinks: an image of a real
+// application's size, new to every node.
+func (r *Registries) PushLarge(ctx context.Context, from, ref string, n int, each int64) error {
+	var layers []v1.Layer
+	for range n {
+		l, err := random.Layer(each, types.DockerLayer)
+		if err != nil {
+			return err
+		}
+		layers = append(layers, l)
+	}
+	return pushAppended(ctx, from, ref, layers...)
+}
+
+func pushAppended(ctx context.Context, from, ref string, layers ...v1.Layer) error {
+	img, err := remoteImage(ctx, from)
+	if err != nil {
+		return err
+	}
+	if img, err = mutate.AppendLayers(img, layers...); err != nil {
+		return err
+	}
+	dst, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return err
+	}
+	return remote.Write(dst, img, remote.WithContext(ctx))
+}
