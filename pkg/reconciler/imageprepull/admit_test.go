@@ -2,6 +2,7 @@ package imageprepull
 
 import (
 	"testing"
+	"time"
 
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -50,6 +51,7 @@ func TestPodSelectorNodesAreCountedBeforeAnyJob(t *testing.T) {
 		t.Fatalf("pods on two nodes (and a finished one on a third): %+v", c)
 	}
 	e.pod("web-4", "node-d", webLabels, corev1.PodRunning)
+	e.clock.Step(countedFor + time.Second) // a count is reused that long
 	e.create(newRun("three", str("image", app), str("podSelector", "app=web")))
 	e.failsAtOnce("three", v1alpha1.ReasonLimitExceeded, "the run targets 3 nodes", "pod selector app=web matches 3")
 }
@@ -168,4 +170,24 @@ func TestLimits(t *testing.T) {
 			t.Errorf("%d jobs left after the run exceeded the limit", n)
 		}
 	})
+}
+
+// Runs of one selector in a burst count its nodes once: a count is reused
+// for countedFor.
+func TestNodeCountsAreReusedForAWhile(t *testing.T) {
+	e := newEnv(t)
+	e.node("web-1", map[string]string{"pool": "web"})
+	for _, name := range []string{"a", "b", "c"} {
+		e.create(newRun(name, str("image", app), str("nodeSelector", "pool=web")))
+		e.mustReconcile(name)
+	}
+	if n := countActions(e.kube.Actions(), "list", "nodes"); n != 1 {
+		t.Errorf("%d lists of nodes for three runs of one selector, want 1", n)
+	}
+	e.clock.Step(countedFor + time.Second)
+	e.create(newRun("d", str("image", app), str("nodeSelector", "pool=web")))
+	e.mustReconcile("d")
+	if n := countActions(e.kube.Actions(), "list", "nodes"); n != 2 {
+		t.Errorf("%d lists of nodes once the count expired, want 2", n)
+	}
 }

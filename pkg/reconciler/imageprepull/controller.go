@@ -9,6 +9,7 @@ import (
 	customrunreconciler "github.com/tektoncd/pipeline/pkg/client/injection/reconciler/pipeline/v1beta1/customrun"
 	tkncontroller "github.com/tektoncd/pipeline/pkg/controller"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/utils/clock"
 	kubeclient "knative.dev/pkg/client/injection/kube/client"
 	"knative.dev/pkg/configmap"
@@ -68,6 +69,7 @@ func newController(ctx context.Context, cmw configmap.Watcher, opts Options, clk
 		auth:          newAuthorizer(kubeclient.Get(ctx), clk),
 		prePulls:      imageprepullinformer.Get(ctx).Lister(),
 		deleted:       newDeletedJobs(clk),
+		counts:        cache.NewLRUExpireCacheWithClock(1024, clk),
 		runs:          customRuns.Lister(),
 		clock:         clk,
 		progressEvery: opts.ProgressInterval,

@@ -3,6 +3,7 @@ package imageprepull
 import (
 	"context"
 	"fmt"
+	"time"
 
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -73,8 +74,26 @@ func (r *Reconciler) ofAll(ctx context.Context, n int, how string, withTotal boo
 	return out, nil
 }
 
+// countedFor is how long a count of nodes is reused: runs of one selector
+// come in bursts (a pipeline's matrix, many pipelines after one push), and a
+// count a few seconds old is as good for a limit as a new one; OpenKruise's
+// own count is checked once the jobs exist (ensure).
+const countedFor = 10 * time.Second
+
 // nodes counts the Nodes a label selector matches ("" for every node).
 func (r *Reconciler) nodes(ctx context.Context, selector string) (int, error) {
+	key := "nodes " + selector
+	if n, ok := r.counts.Get(key); ok {
+		return n.(int), nil
+	}
+	n, err := r.listNodes(ctx, selector)
+	if err == nil {
+		r.counts.Add(key, n, countedFor)
+	}
+	return n, err
+}
+
+func (r *Reconciler) listNodes(ctx context.Context, selector string) (int, error) {
 	n := 0
 	list := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 		return r.kube.CoreV1().Nodes().List(ctx, opts)
@@ -94,6 +113,10 @@ func (r *Reconciler) nodes(ctx context.Context, selector string) (int, error) {
 // selector matches are scheduled, as OpenKruise finds a podSelector's nodes
 // (imagejob.GetNodeImagesForJob).
 func (r *Reconciler) podNodes(ctx context.Context, namespace, selector string) (int, error) {
+	key := "pods " + namespace + " " + selector
+	if n, ok := r.counts.Get(key); ok {
+		return n.(int), nil
+	}
 	nodes := map[string]bool{}
 	list := pager.New(func(ctx context.Context, opts metav1.ListOptions) (runtime.Object, error) {
 		return r.kube.CoreV1().Pods(namespace).List(ctx, opts)
@@ -110,5 +133,6 @@ func (r *Reconciler) podNodes(ctx context.Context, namespace, selector string) (
 	if err != nil {
 		return 0, fmt.Errorf("counting the nodes of the pods %q of namespace %s: %w", selector, namespace, err)
 	}
+	r.counts.Add(key, len(nodes), countedFor)
 	return len(nodes), nil
 }

@@ -15,6 +15,7 @@ import (
 	tkncontroller "github.com/tektoncd/pipeline/pkg/controller"
 	corev1 "k8s.io/api/core/v1"
 	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/cache"
 	"k8s.io/client-go/dynamic"
 	"k8s.io/client-go/kubernetes"
 	"k8s.io/utils/clock"
@@ -46,6 +47,8 @@ type Reconciler struct {
 	ends *endWrites
 	// deleted are the jobs the informer saw deleted.
 	deleted *deletedJobs
+	// counts are recent counts of the nodes a selector reaches (nodecount.go).
+	counts *cache.LRUExpireCache
 	// progressEvery is the least time between two progress writes of a
 	// running run's status; zero writes every change.
 	progressEvery time.Duration

@@ -74,6 +74,9 @@ type level struct {
 	// StatusWritesFailed counts the status writes refused for any reason but
 	// a conflict (a status too large for etcd, say).
 	StatusWritesFailed int `json:"statusWritesFailed"`
+	// TektonWebhookRetries counts the PipelineRuns the bench created again
+	// after Tekton's webhook did not answer within its call timeout.
+	TektonWebhookRetries int64 `json:"tektonWebhookRetries,omitempty"`
 	// SlowestOurs are the runs with the largest share of ours, with when the
 	// bench saw their last job complete and the run done, to look up in the
 	// controller's log and the audit log (KEEP_CLUSTER_DIR=1 keeps them).
