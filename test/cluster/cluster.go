@@ -187,7 +187,11 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	c.Registries = &Registries{}
 	c.Pipelines = &TektonPipelines{h: h, api: a, args: opts.TektonArgs}
 	c.OpenKruise = &OpenKruise{h: h, api: a, Version: c.KruiseVersion, args: opts.KruiseArgs}
-	c.Nodes = &SimulatedNodes{api: a, kruise: c.OpenKruise, log: opts.Log, initial: opts.Nodes, cfg: opts.Simulator}
+	simCfg := opts.Simulator
+	if simCfg.ImageID == nil {
+		simCfg.ImageID = c.Registries.ImageID
+	}
+	c.Nodes = &SimulatedNodes{api: a, kruise: c.OpenKruise, log: opts.Log, initial: opts.Nodes, cfg: simCfg}
 	c.RealNode = &RealNode{h: h, api: a, kruise: c.OpenKruise, registry: c.Registries, labels: opts.RealNodeLabels, koBuild: c.KoBuild}
 	c.Prometheus = &Prometheus{h: h}
 	c.Controllers = &Replicas{h: h, api: a, prometheus: c.Prometheus}

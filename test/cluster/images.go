@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 
@@ -36,14 +37,9 @@ func pushBaseImage(ctx context.Context, ref string) error {
 		"etc/passwd": "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
 		"etc/group":  "root:x:0:\nnonroot:x:65532:\n",
 	}
-	index := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
-	for _, arch := range basePlatforms {
-		img, err := filesImage(files, arch)
-		if err != nil {
-			return err
-		}
-		index = mutate.AppendManifests(index, mutate.IndexAddendum{Add: img,
-			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	index, err := filesIndex(files, false)
+	if err != nil {
+		return err
 	}
 	dst, err := name.ParseReference(ref, name.Insecure)
 	if err == nil {
@@ -73,6 +69,29 @@ func pushImage(ctx context.Context, ref string, files map[string]string, opts ..
 		return err
 	}
 	return remote.Write(dst, img, append(opts, remote.WithContext(ctx))...)
+}
+
+// filesIndex is an image index of one filesImage per basePlatforms; marked
+// adds platform.txt naming the platform to each, so that each has its own
+// config, as a real multi-platform build's images do.
+func filesIndex(files map[string]string, marked bool) (v1.ImageIndex, error) {
+	index := mutate.IndexMediaType(empty.Index, types.OCIImageIndex)
+	for _, arch := range basePlatforms {
+		own := files
+		if marked {
+			own = map[string]string{"platform.txt": "linux/" + arch}
+			for k, v := range files {
+				own[k] = v
+			}
+		}
+		img, err := filesImage(own, arch)
+		if err != nil {
+			return nil, err
+		}
+		index = mutate.AppendManifests(index, mutate.IndexAddendum{Add: img,
+			Descriptor: v1.Descriptor{Platform: &v1.Platform{OS: "linux", Architecture: arch}}})
+	}
+	return index, nil
 }
 
 // filesImage is a linux image for arch, running as the nonroot user, with
@@ -196,4 +215,63 @@ func pushAppended(ctx context.Context, from, ref string, layers ...v1.Layer) err
 		return err
 	}
 	return remote.Write(dst, img, remote.WithContext(ctx))
+}
+
+// ImageID is what a node of platform os/arch holds as the image ID of image
+// (host/repository:tag) once it pulled it from a local registry: the digest
+// of the config of the tag's image for that platform, containerd's CRI image
+// ID. The pull simulator reports it for simulated nodes. ok is false for an
+// image in no local registry, or one the registry does not have: it reads
+// no other host.
+func (r *Registries) ImageID(ctx context.Context, image, os, arch string) (string, bool) {
+	ref, err := name.ParseReference(image, name.Insecure)
+	if err != nil || !slices.Contains(r.hosts(), ref.Context().RegistryStr()) {
+		return "", false
+	}
+	img, err := remote.Image(ref, remote.WithContext(ctx), remote.WithPlatform(v1.Platform{OS: os, Architecture: arch}),
+		remote.WithAuth(&authn.Basic{Username: r.AuthUser, Password: r.AuthPassword}))
+	if err != nil {
+		return "", false
+	}
+	id, err := img.ConfigName()
+	if err != nil {
+		return "", false
+	}
+	return id.String(), true
+}
+
+// Digest is the manifest digest ref names now in a local registry: what a
+// push prints, and what a pipeline hands over as IMAGE_DIGEST.
+func (r *Registries) Digest(ctx context.Context, ref string) (string, error) {
+	src, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return "", err
+	}
+	desc, err := remote.Head(src, remote.WithContext(ctx), remote.WithAuth(&authn.Basic{Username: r.AuthUser, Password: r.AuthPassword}))
+	if err != nil {
+		return "", fmt.Errorf("reading the digest of %s: %w", ref, err)
+	}
+	return desc.Digest.String(), nil
+}
+
+// PushIndex pushes to ref an image index of one image per platform of the
+// base image (linux/amd64 and linux/arm64), each holding files and its
+// platform's name, and returns the index's digest.
+func (r *Registries) PushIndex(ctx context.Context, ref string, files map[string]string) (string, error) {
+	index, err := filesIndex(files, true)
+	if err != nil {
+		return "", err
+	}
+	dst, err := name.ParseReference(ref, name.Insecure)
+	if err != nil {
+		return "", err
+	}
+	if err := remote.WriteIndex(dst, index, remote.WithContext(ctx), remote.WithAuth(&authn.Basic{Username: r.AuthUser, Password: r.AuthPassword})); err != nil {
+		return "", fmt.Errorf("pushing the index %s: %w", ref, err)
+	}
+	d, err := index.Digest()
+	if err != nil {
+		return "", err
+	}
+	return d.String(), nil
 }

@@ -246,12 +246,20 @@ func (rn *RealNode) startKubelet(ctx context.Context) error {
 	return err
 }
 
-// nodeReady holds once the node's Ready condition is True.
+// nodeReady holds once the node's Ready condition is True and the node
+// lifecycle controller (kube-controller-manager) has lifted the not-ready
+// taints the node was registered with: until then the scheduler keeps pods
+// off it and its NoExecute taint evicts them.
 func (rn *RealNode) nodeReady() func(context.Context) error {
 	return func(ctx context.Context) error {
 		node, err := rn.api.kube.CoreV1().Nodes().Get(ctx, RealNodeName, metav1.GetOptions{})
 		if err != nil {
 			return err
+		}
+		for _, taint := range node.Spec.Taints {
+			if taint.Key == corev1.TaintNodeNotReady || taint.Key == corev1.TaintNodeUnreachable {
+				return fmt.Errorf("still tainted %s:%s", taint.Key, taint.Effect)
+			}
 		}
 		for _, cond := range node.Status.Conditions {
 			if cond.Type == corev1.NodeReady {

@@ -84,7 +84,7 @@ func serveRegistry(accesses *accessLog, link *link, user, password string) (serv
 				return
 			}
 		}
-		accesses.add(r.Method, l.Addr().String()+r.URL.Path)
+		accesses.add(r.Method, l.Addr().String()+r.URL.Path, r.UserAgent())
 		if lim := link.limiter(); lim != nil && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
 			w = &throttled{ResponseWriter: w, ctx: r.Context(), lim: lim}
 		}
@@ -150,19 +150,32 @@ func (t *throttled) Write(p []byte) (int, error) {
 }
 
 // accessLog counts the requests the registries answered, by method and
-// host/path.
+// host/path, and by the first word of their User-Agent.
 type accessLog struct {
-	mu     sync.Mutex
-	counts map[string]int
+	mu      sync.Mutex
+	counts  map[string]int
+	byAgent map[string]int
 }
 
-func (a *accessLog) add(method, path string) {
+func (a *accessLog) add(method, path, agent string) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if a.counts == nil {
-		a.counts = map[string]int{}
+		a.counts, a.byAgent = map[string]int{}, map[string]int{}
 	}
 	a.counts[method+" "+path]++
+	product, _, _ := strings.Cut(agent, " ")
+	product, _, _ = strings.Cut(product, "/")
+	a.byAgent[product]++
+}
+
+// RequestsBy counts the requests the local registries answered whose
+// User-Agent starts with agent (a product name, such as the controller's
+// registry.UserAgent).
+func (r *Registries) RequestsBy(agent string) int {
+	r.accesses.mu.Lock()
+	defer r.accesses.mu.Unlock()
+	return r.accesses.byAgent[agent]
 }
 
 // ManifestRequests counts the manifest requests (GET and HEAD) the local

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"fmt"
+	"runtime"
 	"slices"
 	"time"
 
@@ -81,9 +82,12 @@ func (s *SimulatedNodes) StartHeartbeats(ctx context.Context, node string) error
 	return s.beats.reportReady(ctx, node)
 }
 
-// Add creates one simulated node, Ready, and waits for its NodeImage.
+// Add creates one simulated node, Ready, and waits for its NodeImage. Its
+// platform labels say linux on this machine's architecture, as a kubelet's
+// would, unless n's labels say otherwise.
 func (s *SimulatedNodes) Add(ctx context.Context, n Node) error {
-	labels := map[string]string{simulator.LabelSimulated: "true", corev1.LabelHostname: n.Name}
+	labels := map[string]string{simulator.LabelSimulated: "true", corev1.LabelHostname: n.Name,
+		corev1.LabelOSStable: "linux", corev1.LabelArchStable: runtime.GOARCH}
 	for k, v := range n.Labels {
 		labels[k] = v
 	}

@@ -34,11 +34,14 @@ func namespace(t *testing.T) string {
 	if len(ns) > 50 {
 		ns = ns[:50]
 	}
-	ns = strings.TrimRight(ns, "-") + "-" + fmt.Sprint(time.Now().UnixNano()%100000)
 	ctx := context.Background()
-	if _, err := c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+	// The API server picks the suffix (generateName): a test may make
+	// several namespaces in a moment.
+	made, err := c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{GenerateName: strings.TrimRight(ns, "-") + "-"}}, metav1.CreateOptions{})
+	if err != nil {
 		t.Fatal(err)
 	}
+	ns = made.Name
 	// kube-controller-manager's ServiceAccount controller makes the default
 	// ServiceAccount, which Pods (and the runs' reviews) need.
 	if err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {

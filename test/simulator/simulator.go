@@ -2,7 +2,9 @@
 // kubelet: it watches NodeImages and, for each tag Kruise asks a node to
 // pull, writes the status the kruise-daemon of the cluster's OpenKruise
 // release would write: Pulling, then Succeeded or Failed, with the tag's
-// version, progress, times, imageID or message, and the counters. As
+// version, progress, times, imageID or message, and the counters. Each node
+// keeps the images it pulled: under imagePullPolicy IfNotPresent a tag it
+// holds is not pulled again, and keeps the image it had. As
 // kruise-daemon v1.9 does, it first reports a tag Waiting, runs at most
 // --max-workers-for-pull-image pulls at a time on a node, and writes
 // through apps.kruise.io/v1beta1 (with the status.waiting counter, which
@@ -11,6 +13,8 @@ package simulator
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"fmt"
 	"math/rand/v2"
 	"regexp"
@@ -74,6 +78,12 @@ type Config struct {
 	FailProbability float64
 	// Seed makes the random choices repeatable.
 	Seed uint64
+	// ImageID is what a container runtime on a node of platform os/arch
+	// reports as the image ID of image (name:tag) once it pulled it: the
+	// digest of the image's config (containerd's CRI image ID). ok is false
+	// for an image it cannot tell (one in no registry the cluster serves);
+	// the node then reports a made-up ID, one a tag. nil tells none.
+	ImageID func(ctx context.Context, image, os, arch string) (id string, ok bool)
 }
 
 // NotFoundMessage is what kruise-daemon reports, from containerd, for a tag
@@ -119,6 +129,9 @@ type daemon struct {
 	// limited (kruise-daemon v1.9's pool of --max-workers-for-pull-image
 	// workers); nil runs every pull at once.
 	workers chan struct{}
+	// images is the node's image store: name:tag -> the image ID of the
+	// image it holds under the tag, from its last pull.
+	images map[string]string
 }
 
 // Kruise-daemon's status rate limit (pkg/daemon/imagepuller/utils.go, the
@@ -219,7 +232,7 @@ func (s *Simulator) sync(ctx context.Context, ni *kruisev1alpha1.NodeImage) {
 			s.started[ni.Name][key] = true
 			s.pulls++
 			s.mu.Unlock()
-			go s.pull(ctx, d, node, name, tag.Tag, tag.Version)
+			go s.pull(ctx, d, node, name, tag)
 		}
 	}
 	s.mu.Lock()
@@ -240,7 +253,7 @@ func (s *Simulator) daemon(ctx context.Context, node *corev1.Node) *daemon {
 	defer s.mu.Unlock()
 	d := s.daemons[node.Name]
 	if d == nil {
-		d = &daemon{tags: map[string]map[string]kruisev1alpha1.ImageTagStatus{}, kick: make(chan struct{}, 1)}
+		d = &daemon{tags: map[string]map[string]kruisev1alpha1.ImageTagStatus{}, kick: make(chan struct{}, 1), images: map[string]string{}}
 		workers := s.cfg.MaxWorkers
 		if n, err := strconv.Atoi(node.Annotations[AnnotationMaxWorkers]); err == nil && s.daemonV19 {
 			workers = n
@@ -293,7 +306,12 @@ func (d *daemon) set(name string, st kruisev1alpha1.ImageTagStatus) {
 	d.poke()
 }
 
-func (s *Simulator) pull(ctx context.Context, d *daemon, node *corev1.Node, name, tag string, version int64) {
+// pull plays one of kruise-daemon's pull workers (pkg/daemon/imagepuller):
+// a tag the node holds already is not pulled again under imagePullPolicy
+// IfNotPresent, and either way the status reports the image ID the node
+// holds under the tag afterwards, as name@id.
+func (s *Simulator) pull(ctx context.Context, d *daemon, node *corev1.Node, name string, spec kruisev1alpha1.ImageTagSpec) {
+	tag, version := spec.Tag, spec.Version
 	image := name + ":" + tag
 	if s.daemonV19 {
 		// v1.9's worker reports Waiting before it asks the pool for a
@@ -312,22 +330,53 @@ func (s *Simulator) pull(ctx context.Context, d *daemon, node *corev1.Node, name
 	// Times as the API server keeps them (whole seconds), so that a status
 	// read back compares equal to the one written.
 	start := metav1.Now().Rfc3339Copy()
-	dur, failMsg := s.plan(node, image)
-	if dur > 0 {
-		d.set(name, kruisev1alpha1.ImageTagStatus{Tag: tag, Version: version, Phase: kruisev1alpha1.ImagePhasePulling, StartTime: &start})
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(dur):
+	id, present := d.held(image)
+	if !present || spec.ImagePullPolicy != kruisev1alpha1.PullIfNotPresent {
+		dur, failMsg := s.plan(node, image)
+		if dur > 0 {
+			d.set(name, kruisev1alpha1.ImageTagStatus{Tag: tag, Version: version, Phase: kruisev1alpha1.ImagePhasePulling, StartTime: &start})
+			select {
+			case <-ctx.Done():
+				return
+			case <-time.After(dur):
+			}
 		}
+		if failMsg != "" {
+			end := metav1.Now().Rfc3339Copy()
+			d.set(name, kruisev1alpha1.ImageTagStatus{Tag: tag, Version: version, StartTime: &start, CompletionTime: &end,
+				Phase: kruisev1alpha1.ImagePhaseFailed, Message: failMsg})
+			return
+		}
+		id = s.imageID(ctx, node, image)
+		d.hold(image, id)
 	}
 	end := metav1.Now().Rfc3339Copy()
-	st := kruisev1alpha1.ImageTagStatus{Tag: tag, Version: version, StartTime: &start, CompletionTime: &end, Progress: 100,
-		Phase: kruisev1alpha1.ImagePhaseSucceeded, ImageID: "sha256:" + fmt.Sprintf("%064x", len(image)+int(version))}
-	if failMsg != "" {
-		st.Phase, st.Progress, st.ImageID, st.Message = kruisev1alpha1.ImagePhaseFailed, 0, "", failMsg
+	d.set(name, kruisev1alpha1.ImageTagStatus{Tag: tag, Version: version, StartTime: &start, CompletionTime: &end, Progress: 100,
+		Phase: kruisev1alpha1.ImagePhaseSucceeded, ImageID: name + "@" + id})
+}
+
+// imageID is the ID of the image a node of node's platform pulls for image.
+func (s *Simulator) imageID(ctx context.Context, node *corev1.Node, image string) string {
+	if s.cfg.ImageID != nil {
+		if id, ok := s.cfg.ImageID(ctx, image, node.Labels[corev1.LabelOSStable], node.Labels[corev1.LabelArchStable]); ok {
+			return id
+		}
 	}
-	d.set(name, st)
+	sum := sha256.Sum256([]byte(image))
+	return "sha256:" + hex.EncodeToString(sum[:])
+}
+
+func (d *daemon) held(image string) (string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	id, ok := d.images[image]
+	return id, ok
+}
+
+func (d *daemon) hold(image, id string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.images[image] = id
 }
 
 // writeLoop writes the node's status whenever it changed, rate limited as

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"regexp"
+	"sync"
 	"testing"
 	"time"
 
@@ -180,6 +181,77 @@ func TestSimulatorPullsATagAddedAgain(t *testing.T) {
 	again := metav1.NewTime(first.Add(time.Minute))
 	setSpec(kruisev1alpha1.ImageTagSpec{Tag: "v1", Version: 0, CreatedAt: &again})
 	waitFor("the tag pulled again at version 0", succeededAt(0))
+	if n := sim.Pulls(); n != 3 {
+		t.Errorf("%d pulls, want 3", n)
+	}
+}
+
+// A node keeps the images it pulled: under IfNotPresent a tag it holds is
+// not pulled again and keeps the image it had, though the registry's tag
+// now names another (what kruise-daemon's doPullImage does); Always pulls
+// the tag's image now. The status reports name@ID, as kruise-daemon writes
+// it, with the ID for the node's platform.
+func TestSimulatorKeepsAnImageUnderIfNotPresent(t *testing.T) {
+	t.Setenv("KUBE_FEATURE_WatchListClient", "false")
+	n := node("n", true, nil)
+	n.Labels[corev1.LabelOSStable], n.Labels[corev1.LabelArchStable] = "linux", "arm64"
+	kube := kubefake.NewSimpleClientset(n)
+	kruise := kruisefake.NewSimpleClientset(nodeImage("n", kruisev1alpha1.ImageTagSpec{Tag: "v1", Version: 1, ImagePullPolicy: kruisev1alpha1.PullIfNotPresent}))
+	var mu sync.Mutex
+	pushed := "sha256:aaaa"
+	cfg := Config{Kruise: "v1.8.0", ImageID: func(_ context.Context, image, os, arch string) (string, bool) {
+		mu.Lock()
+		defer mu.Unlock()
+		return pushed + "-" + os + "/" + arch, image == "registry.local/app:v1"
+	}}
+	sim := New(kube, kruise, nil, cfg)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	if err := sim.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	pulledAt := func(version int64, policy kruisev1alpha1.ImagePullPolicy) string {
+		t.Helper()
+		if version > 1 {
+			ni, err := kruise.AppsV1alpha1().NodeImages().Get(ctx, "n", metav1.GetOptions{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ni.Spec = nodeImage("n", kruisev1alpha1.ImageTagSpec{Tag: "v1", Version: version, ImagePullPolicy: policy}).Spec
+			if _, err := kruise.AppsV1alpha1().NodeImages().Update(ctx, ni, metav1.UpdateOptions{}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var id string
+		if err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+			ni, err := kruise.AppsV1alpha1().NodeImages().Get(ctx, "n", metav1.GetOptions{})
+			if err != nil {
+				return false, err
+			}
+			for _, st := range ni.Status.ImageStatuses["registry.local/app"].Tags {
+				if st.Version == version && st.Phase == kruisev1alpha1.ImagePhaseSucceeded {
+					id = st.ImageID
+					return true, nil
+				}
+			}
+			return false, nil
+		}); err != nil {
+			t.Fatalf("version %d not pulled: %v", version, err)
+		}
+		return id
+	}
+	if got := pulledAt(1, ""); got != "registry.local/app@sha256:aaaa-linux/arm64" {
+		t.Fatalf("first pull reports %q", got)
+	}
+	mu.Lock()
+	pushed = "sha256:bbbb" // the tag pushed again
+	mu.Unlock()
+	if got := pulledAt(2, kruisev1alpha1.PullIfNotPresent); got != "registry.local/app@sha256:aaaa-linux/arm64" {
+		t.Errorf("IfNotPresent on a node holding the tag reports %q, want the image it had", got)
+	}
+	if got := pulledAt(3, kruisev1alpha1.PullAlways); got != "registry.local/app@sha256:bbbb-linux/arm64" {
+		t.Errorf("Always reports %q, want the tag's image now", got)
+	}
 	if n := sim.Pulls(); n != 3 {
 		t.Errorf("%d pulls, want 3", n)
 	}
