@@ -50,7 +50,8 @@ const (
 	LabelSimulated = "simulator.custom.kruise.dev/simulated"
 	// AnnotationPullMillis sets this node's pull time, overriding Config.PullTime.
 	AnnotationPullMillis = "simulator.custom.kruise.dev/pull-millis"
-	// AnnotationFail is a regular expression: images it matches fail on this node.
+	// AnnotationFail is a regular expression: images it matches fail on this
+	// node, and the node does not hold them from an earlier pull.
 	AnnotationFail = "simulator.custom.kruise.dev/fail"
 	// AnnotationMaxWorkers is this node's kruise-daemon
 	// --max-workers-for-pull-image (v1.9 and later), overriding
@@ -331,6 +332,13 @@ func (s *Simulator) pull(ctx context.Context, d *daemon, node *corev1.Node, name
 	// read back compares equal to the one written.
 	start := metav1.Now().Rfc3339Copy()
 	id, present := d.held(image)
+	if present && s.unavailable(node, image) {
+		// A node told it cannot pull an image does not hold it either, as
+		// after the kubelet's image garbage collection: a test that makes
+		// a node fail means a node without the image, whatever ran before.
+		d.drop(image)
+		present = false
+	}
 	if !present || spec.ImagePullPolicy != kruisev1alpha1.PullIfNotPresent {
 		dur, failMsg := s.plan(node, image)
 		if dur > 0 {
@@ -371,6 +379,12 @@ func (d *daemon) held(image string) (string, bool) {
 	defer d.mu.Unlock()
 	id, ok := d.images[image]
 	return id, ok
+}
+
+func (d *daemon) drop(image string) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	delete(d.images, image)
 }
 
 func (d *daemon) hold(image, id string) {
@@ -506,6 +520,23 @@ func (d *daemon) status(spec *kruisev1alpha1.NodeImageSpec) kruisev1alpha1.NodeI
 }
 
 // plan decides this pull's time and outcome from the node's annotations and the config.
+// unavailable tells whether image cannot be had on node: AnnotationFail or
+// Config.FailImages matches it.
+func (s *Simulator) unavailable(node *corev1.Node, image string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.unavailableLocked(node, image)
+}
+
+func (s *Simulator) unavailableLocked(node *corev1.Node, image string) bool {
+	if re := node.Annotations[AnnotationFail]; re != "" {
+		if r, err := regexp.Compile(re); err == nil && r.MatchString(image) {
+			return true
+		}
+	}
+	return s.cfg.FailImages != nil && s.cfg.FailImages.MatchString(image)
+}
+
 func (s *Simulator) plan(node *corev1.Node, image string) (time.Duration, string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -519,12 +550,7 @@ func (s *Simulator) plan(node *corev1.Node, image string) (time.Duration, string
 	if s.cfg.SlowImages != nil && s.cfg.SlowImages.MatchString(image) {
 		d = s.cfg.SlowPull
 	}
-	if re := node.Annotations[AnnotationFail]; re != "" {
-		if r, err := regexp.Compile(re); err == nil && r.MatchString(image) {
-			return d, NotFoundMessage(image)
-		}
-	}
-	if s.cfg.FailImages != nil && s.cfg.FailImages.MatchString(image) {
+	if s.unavailableLocked(node, image) {
 		return d, NotFoundMessage(image)
 	}
 	if s.cfg.FailProbability > 0 && s.rnd.Float64() < s.cfg.FailProbability {

@@ -255,4 +255,35 @@ func TestSimulatorKeepsAnImageUnderIfNotPresent(t *testing.T) {
 	if n := sim.Pulls(); n != 3 {
 		t.Errorf("%d pulls, want 3", n)
 	}
+
+	// A node told it cannot pull the image no longer holds it either.
+	n.Annotations = map[string]string{AnnotationFail: "app"}
+	if _, err := kube.CoreV1().Nodes().Update(ctx, n, metav1.UpdateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 10*time.Second, true, func(context.Context) (bool, error) {
+		seen, err := sim.nodes.Get("n")
+		return err == nil && seen.Annotations[AnnotationFail] != "", nil
+	}); err != nil {
+		t.Fatal("the simulator never saw the node's annotation")
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 5*time.Millisecond, 10*time.Second, true, func(ctx context.Context) (bool, error) {
+		ni, err := kruise.AppsV1alpha1().NodeImages().Get(ctx, "n", metav1.GetOptions{})
+		if err != nil {
+			return false, err
+		}
+		if ni.Spec.Images["registry.local/app"].Tags[0].Version < 4 {
+			ni.Spec = nodeImage("n", kruisev1alpha1.ImageTagSpec{Tag: "v1", Version: 4, ImagePullPolicy: kruisev1alpha1.PullIfNotPresent}).Spec
+			_, err := kruise.AppsV1alpha1().NodeImages().Update(ctx, ni, metav1.UpdateOptions{})
+			return false, err
+		}
+		for _, st := range ni.Status.ImageStatuses["registry.local/app"].Tags {
+			if st.Version == 4 {
+				return st.Phase == kruisev1alpha1.ImagePhaseFailed, nil
+			}
+		}
+		return false, nil
+	}); err != nil {
+		t.Errorf("IfNotPresent on a node annotated %s did not fail: %v", AnnotationFail, err)
+	}
 }
