@@ -106,7 +106,8 @@ func TestCRDMatchesTheGoAPI(t *testing.T) {
 	}
 	spec := crd.Spec.Versions[0].Schema.OpenAPIV3Schema.Properties["spec"]
 	images := spec.Properties["images"]
-	wantPattern := "^" + reference.NameRegexp.String() + "(?::" + reference.TagRegexp.String() + ")?$"
+	// A tag, then a digest only after a tag (sha256, as v1alpha1.ValidateDigest takes it).
+	wantPattern := "^" + reference.NameRegexp.String() + "(?::" + reference.TagRegexp.String() + "(?:@sha256:[a-f0-9]{64})?)?$"
 	if images.Items.Schema.Pattern != wantPattern {
 		t.Errorf("images pattern drifted from Kruise's reference grammar:\n got %s\nwant %s", images.Items.Schema.Pattern, wantPattern)
 	}
@@ -168,6 +169,7 @@ func TestClusterRoleIsLeastPrivilege(t *testing.T) {
 		"/pods":                                     "list",
 		"/nodes":                                    "list",
 		"/events":                                   "create patch",
+		"/secrets":                                  "get",
 	}
 	got := map[string]string{}
 	for _, role := range all[*rbacv1.ClusterRole](objects(t, "config")) {

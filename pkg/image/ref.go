@@ -52,6 +52,22 @@ func (r Ref) Digest() string {
 	return ""
 }
 
+// Pulled is the reference without its digest, as given: what kruise-daemon
+// pulls (it pulls by tag, openkruise/kruise#2534) and an ImagePullJob names.
+func (r Ref) Pulled() string {
+	s, _, _ := strings.Cut(r.given, "@")
+	return s
+}
+
+// Pinned is the repository by the reference's digest (repo@sha256:...), as a
+// rollout names the image; "" without a digest.
+func (r Ref) Pinned() string {
+	if r.Digest() == "" {
+		return ""
+	}
+	return reference.FamiliarName(r.named) + "@" + r.Digest()
+}
+
 // WithDefaultTag is the reference with :latest where it has neither a tag
 // nor a digest, as the kubelet pulls it.
 func (r Ref) WithDefaultTag() Ref {

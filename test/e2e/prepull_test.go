@@ -235,7 +235,7 @@ func TestBadParamsFailAtOnce(t *testing.T) {
 	if pr.Status.GetCondition("Succeeded").IsTrue() || cond(run).Reason != v1alpha1.ReasonInvalidParams.String() {
 		t.Fatalf("CustomRun %+v", cond(run))
 	}
-	contains(t, "message", cond(run).Message, "params.image", "digests are not supported", "params.parallelism")
+	contains(t, "message", cond(run).Message, "params.image", "a digest alone cannot be pre-pulled", "params.parallelism")
 	if n := len(jobs(t, ns)); n != 0 {
 		t.Errorf("%d ImagePullJobs for bad params", n)
 	}

@@ -46,7 +46,7 @@ func TestRealNode(t *testing.T) {
 		}
 	})
 	// One run on the real node alone; params are YAML flow items.
-	prepull := func(t *testing.T, ns string, params ...string) *v1beta1.CustomRun {
+	var prepull realNodePrePull = func(t *testing.T, ns string, params ...string) *v1beta1.CustomRun {
 		t.Helper()
 		create(t, ns, pipelineRun("pr", fmt.Sprintf(`
       - name: prepull
@@ -169,6 +169,9 @@ func TestRealNode(t *testing.T) {
 		pulledAtStart(t, rollOut(t, ns, "control", control), control)
 	})
 
+	t.Run("a tag pushed again: the digest is pulled and each node checked", func(t *testing.T) { testATagPushedAgain(t, prepull) })
+	t.Run("an index is checked against each node's platform", testAnIndexIsCheckedPerPlatform)
+
 	// The node's network is closed: it reaches the cluster's registries and
 	// API server, nothing else, and a pull from anywhere else fails at once.
 	t.Run("the node reaches no other registry", func(t *testing.T) {
@@ -262,21 +265,32 @@ func TestRealNode(t *testing.T) {
 		contains(t, "message with a misspelt secret", cond(run).Message, cluster.RealNodeName, "401 Unauthorized",
 			"check that pullSecrets registry-cred exist in namespace "+ns+" and hold credentials for it (OpenKruise pulls without a named Secret it cannot find)")
 
-		ns = namespace(t)
-		createPullSecret(t, ns, "registry-creds", c.Registries.Auth, c.Registries.AuthUser, c.Registries.AuthPassword)
-		// The run's ServiceAccount may read the Secret it names, as docs/access.md shows.
-		if _, err := c.Kubectl(ctx, "-n", ns, "create", "role", "default-pull-secrets", "--verb=get", "--resource=secrets", "--resource-name=registry-creds"); err != nil {
-			t.Fatal(err)
+		withSecret := func() string {
+			ns := namespace(t)
+			createPullSecret(t, ns, "registry-creds", c.Registries.Auth, c.Registries.AuthUser, c.Registries.AuthPassword)
+			// The run's ServiceAccount may read the Secret it names, as docs/access.md shows.
+			if _, err := c.Kubectl(ctx, "-n", ns, "create", "role", "default-pull-secrets", "--verb=get", "--resource=secrets", "--resource-name=registry-creds"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := c.Kubectl(ctx, "-n", ns, "create", "rolebinding", "default-pull-secrets", "--role=default-pull-secrets", "--serviceaccount="+ns+":default"); err != nil {
+				t.Fatal(err)
+			}
+			return ns
 		}
-		if _, err := c.Kubectl(ctx, "-n", ns, "create", "rolebinding", "default-pull-secrets", "--role=default-pull-secrets", "--serviceaccount="+ns+":default"); err != nil {
-			t.Fatal(err)
-		}
-		run = prepull(t, ns, `{name: image, value: "`+img+`"}`, `{name: pullSecrets, value: [registry-creds]}`)
+		run = prepull(t, withSecret(), `{name: image, value: "`+img+`"}`, `{name: pullSecrets, value: [registry-creds]}`)
 		if !cond(run).IsTrue() {
 			t.Fatalf("with the secret: %+v", cond(run))
 		}
 		if has, err := c.RealNode.Has(ctx, img); err != nil || !has {
 			t.Fatalf("containerd does not list %s after the pull with the secret (%v)", img, err)
+		}
+
+		// With a digest the controller reads the private registry too, with
+		// the same Secret, to check the node.
+		digest, id := pushed(t, img)
+		run = prepull(t, withSecret(), `{name: image, value: "`+img+`"}`, `{name: digest, value: "`+digest+`"}`, `{name: pullSecrets, value: [registry-creds]}`)
+		if !cond(run).IsTrue() || result(run, v1alpha1.ResultImageIDs) != id {
+			t.Fatalf("with the secret and a digest: %+v, imageIDs %q, want %s", cond(run), result(run, v1alpha1.ResultImageIDs), id)
 		}
 	})
 }

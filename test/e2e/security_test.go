@@ -89,6 +89,9 @@ func TestServiceAccountPermissions(t *testing.T) {
 		"pods":                                      "list",
 		"nodes":                                     "list",
 		"events":                                    "create patch",
+		// A run's pull Secrets, read to check its digests in the registry
+		// once the API server said the run's ServiceAccount may get them.
+		"secrets": "get",
 	}
 	for res, verbs := range got {
 		if want[res] != verbs {

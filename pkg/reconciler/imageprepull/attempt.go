@@ -51,6 +51,17 @@ func (a *attempt) setPin(p *pin) {
 	a.images = imagesOf(a.spec)
 }
 
+// imageOf is the run's image a job of the run pulls, by its name (the name
+// covers the image as the run gives it, digest included).
+func (a *attempt) imageOf(job *kruisev1alpha1.ImagePullJob) (image.Ref, bool) {
+	for _, ref := range a.images {
+		if JobName(a.run.Name, a.run.UID, ref.String(), attemptOf(job)) == job.Name {
+			return ref, true
+		}
+	}
+	return image.Ref{}, false
+}
+
 // number is the attempt's number: 0 for the first, then one a retry.
 func (a *attempt) number() int { return len(a.run.Status.RetriesStatus) }
 

@@ -24,6 +24,7 @@ import (
 	"github.com/imageprepull/imageprepull/pkg/config"
 	"github.com/imageprepull/imageprepull/pkg/kruise"
 	kruiseclient "github.com/imageprepull/imageprepull/pkg/kruise/client"
+	"github.com/imageprepull/imageprepull/pkg/registry"
 )
 
 // ControllerName names the controller in logs, events and leader election.
@@ -70,6 +71,7 @@ func newController(ctx context.Context, cmw configmap.Watcher, opts Options, clk
 		prePulls:      imageprepullinformer.Get(ctx).Lister(),
 		deleted:       newDeletedJobs(clk),
 		counts:        cache.NewLRUExpireCacheWithClock(1024, clk),
+		resolver:      registry.NewResolver(1024),
 		runs:          customRuns.Lister(),
 		clock:         clk,
 		progressEvery: opts.ProgressInterval,

@@ -22,6 +22,7 @@ import (
 	"knative.dev/pkg/kmeta"
 
 	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	imagepkg "github.com/imageprepull/imageprepull/pkg/image"
 	"github.com/imageprepull/imageprepull/pkg/kruise"
 )
 
@@ -66,8 +67,16 @@ func ourLabels(runName string, attempt int) map[string]string {
 
 // newJob builds the ImagePullJob for one image of a run's attempt, as the
 // run's time left now allows. TTL is handed on once the run's end is
-// stored (finish).
+// stored (finish). An image given with a digest is pulled by its tag (all
+// kruise-daemon can pull) with imagePullPolicy Always, so that a node that
+// has another image under the tag pulls again; checkPulls then reads what
+// each node has.
 func (r *Reconciler) newJob(run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullSpec, image string, attempt int) *kruisev1alpha1.ImagePullJob {
+	ref, _ := imagepkg.Parse(image) // checked with the pin
+	policy := kruisev1alpha1.ImagePullPolicy(spec.ImagePullPolicy)
+	if ref.Digest() != "" {
+		policy = kruisev1alpha1.PullAlways
+	}
 	lbls := ourLabels(run.Name, attempt)
 	for _, k := range copiedLabels {
 		if v, ok := run.Labels[k]; ok {
@@ -83,7 +92,7 @@ func (r *Reconciler) newJob(run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullS
 			OwnerReferences: []metav1.OwnerReference{*kmeta.NewControllerRef(run)},
 		},
 		Spec: kruisev1alpha1.ImagePullJobSpec{
-			Image: image,
+			Image: ref.Pulled(),
 			ImagePullJobTemplate: kruisev1alpha1.ImagePullJobTemplate{
 				PullSecrets: spec.PullSecrets,
 				Parallelism: ptr.To(intstr.FromInt32(*spec.Parallelism)),
@@ -95,7 +104,7 @@ func (r *Reconciler) newJob(run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullS
 					Type:                  kruisev1alpha1.Always,
 					ActiveDeadlineSeconds: jobDeadline(left),
 				},
-				ImagePullPolicy: kruisev1alpha1.ImagePullPolicy(spec.ImagePullPolicy),
+				ImagePullPolicy: policy,
 			},
 		},
 	}
@@ -237,9 +246,8 @@ func (r *Reconciler) deleteEach(ctx context.Context, namespace string, jobs []*k
 // ObserveDeletion deletes the jobs of a CustomRun that is gone, at once:
 // their ownerReferences let Kubernetes' garbage collector do the same, but
 // later. The run's pin went with it, so a job is not compared with what the
-// run made; only a job the collector deletes anyway is deleted (its one
-// owner is the gone run) that bears our labels and the name the run gave
-// its job of that image: this only makes it sooner.
+// run made; only a job the collector deletes anyway is deleted (it bears our
+// labels, and its one owner is the gone run): this only makes it sooner.
 func (r *Reconciler) ObserveDeletion(ctx context.Context, key types.NamespacedName) error {
 	jobs, err := r.listJobs(ctx, key.Namespace, labels.Set{LabelCustomRun: key.Name, LabelManagedBy: ManagedBy})
 	switch {
@@ -253,7 +261,6 @@ func (r *Reconciler) ObserveDeletion(ctx context.Context, key types.NamespacedNa
 			return true
 		}
 		owner := job.OwnerReferences[0]
-		return owner.Controller == nil || !*owner.Controller || owner.Kind != pipeline.CustomRunControllerName || owner.Name != key.Name ||
-			job.Name != JobName(key.Name, owner.UID, job.Spec.Image, attemptOf(job))
+		return owner.Controller == nil || !*owner.Controller || owner.Kind != pipeline.CustomRunControllerName || owner.Name != key.Name
 	}))
 }

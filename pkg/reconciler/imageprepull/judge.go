@@ -26,6 +26,11 @@ func (r *Reconciler) endWithoutWaiting(a *attempt) kreconciler.Event {
 // judge ends an attempt whose jobs are all complete: the run succeeds when
 // successThreshold is met, else the attempt fails.
 func (r *Reconciler) judge(ctx context.Context, policy *config.Policy, a *attempt) kreconciler.Event {
+	pulled, err := r.checkPulls(ctx, a)
+	if err != nil {
+		return r.failOrRetry(a, err)
+	}
+	a.progress = a.progress.withPulled(pulled)
 	run, spec, p := a.run, a.spec, a.progress
 	run.Status.Results = p.results()
 	if p.desired == 0 {
@@ -40,7 +45,7 @@ func (r *Reconciler) judge(ctx context.Context, policy *config.Policy, a *attemp
 	a.classes = classes
 	if p.succeeded >= need {
 		msg := p.message()
-		if len(p.failedNodes) > 0 {
+		if failed != "" {
 			msg += "; successThreshold " + spec.SuccessThreshold.String() + " met; failed: " + failed
 		}
 		msg = bounded(msg)

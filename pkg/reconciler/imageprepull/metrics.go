@@ -52,7 +52,7 @@ var (
 	kruiseDuration = instrument{"imageprepull_kruise_duration", "histogram", "s", "",
 		"the run's wait on OpenKruise: from its last attempt's first ImagePullJob created to its last job complete"}
 	failedNodes = instrument{"imageprepull_failed_nodes", "counter", "", "class",
-		"nodes that failed a pull in an ended run, by the class of kruise-daemon's reason: not_found, unauthorized, timeout, other; unread for failed nodes past the first five, whose NodeImages a run does not read"}
+		"nodes that failed a pull in an ended run, by the class of kruise-daemon's reason: not_found, unauthorized, timeout, other; unread for failed nodes past the first five, whose NodeImages a run does not read; wrong_image for a node that has another image than the run's digest names"}
 	runsInFlight = instrument{"imageprepull_runs_in_flight", "gauge", "", "",
 		"ImagePrePull runs started and not ended (each replica reports the cluster's count)"}
 	jobsActive = instrument{"imageprepull_imagepulljobs_active", "gauge", "", "",

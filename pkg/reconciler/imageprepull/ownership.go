@@ -2,7 +2,6 @@ package imageprepull
 
 import (
 	"fmt"
-	"slices"
 
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
 	"k8s.io/apimachinery/pkg/api/equality"
@@ -26,12 +25,13 @@ import (
 // run's own (handed on at its end). job has been through kruise.Shrink.
 func (r *Reconciler) notOurs(a *attempt, job *kruisev1alpha1.ImagePullJob) string {
 	number := attemptOf(job)
-	if number < 0 || !slices.Contains(a.spec.Images, job.Spec.Image) {
-		return fmt.Sprintf("it pulls %s, which attempt %d of the run does not", job.Spec.Image, number)
+	ref, ok := a.imageOf(job)
+	if number < 0 || !ok {
+		return fmt.Sprintf("its name is not one the run gives a job of attempt %d", number)
 	}
-	want := r.newJob(a.run, a.spec, job.Spec.Image, number)
-	if job.Name != want.Name {
-		return "its name is not the run's for that image and attempt"
+	want := r.newJob(a.run, a.spec, ref.String(), number)
+	if job.Spec.Image != want.Spec.Image {
+		return fmt.Sprintf("it pulls %s, which attempt %d of the run does not", job.Spec.Image, number)
 	}
 	if owner := metav1.GetControllerOf(job); owner == nil || owner.UID != a.run.UID {
 		return "it is not controlled by this CustomRun"

@@ -136,8 +136,7 @@ func TestAForeignJobIsNeverDeletedOrPatched(t *testing.T) {
 }
 
 // A gone run's jobs are deleted at once only where the garbage collector
-// deletes them anyway: their one owner is the run, and they bear our labels
-// and the name the run gives its job of their image.
+// deletes them anyway: their one owner is the run, and they bear our labels.
 func TestObserveDeletionDeletesOnlyWhatTheCollectorWould(t *testing.T) {
 	e := newEnv(t)
 	e.create(newRun("run", str("image", app)))
@@ -146,7 +145,7 @@ func TestObserveDeletionDeletesOnlyWhatTheCollectorWould(t *testing.T) {
 	twoOwners := e.foreignJob("run", "nginx:1.27", 0, func(j *kruisev1alpha1.ImagePullJob) {
 		j.OwnerReferences = append(j.OwnerReferences, metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "keep", UID: "uid-cm"})
 	})
-	misnamed := e.foreignJob("run", "redis:7", 0, func(j *kruisev1alpha1.ImagePullJob) { j.Name = "run-misnamed-0" })
+	unlabelled := e.foreignJob("run", "redis:7", 0, func(j *kruisev1alpha1.ImagePullJob) { j.Labels = map[string]string{LabelCustomRun: "run"} })
 	e.syncJobs()
 	if err := e.r.ObserveDeletion(e.ctx, types.NamespacedName{Namespace: ns, Name: "run"}); err != nil {
 		t.Fatal(err)
@@ -155,7 +154,7 @@ func TestObserveDeletionDeletesOnlyWhatTheCollectorWould(t *testing.T) {
 	for _, j := range e.jobList() {
 		names[j.Name] = true
 	}
-	if names[own.Name] || !names[twoOwners.Name] || !names[misnamed.Name] {
-		t.Errorf("jobs left %v: want the run's own deleted, %s and %s kept", names, twoOwners.Name, misnamed.Name)
+	if names[own.Name] || !names[twoOwners.Name] || !names[unlabelled.Name] {
+		t.Errorf("jobs left %v: want the run's own deleted, %s and %s kept", names, twoOwners.Name, unlabelled.Name)
 	}
 }

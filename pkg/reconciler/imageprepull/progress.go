@@ -2,6 +2,7 @@ package imageprepull
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"k8s.io/apimachinery/pkg/util/intstr"
 
 	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/image"
 )
 
 // progress is what the attempt's jobs say, counted in nodes over all images.
@@ -30,6 +32,12 @@ type progress struct {
 	target *target
 	// editIgnored: the run was edited after its start, and keeps its pin.
 	editIgnored bool
+	// pulled is what the nodes reported of the images, once checked
+	// (checkPulls): its wrong nodes count as failed.
+	pulled pulled
+	// pinned are the run's images given with a digest, as repository@digest,
+	// one an image ("" for one without).
+	pinned []string
 }
 
 // summarize reads the jobs of an attempt of a run pinned as p.
@@ -37,6 +45,11 @@ func summarize(jobs []*kruisev1alpha1.ImagePullJob, p *pin) progress {
 	pr := progress{jobs: jobs, complete: true}
 	if p != nil {
 		pr.target, pr.editIgnored = p.Target, p.Authorized != nil && p.Authorized.IgnoredEdit != ""
+		if p.Authorized != nil && p.Authorized.Spec != nil {
+			for _, ref := range imagesOf(p.spec()) {
+				pr.pinned = append(pr.pinned, ref.Pinned())
+			}
+		}
 	}
 	failed := map[string]bool{}
 	pr.succeeded = -1
@@ -61,13 +74,32 @@ func summarize(jobs []*kruisev1alpha1.ImagePullJob, p *pin) progress {
 	return pr
 }
 
+// withPulled counts the nodes checkPulls found with another image than the
+// run's digest names as failed, and those it could not check as not having
+// it.
+func (p progress) withPulled(c pulled) progress {
+	p.pulled = c
+	for node := range c.wrong {
+		if !slices.Contains(p.failedNodes, node) {
+			p.failedNodes = append(p.failedNodes, node)
+		}
+	}
+	sort.Strings(p.failedNodes)
+	unchecked := 0
+	for _, n := range c.unchecked {
+		unchecked += n
+	}
+	p.succeeded = max(0, min(p.succeeded, p.desired-int32(len(p.failedNodes)+unchecked)))
+	return p
+}
+
 // unstarted is what an attempt's jobs say before any exists: the same
 // running message as once they exist and no node has reported, so that
 // making them is no status write.
-func unstarted(images []string, p *pin) progress {
+func unstarted(images []image.Ref, p *pin) progress {
 	jobs := make([]*kruisev1alpha1.ImagePullJob, len(images))
-	for i, image := range images {
-		jobs[i] = &kruisev1alpha1.ImagePullJob{Spec: kruisev1alpha1.ImagePullJobSpec{Image: image}}
+	for i, ref := range images {
+		jobs[i] = &kruisev1alpha1.ImagePullJob{Spec: kruisev1alpha1.ImagePullJobSpec{Image: ref.Pulled()}}
 	}
 	pr := summarize(jobs, p)
 	pr.complete = false
@@ -106,9 +138,16 @@ func (p progress) render(running bool) string {
 			parts = append(parts, "OpenKruise has not started pulling "+job.Spec.Image)
 			continue
 		}
-		part := fmt.Sprintf("%d/%d nodes have %s", s.Succeeded, s.Desired, job.Spec.Image)
-		if s.Failed > 0 {
-			part += fmt.Sprintf(" (%d failed)", s.Failed)
+		wrong, unchecked := int32(p.pulled.byJob[job.Name]), int32(p.pulled.unchecked[job.Name])
+		part := fmt.Sprintf("%d/%d nodes have %s", max(s.Succeeded-wrong-unchecked, 0), s.Desired, job.Spec.Image)
+		if s.Failed+wrong > 0 {
+			part += fmt.Sprintf(" (%d failed)", s.Failed+wrong)
+		}
+		if unchecked > 0 {
+			part += fmt.Sprintf(" (%d not checked)", unchecked)
+		}
+		if n := p.pulled.differing[job.Name]; n > 0 {
+			part += fmt.Sprintf(" (the nodes hold %d different images under the tag: give its digest to have each checked)", n)
 		}
 		parts = append(parts, part)
 	}
@@ -141,6 +180,8 @@ func (p progress) results() []v1beta1.CustomRunResult {
 		{Name: v1alpha1.ResultFailed, Value: strconv.Itoa(len(p.failedNodes))},
 		{Name: v1alpha1.ResultFailedNodes, Value: strings.Join(p.failedNodes, ",")},
 		{Name: v1alpha1.ResultImagePullJobs, Value: strings.Join(p.jobNames(), ",")},
+		{Name: v1alpha1.ResultDigests, Value: strings.Join(p.pinned, ",")},
+		{Name: v1alpha1.ResultImageIDs, Value: strings.Join(p.pulled.imageIDs, ",")},
 	}
 }
 

@@ -26,6 +26,7 @@ import (
 	listers "github.com/imageprepull/imageprepull/pkg/client/listers/custom/v1alpha1"
 	"github.com/imageprepull/imageprepull/pkg/config"
 	"github.com/imageprepull/imageprepull/pkg/kruise"
+	"github.com/imageprepull/imageprepull/pkg/registry"
 )
 
 // Reconciler implements the generated CustomRun reconciler's Interface.
@@ -49,6 +50,8 @@ type Reconciler struct {
 	deleted *deletedJobs
 	// counts are recent counts of the nodes a selector reaches (nodecount.go).
 	counts *cache.LRUExpireCache
+	// resolver reads what an image's digest is on each platform (pulled.go).
+	resolver *registry.Resolver
 	// progressEvery is the least time between two progress writes of a
 	// running run's status; zero writes every change.
 	progressEvery time.Duration

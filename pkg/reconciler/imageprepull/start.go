@@ -34,6 +34,6 @@ func (r *Reconciler) start(ctx context.Context, policy *config.Policy, a *attemp
 	a.setPin(p)
 	// What follow says once the jobs exist and no node has finished: making
 	// them is then no status write.
-	a.run.Status.MarkCustomRunRunning(v1beta1.CustomRunReasonRunning.String(), "%s", unstarted(a.spec.Images, p).progressMessage())
+	a.run.Status.MarkCustomRunRunning(v1beta1.CustomRunReasonRunning.String(), "%s", unstarted(a.images, p).progressMessage())
 	return nil
 }

@@ -35,7 +35,7 @@ func (r *Reconciler) stop(ctx context.Context, policy *config.Policy, a *attempt
 			// Where the pulls stood, before the jobs that tell it go.
 			a.progress = summarize(a.jobs, a.pin)
 			msg += "; " + a.progress.message()
-			if why := r.whyNotDone(ctx, a.jobs); why != "" {
+			if why := r.whyNotDone(ctx, a.spec.NodeSelector, a.jobs); why != "" {
 				msg += "; " + why
 			}
 			// Kruise may have ended a job at its deadline a moment before:

@@ -51,8 +51,28 @@ func (r *Reconciler) whyFailed(ctx context.Context, p progress) (string, map[str
 			lines = append(lines, fmt.Sprintf("%s (%s): %s", node, job.Spec.Image, why))
 		}
 	}
+	for _, node := range p.failedNodes {
+		why, wrong := p.pulled.wrong[node]
+		if !wrong {
+			continue
+		}
+		if len(lines) == maxExplained {
+			more++
+			classes[classWrongImage]++
+			continue
+		}
+		classes[classWrongImage]++
+		lines = append(lines, fmt.Sprintf("%s: %s", node, why))
+	}
 	if more > 0 {
 		lines = append(lines, fmt.Sprintf("and %d more", more))
+	}
+	for _, job := range p.jobs {
+		if n := p.pulled.unchecked[job.Name]; n > 0 {
+			lines = append(lines, fmt.Sprintf("%d node(s) pulled %s, but their NodeImages no longer record which image they have "+
+				"(OpenKruise removes the record a while after the job ends; the controller reads it when the job completes): "+
+				"not counted as having it", n, job.Spec.Image))
+		}
 	}
 	return strings.Join(lines, "; "), classes
 }
@@ -73,9 +93,6 @@ func credentialsHint(namespace string, spec *v1alpha1.ImagePrePullSpec, classes 
 		"(OpenKruise pulls without a named Secret it cannot find)", strings.Join(spec.PullSecrets, ", "), namespace)
 }
 
-// nodeImagePage is how many NodeImages whyNotDone reads per request.
-const nodeImagePage = 500
-
 // nodeImageKey is where Kruise keeps an image in a NodeImage: its familiar
 // repository name and its tag.
 func nodeImageKey(s string) (name, tag string) {
@@ -92,9 +109,12 @@ const (
 	classTimeout      = "timeout"
 	classOther        = "other"
 	classUnread       = "unread"
+	// classWrongImage: the node pulled, and has another image than the
+	// run's digest names (checkPulls).
+	classWrongImage = "wrong_image"
 )
 
-var failureClasses = []string{classNotFound, classUnauthorized, classTimeout, classOther, classUnread}
+var failureClasses = []string{classNotFound, classUnauthorized, classTimeout, classOther, classUnread, classWrongImage}
 
 // failureClass sorts kruise-daemon's message for a failed pull into a few
 // classes (a label of low cardinality: never the node or the image).
@@ -121,9 +141,9 @@ var refusedStatus = regexp.MustCompile(`\bstatus(?: code)?:? 40[13]\b`)
 // reports a pull Waiting until one of its --max-workers-for-pull-image
 // workers takes it, and the queued time counts against the run's time),
 // pulling, or not reported yet. Kruise's job status counts these nodes but
-// does not name them, so NodeImages are listed, a page at a time, until the
+// does not name them, so the jobs' nodes' NodeImages are read until the
 // first few are found: once per timed-out attempt, never while it runs.
-func (r *Reconciler) whyNotDone(ctx context.Context, jobs []*kruisev1alpha1.ImagePullJob) string {
+func (r *Reconciler) whyNotDone(ctx context.Context, sel *v1alpha1.NodeSelector, jobs []*kruisev1alpha1.ImagePullJob) string {
 	left := 0
 	for _, job := range jobs {
 		left += int(max(job.Status.Desired-job.Status.Succeeded-job.Status.Failed, 0))
@@ -132,32 +152,24 @@ func (r *Reconciler) whyNotDone(ctx context.Context, jobs []*kruisev1alpha1.Imag
 		return ""
 	}
 	var lines []string
-	opts := metav1.ListOptions{Limit: nodeImagePage}
-	for len(lines) < maxExplained {
-		page, err := r.kruise.AppsV1alpha1().NodeImages().List(ctx, opts)
-		if err != nil {
-			logging.FromContext(ctx).Debugw("NodeImages unreadable", "error", err)
-			break
-		}
-		for i := range page.Items {
-			ni := &page.Items[i]
-			for _, job := range jobs {
-				name, tag := nodeImageKey(job.Spec.Image)
-				if !owns(ni, job, name, tag) || len(lines) == maxExplained {
-					continue
-				}
-				st, found := tagStatus(ni, name, tag)
-				switch {
-				case !found:
-					lines = append(lines, fmt.Sprintf("%s (%s): not started: kruise-daemon has not reported it", ni.Name, job.Spec.Image))
-				case !finished(st.Phase):
-					lines = append(lines, fmt.Sprintf("%s (%s): %s", ni.Name, job.Spec.Image, describeUnfinished(st)))
-				}
+	err := r.eachNodeImage(ctx, sel, func(ni *kruisev1alpha1.NodeImage) bool {
+		for _, job := range jobs {
+			name, tag := nodeImageKey(job.Spec.Image)
+			if !owns(ni, job, name, tag) || len(lines) == maxExplained {
+				continue
+			}
+			st, found := tagStatus(ni, name, tag)
+			switch {
+			case !found:
+				lines = append(lines, fmt.Sprintf("%s (%s): not started: kruise-daemon has not reported it", ni.Name, job.Spec.Image))
+			case !finished(st.Phase):
+				lines = append(lines, fmt.Sprintf("%s (%s): %s", ni.Name, job.Spec.Image, describeUnfinished(st)))
 			}
 		}
-		if opts.Continue = page.Continue; opts.Continue == "" {
-			break
-		}
+		return len(lines) < maxExplained
+	})
+	if err != nil {
+		logging.FromContext(ctx).Debugw("NodeImages unreadable", "error", err)
 	}
 	msg := fmt.Sprintf("%d node(s) had not finished", left)
 	if len(lines) == 0 {

@@ -153,8 +153,9 @@ func ValidateImages(images []string) (errs *apis.FieldError) {
 }
 
 // ValidateImage accepts what kruise-daemon can pull: a reference that Kruise's
-// own parser (docker/distribution's) accepts, without a digest, since the
-// daemon pulls tags only (openkruise/kruise#2534).
+// own parser (docker/distribution's) accepts, with a tag, since the daemon
+// pulls tags only (openkruise/kruise#2534), and optionally the digest that
+// tag must name (repository:tag@sha256:...).
 func ValidateImage(s string) *apis.FieldError {
 	if s == "" {
 		return apis.ErrMissingField(apis.CurrentField)
@@ -163,12 +164,24 @@ func ValidateImage(s string) *apis.FieldError {
 	if err != nil {
 		return apis.ErrInvalidValue(shown(s), apis.CurrentField, "not an image reference: "+shown(err.Error()))
 	}
-	if ref.Digest() != "" {
+	if ref.Digest() != "" && ref.Tag() == "" {
 		return apis.ErrInvalidValue(shown(s), apis.CurrentField,
-			"digests are not supported, kruise-daemon pulls by tag: use repository:tag")
+			"a digest alone cannot be pre-pulled: kruise-daemon pulls by tag (openkruise/kruise#2534); "+
+				"give the tag the digest was pushed as, repository:tag@sha256:..., or the tag in param image and the digest in param digest")
 	}
 	return nil
 }
+
+// ValidateDigest checks a manifest digest as a build task hands it over
+// (IMAGE_DIGEST): sha256:<64 hex digits>.
+func ValidateDigest(d string) *apis.FieldError {
+	if !digestRE.MatchString(d) {
+		return apis.ErrInvalidValue(shown(d), apis.CurrentField, "must be a manifest digest, sha256: and 64 hex digits")
+	}
+	return nil
+}
+
+var digestRE = regexp.MustCompile(`^sha256:[a-f0-9]{64}$`)
 
 // ValidateLabelSelector checks what metav1 checks when a selector is used,
 // and its size.

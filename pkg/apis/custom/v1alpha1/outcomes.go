@@ -37,6 +37,7 @@ const (
 	ReasonImagePullJobConflict      Reason = "ImagePullJobConflict"
 	ReasonLimitExceeded             Reason = "LimitExceeded"
 	ReasonInvalidRunState           Reason = "InvalidRunState"
+	ReasonRegistryUnreadable        Reason = "RegistryUnreadable"
 )
 
 // Doc documents one name a run shows: a reason, a result or an event.
@@ -49,7 +50,7 @@ type Doc struct {
 // in docs/results.md's order.
 var ReasonDocs = []Doc{
 	{pipelinev1beta1.CustomRunReasonSuccessful.String(), "every job completed and successThreshold is met, or wait is false and the jobs exist"},
-	{ReasonThresholdNotMet.String(), "too few nodes got every image; the message names the failed nodes and kruise-daemon's reason, and, when a registry refused a pull, what to check in pullSecrets"},
+	{ReasonThresholdNotMet.String(), "too few nodes got every image; the message names the failed nodes and kruise-daemon's reason, or, for an image given with a digest, the image a node has instead (the tag named another image when it pulled) or that its pull could no longer be checked, and, when a registry refused a pull, what to check in pullSecrets"},
 	{ReasonNoNodes.String(), "the selector matched no node, or the workload has no node by the rule asked for (the message counts what each rule left out)"},
 	{pipelinev1beta1.CustomRunReasonCancelled.String(), "the run, or its PipelineRun, was cancelled or the PipelineRun timed out; the jobs are deleted"},
 	{pipelinev1beta1.CustomRunReasonTimedOut.String(), "the run's own timeout passed; the message says where the pulls stood and, for the first few nodes not done, whether each was queued behind other pulls (kruise-daemon v1.9), pulling or not reported; the jobs are deleted"},
@@ -67,6 +68,7 @@ var ReasonDocs = []Doc{
 	{ReasonImagePullJobRejected.String(), "OpenKruise's webhook rejected the ImagePullJob; the message says why"},
 	{ReasonImagePullJobDeleted.String(), "a job of a running run was deleted by someone else (the run fails, the job is not made again)"},
 	{ReasonImagePullJobConflict.String(), "a job under the name the run gives its job of an image exists and is not exactly what the run makes (another image, other nodes, pull Secrets, owner...); the message says what differs; the job is left as it is"},
+	{ReasonRegistryUnreadable.String(), "an image was given with a digest, and the controller could not read from its registry what that digest is on the nodes' platforms, to check each node; the message names the registry and the error, and says which pull Secret to name"},
 	{ReasonInvalidRunState.String(), "the run's status.extraFields, where the controller keeps what the run was authorized for, does not decode or lacks what it must hold (written by someone else): the run ends; start a new one"},
 }
 
@@ -91,6 +93,8 @@ const (
 	ResultFailed        = "failed"
 	ResultFailedNodes   = "failedNodes"
 	ResultImagePullJobs = "imagePullJobs"
+	ResultDigests       = "digests"
+	ResultImageIDs      = "imageIDs"
 )
 
 // ResultDoc documents a result and how a later task uses it.
@@ -114,6 +118,10 @@ var ResultDocs = []ResultDoc{
 		`a list in one string: a param of a later or finally task, split on commas there`},
 	{Doc{ResultImagePullJobs, "the ImagePullJobs of the last attempt, comma-separated"},
 		`a list in one string, as failedNodes`},
+	{Doc{ResultDigests, "one entry an image, in the order of the run's images: repository@sha256:... for an image given with a digest (each node was checked to have exactly that image), empty for one without"},
+		`what a later task deploys: a Deployment's image, pinned to what the nodes have`},
+	{Doc{ResultImageIDs, "one entry an image, in that order: the image ID (the digest of the image's config, as the container runtime reports it) that every node that pulled the image reports, empty where they differ or none reports one"},
+		`which image the nodes hold under the tag, without a digest given: compare it between runs; it is no manifest digest to deploy by`},
 }
 
 // EventDocs documents the Events on the CustomRun: one when it ends, and

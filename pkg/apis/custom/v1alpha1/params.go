@@ -28,7 +28,7 @@ type ParamSpec struct {
 // a pipeline can forward an optional param of its own.
 var Params = []ParamSpec{{
 	Name: "image", Type: pipelinev1beta1.ParamTypeString,
-	Description: "An image to pull (repository:tag). With images, both are pulled; either replaces spec.images.",
+	Description: "An image to pull, repository:tag, or repository:tag@sha256:... to have the nodes pull that tag and be checked to have exactly that image. With images, both are pulled; either replaces spec.images.",
 	apply: func(s *ImagePrePullSpec, v pipelinev1beta1.ParamValue) *apis.FieldError {
 		s.Images = append([]string{v.StringVal}, s.Images...)
 		return ValidateImage(v.StringVal)
@@ -39,6 +39,21 @@ var Params = []ParamSpec{{
 	apply: func(s *ImagePrePullSpec, v pipelinev1beta1.ParamValue) *apis.FieldError {
 		s.Images = append(s.Images, v.ArrayVal...)
 		return ValidateImages(v.ArrayVal)
+	},
+}, {
+	Name: "digest", Type: pipelinev1beta1.ParamTypeString,
+	Description: "The manifest digest (sha256:...) that param image's tag must name, as a build task's IMAGE_DIGEST result gives it: the nodes pull the tag with imagePullPolicy Always, and each node is checked to have exactly that image.",
+	apply: func(s *ImagePrePullSpec, v pipelinev1beta1.ParamValue) *apis.FieldError {
+		if fe := ValidateDigest(v.StringVal); fe != nil {
+			return fe
+		}
+		// image, first in this table, put its value first.
+		name, pinned, _ := strings.Cut(s.Images[0], "@")
+		if pinned != "" && pinned != v.StringVal {
+			return apis.ErrInvalidValue(shown(v.StringVal), apis.CurrentField, "param image names another digest, "+shown(pinned))
+		}
+		s.Images[0] = name + "@" + v.StringVal
+		return nil
 	},
 }, {
 	Name: "nodeNames", Type: pipelinev1beta1.ParamTypeArray,
@@ -195,6 +210,9 @@ func ApplyParams(s *ImagePrePullSpec, params pipelinev1beta1.Params) (errs *apis
 	}
 	_, image := given["image"]
 	_, images := given["images"]
+	if _, digest := given["digest"]; digest && !image {
+		return &apis.FieldError{Message: "param digest needs param image: it is the digest of that image's tag", Paths: []string{"params.digest"}}
+	}
 	if image || images {
 		s.Images = nil
 	}

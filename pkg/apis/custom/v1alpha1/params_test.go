@@ -149,7 +149,7 @@ func FuzzApplyParams(f *testing.F) {
 // FuzzValidateImage: an accepted image is one Kruise's parser reads with a tag.
 func FuzzValidateImage(f *testing.F) {
 	for _, s := range []string{"nginx", "nginx:1.27", "docker.io/library/nginx:latest", "127.0.0.1:5000/a/b:c",
-		"a@sha256:" + strings.Repeat("0", 64), "UPPER:case", "a:b:c", "", strings.Repeat("a", 10000), "ünïcode:1"} {
+		"a@sha256:" + strings.Repeat("0", 64), "a:v1@sha256:" + strings.Repeat("0", 64), "UPPER:case", "a:b:c", "", strings.Repeat("a", 10000), "ünïcode:1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, image string) {
@@ -159,13 +159,20 @@ func FuzzValidateImage(f *testing.F) {
 		// Kruise keys a NodeImage by the familiar name and the tag that
 		// docker/distribution's reference parser reads
 		// (daemonutil.NormalizeImageRefToNameTag), and kruise-daemon pulls
-		// by tag: an accepted image must read so, without a digest.
+		// by tag: an accepted image must read so, with a tag wherever it
+		// has a digest, and the tag alone must read so too (what a job pulls).
 		named, err := reference.ParseNormalizedNamed(image)
 		if err != nil {
 			t.Fatalf("%q was accepted, but Kruise's parser refuses it: %v", image, err)
 		}
 		if _, digested := named.(reference.Digested); digested {
-			t.Fatalf("%q has a digest but was accepted", image)
+			if _, tagged := named.(reference.Tagged); !tagged {
+				t.Fatalf("%q has a digest and no tag but was accepted", image)
+			}
+			pulled, _, _ := strings.Cut(image, "@")
+			if named, err = reference.ParseNormalizedNamed(pulled); err != nil {
+				t.Fatalf("%q was accepted, but its tag alone, %q, is refused: %v", image, pulled, err)
+			}
 		}
 		tagged, ok := reference.TagNameOnly(named).(reference.Tagged)
 		if !ok || tagged.Tag() == "" || reference.FamiliarName(named) == "" {
