@@ -29,6 +29,7 @@ import (
 	"knative.dev/pkg/apis"
 
 	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	"github.com/imageprepull/imageprepull/pkg/registry"
 	"github.com/imageprepull/imageprepull/test/cluster"
 	"github.com/imageprepull/imageprepull/test/simulator"
 )
@@ -61,6 +62,9 @@ type bench struct {
 	// webhookRetries counts the creates made again after Tekton's webhook
 	// did not answer in time.
 	webhookRetries atomic.Int64
+	// pinned are the digests level's images, one a run: pushed to the local
+	// registry, as repository:tag@digest.
+	pinned []string
 }
 
 func newBench(ctx context.Context, c *cluster.Cluster, pools, poolSize int, prof profile) (*bench, error) {
@@ -293,6 +297,7 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 		o.cpu0 = cpuSeconds(o.pid)
 	}
 	auditFrom := fileSize(b.c.AuditLog)
+	reads0 := b.c.Registries.RequestsBy(registry.UserAgent)
 	retries0 := b.webhookRetries.Load()
 	start := time.Now()
 	stopFloor := make(chan struct{})
@@ -314,7 +319,7 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 		go func() {
 			defer wg.Done()
 			for i := range work {
-				pr := pipelineRun(ns, name, i, images, selector, b.pools, b.pools*b.poolSize)
+				pr := pipelineRun(ns, i, b.images(name, i, images, selector), selector, b.pools, b.pools*b.poolSize)
 				if err := b.createPipelineRun(ctx, pr); err != nil {
 					errs <- err
 					continue
@@ -431,6 +436,7 @@ func (b *bench) level(ctx context.Context, name string, n, images int, selector 
 		requests["update customruns/status (409)"])/float64(n), 2)
 	l.JobCreatesPerImage = round(float64(requests["create imagepulljobs"])/float64(n*images), 2)
 	l.TektonWebhookRetries = b.webhookRetries.Load() - retries0
+	l.RegistryReadsPerRun = round(float64(b.c.Registries.RequestsBy(registry.UserAgent)-reads0)/float64(n), 2)
 	for k, v := range requests {
 		// Any refusal of a status write but a conflict: the write that
 		// starts or ends a run did not land.
@@ -480,11 +486,44 @@ func (b *bench) profileDuring(ctx context.Context, level string) <-chan error {
 	return done
 }
 
-func pipelineRun(ns, level string, i, images int, selector string, pools, nodes int) *pipelinev1.PipelineRun {
+// images are run i's images: for the digests level, its image pushed to the
+// local registry, given with its digest; else names no registry has (the
+// simulated nodes pull them all the same).
+func (b *bench) images(level string, i, images int, selector string) []string {
+	if selector == digestsLevel {
+		return []string{b.pinned[i]}
+	}
 	var refs []string
 	for k := 0; k < images; k++ {
 		refs = append(refs, fmt.Sprintf("registry.local/bench/%s-%d-%d:v1", level, i, k))
 	}
+	return refs
+}
+
+// pushPinned pushes one small image a run of the digests level to the local
+// registry, and keeps each as repository:tag@digest.
+func (b *bench) pushPinned(ctx context.Context, n int) error {
+	b.pinned = b.pinned[:0]
+	for i := 0; i < n; i++ {
+		ref := fmt.Sprintf("%s/bench/%s-%d:v1", b.c.Registry, digestsLevel, i)
+		if err := b.c.Registries.Push(ctx, ref, map[string]string{"run.txt": ref}); err != nil {
+			return err
+		}
+		d, err := b.c.Registries.Digest(ctx, ref)
+		if err != nil {
+			return err
+		}
+		b.pinned = append(b.pinned, ref+"@"+d)
+	}
+	return nil
+}
+
+// digestsLevel names the level whose runs give their image's digest: what
+// checking each node against it costs, beside a level of as many runs
+// without.
+const digestsLevel = "digests"
+
+func pipelineRun(ns string, i int, refs []string, selector string, pools, nodes int) *pipelinev1.PipelineRun {
 	params := pipelinev1.Params{{Name: "images", Value: pipelinev1.ParamValue{Type: pipelinev1.ParamTypeArray, ArrayVal: refs}}}
 	switch selector {
 	case "limits":

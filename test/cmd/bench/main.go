@@ -36,6 +36,7 @@ func main() {
 	pool := flag.Int("pool", 2, "nodes each run pre-pulls onto (a label selector over a pool of that many)")
 	failing := flag.Int("failing", 10, "runs at once whose image fails on one node of each pool (ThresholdNotMet; 0 skips it)")
 	large := flag.Int("large", 2000, "nodes for the one-run large-cluster case (0 skips it)")
+	digests := flag.Int("digests", 100, "runs at once each pre-pulling an image pushed to the local registry, given with its digest (each node checked against it), beside the level of as many runs without (0 skips it)")
 	atLimits := flag.Int("limits", 20, "runs at once at the validation limits: 4 images and 5,000 node names, 256 KiB of them, each (0 skips it)")
 	out := flag.String("out", filepath.Join("bench", "results"), "where the JSON and the plot go")
 	dashboardOut := flag.String("dashboard-out", filepath.Dir(dashboard.Path), "where the dashboard's panels, drawn from the bench's Prometheus, go for docs/metrics.md")
@@ -72,7 +73,7 @@ func main() {
 		kruise = strings.Split(*kruiseArgs, ",")
 	}
 	po := payoffOpts{n: *payoffs, mbit: *payoffMbit, mib: *payoffMiB, idle: *idleFor}
-	if err := run(ctx, ns, ns3, *failing, *atLimits, *nodes, *pool, *large, po, *out, *dashboardOut, prof, !*tektonDefaults, kruise); err != nil {
+	if err := run(ctx, ns, ns3, *failing, *digests, *atLimits, *nodes, *pool, *large, po, *out, *dashboardOut, prof, !*tektonDefaults, kruise); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -120,7 +121,7 @@ type payoffOpts struct {
 	idle time.Duration
 }
 
-func run(ctx context.Context, levels, levels3 []int, failing, atLimits, nodes, pool, large int, po payoffOpts, out, dashboardOut string, prof profile, tuneTekton bool, kruiseArgs []string) error {
+func run(ctx context.Context, levels, levels3 []int, failing, digests, atLimits, nodes, pool, large int, po payoffOpts, out, dashboardOut string, prof profile, tuneTekton bool, kruiseArgs []string) error {
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -188,6 +189,17 @@ func run(ctx context.Context, levels, levels3 []int, failing, atLimits, nodes, p
 			return err
 		}
 		l, err := b.level(ctx, failingLevel, failing, 1, "")
+		if err != nil {
+			return err
+		}
+		res.Levels = append(res.Levels, l)
+	}
+	if digests > 0 {
+		logf("digests: %d runs at once, one image each given with its digest", digests)
+		if err := b.pushPinned(ctx, digests); err != nil {
+			return err
+		}
+		l, err := b.level(ctx, digestsLevel, digests, 1, digestsLevel)
 		if err != nil {
 			return err
 		}

@@ -74,6 +74,10 @@ type level struct {
 	// StatusWritesFailed counts the status writes refused for any reason but
 	// a conflict (a status too large for etcd, say).
 	StatusWritesFailed int `json:"statusWritesFailed"`
+	// RegistryReadsPerRun counts the controller's requests to the local
+	// registries (its User-Agent), per run: reading what a digest is, to
+	// check each node.
+	RegistryReadsPerRun float64 `json:"registryReadsPerRun,omitempty"`
 	// TektonWebhookRetries counts the PipelineRuns the bench created again
 	// after Tekton's webhook did not answer within its call timeout.
 	TektonWebhookRetries int64 `json:"tektonWebhookRetries,omitempty"`
@@ -125,6 +129,12 @@ func (r results) print(w io.Writer) {
 	fmt.Fprintf(w, "\nPods in the cluster after every run: %d\n", r.Pods)
 	r.printIdle(w, all)
 	r.printPayoff(w)
+	for _, l := range all {
+		if l.RegistryReadsPerRun > 0 {
+			fmt.Fprintf(w, "\nregistry requests per run by the controller, %s: %.2f", l.Name, l.RegistryReadsPerRun)
+		}
+	}
+	fmt.Fprintln(w)
 	for _, l := range all {
 		fmt.Fprintf(w, "\nrequests per run, %s:", l.Name)
 		keys := make([]string, 0, len(l.RequestsPerRun))
