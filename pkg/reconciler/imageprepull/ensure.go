@@ -36,7 +36,7 @@ func (r *Reconciler) ensure(ctx context.Context, policy *config.Policy, a *attem
 		return notServedFailure(err)
 	}
 	jobs := make([]*kruisev1alpha1.ImagePullJob, 0, len(a.images))
-	for _, image := range a.spec.Images {
+	for _, image := range a.images {
 		want := r.newJob(a.run, a.spec, image, a.number())
 		job, err := lister.ImagePullJobs(a.run.Namespace).Get(want.Name)
 		switch {
@@ -56,7 +56,7 @@ func (r *Reconciler) ensure(ctx context.Context, policy *config.Policy, a *attem
 		}
 		jobs = append(jobs, job)
 	}
-	a.jobs, a.progress = jobs, summarize(jobs, a.pin)
+	a.jobs, a.progress = jobs, summarize(jobs, a.pin, a.images)
 	// Nodes can join a selector between the run's start and OpenKruise's
 	// count: its count is checked too, after the fact.
 	if err := withinNodeLimit(policy, int(a.progress.desired), "as OpenKruise counted them"); err != nil {

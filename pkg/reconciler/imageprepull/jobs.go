@@ -71,8 +71,7 @@ func ourLabels(runName string, attempt int) map[string]string {
 // kruise-daemon can pull) with imagePullPolicy Always, so that a node that
 // has another image under the tag pulls again; checkPulls then reads what
 // each node has.
-func (r *Reconciler) newJob(run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullSpec, image string, attempt int) *kruisev1alpha1.ImagePullJob {
-	ref, _ := imagepkg.Parse(image) // checked with the pin
+func (r *Reconciler) newJob(run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullSpec, ref imagepkg.Ref, attempt int) *kruisev1alpha1.ImagePullJob {
 	policy := kruisev1alpha1.ImagePullPolicy(spec.ImagePullPolicy)
 	if ref.Digest() != "" {
 		policy = kruisev1alpha1.PullAlways
@@ -86,7 +85,7 @@ func (r *Reconciler) newJob(run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullS
 	left := r.secondsLeft(run)
 	job := &kruisev1alpha1.ImagePullJob{
 		ObjectMeta: metav1.ObjectMeta{
-			Name:            JobName(run.Name, run.UID, image, attempt),
+			Name:            JobName(run.Name, run.UID, ref.String(), attempt),
 			Namespace:       run.Namespace,
 			Labels:          lbls,
 			OwnerReferences: []metav1.OwnerReference{*kmeta.NewControllerRef(run)},

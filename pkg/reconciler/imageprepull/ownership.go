@@ -29,7 +29,7 @@ func (r *Reconciler) notOurs(a *attempt, job *kruisev1alpha1.ImagePullJob) strin
 	if number < 0 || !ok {
 		return fmt.Sprintf("its name is not one the run gives a job of attempt %d", number)
 	}
-	want := r.newJob(a.run, a.spec, ref.String(), number)
+	want := r.newJob(a.run, a.spec, ref, number)
 	if job.Spec.Image != want.Spec.Image {
 		return fmt.Sprintf("it pulls %s, which attempt %d of the run does not", job.Spec.Image, number)
 	}

@@ -11,6 +11,7 @@ import (
 	"knative.dev/pkg/kmeta"
 
 	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
+	imagepkg "github.com/imageprepull/imageprepull/pkg/image"
 )
 
 func TestJobOfSomethingElseIsNotAdopted(t *testing.T) {
@@ -35,9 +36,13 @@ func TestJobOfSomethingElseIsNotAdopted(t *testing.T) {
 func (e *env) foreignJob(runName, image string, attempt int, change func(*kruisev1alpha1.ImagePullJob)) *kruisev1alpha1.ImagePullJob {
 	e.t.Helper()
 	run := e.get(runName)
+	ref, err := imagepkg.Parse(image)
+	if err != nil {
+		e.t.Fatal(err)
+	}
 	job := e.r.newJob(run, &v1alpha1.ImagePrePullSpec{
 		Parallelism: ptr.To[int32](10), PullTimeoutSeconds: ptr.To[int32](600), BackoffLimit: ptr.To[int32](3), ImagePullPolicy: "IfNotPresent",
-	}, image, attempt)
+	}, ref, attempt)
 	job.OwnerReferences = []metav1.OwnerReference{*kmeta.NewControllerRef(run)}
 	change(job)
 	made, err := e.kruise.AppsV1alpha1().ImagePullJobs(ns).Create(e.ctx, job, metav1.CreateOptions{})

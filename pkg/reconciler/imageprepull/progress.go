@@ -40,16 +40,15 @@ type progress struct {
 	pinned []string
 }
 
-// summarize reads the jobs of an attempt of a run pinned as p.
-func summarize(jobs []*kruisev1alpha1.ImagePullJob, p *pin) progress {
+// summarize reads the jobs of an attempt of a run pinned as p, whose images
+// are images (the attempt's, parsed once from the pin).
+func summarize(jobs []*kruisev1alpha1.ImagePullJob, p *pin, images []image.Ref) progress {
 	pr := progress{jobs: jobs, complete: true}
 	if p != nil {
 		pr.target, pr.editIgnored = p.Target, p.Authorized != nil && p.Authorized.IgnoredEdit != ""
-		if p.Authorized != nil && p.Authorized.Spec != nil {
-			for _, ref := range imagesOf(p.spec()) {
-				pr.pinned = append(pr.pinned, ref.Pinned())
-			}
-		}
+	}
+	for _, ref := range images {
+		pr.pinned = append(pr.pinned, ref.Pinned())
 	}
 	failed := map[string]bool{}
 	pr.succeeded = -1
@@ -101,7 +100,7 @@ func unstarted(images []image.Ref, p *pin) progress {
 	for i, ref := range images {
 		jobs[i] = &kruisev1alpha1.ImagePullJob{Spec: kruisev1alpha1.ImagePullJobSpec{Image: ref.Pulled()}}
 	}
-	pr := summarize(jobs, p)
+	pr := summarize(jobs, p, images)
 	pr.complete = false
 	return pr
 }

@@ -33,7 +33,7 @@ func (r *Reconciler) stop(ctx context.Context, policy *config.Policy, a *attempt
 		a.jobs = slices.DeleteFunc(jobs, func(job *kruisev1alpha1.ImagePullJob) bool { return r.notOurs(a, job) != "" })
 		if len(a.jobs) > 0 {
 			// Where the pulls stood, before the jobs that tell it go.
-			a.progress = summarize(a.jobs, a.pin)
+			a.progress = summarize(a.jobs, a.pin, a.images)
 			msg += "; " + a.progress.message()
 			if why := r.whyNotDone(ctx, a.spec.NodeSelector, a.jobs); why != "" {
 				msg += "; " + why

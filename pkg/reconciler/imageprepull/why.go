@@ -56,12 +56,11 @@ func (r *Reconciler) whyFailed(ctx context.Context, p progress) (string, map[str
 		if !wrong {
 			continue
 		}
+		classes[classWrongImage]++
 		if len(lines) == maxExplained {
 			more++
-			classes[classWrongImage]++
 			continue
 		}
-		classes[classWrongImage]++
 		lines = append(lines, fmt.Sprintf("%s: %s", node, why))
 	}
 	if more > 0 {
