@@ -35,7 +35,7 @@ func (r *Reconciler) admit(ctx context.Context, policy *config.Policy, namespace
 	if spec.Workload != "" && (spec.NodeSelector == nil || len(spec.NodeSelector.Names) == 0) {
 		return nil // its nodes are admitted once resolved
 	}
-	reach, err := r.countNodes(ctx, namespace, spec, !policy.AllowAllNodes)
+	reach, err := r.countNodes(ctx, namespace, spec.NodeSelector, spec.PodSelector, !policy.AllowAllNodes)
 	if err != nil {
 		return err
 	}
@@ -53,4 +53,18 @@ func withinNodeLimit(policy *config.Policy, nodes int, how string) error {
 			nodes, config.PolicyConfigName, config.KeyMaxNodesPerRun, max, how)
 	}
 	return nil
+}
+
+// readmit checks a retry's pin again, with the policy and bindings in force
+// now, before the retry's first job: a binding removed, or an image the
+// platform no longer allows, fails the run instead of retrying. The first
+// attempt was checked when its pin was resolved, moments before.
+func (r *Reconciler) readmit(ctx context.Context, policy *config.Policy, a *attempt) error {
+	if jobs, err := r.attemptJobs(ctx, a.run, a.number()); err == nil && len(jobs) > 0 {
+		return nil // made after the check
+	}
+	if err := r.admit(ctx, policy, a.run.Namespace, a.spec, 0); err != nil {
+		return err
+	}
+	return r.auth.authorize(ctx, policy, a.run.Namespace, a.pin.Authorized.ServiceAccount, a.spec.PullSecrets, a.spec.Workload)
 }

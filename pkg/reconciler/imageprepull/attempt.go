@@ -1,6 +1,8 @@
 package imageprepull
 
 import (
+	"encoding/json"
+
 	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 
@@ -14,9 +16,10 @@ import (
 // results and earlier attempts.
 type attempt struct {
 	run *v1beta1.CustomRun
-	// pin is what the run was authorized for at its start, nil until then.
-	pin *pin
-	// spec is what the attempt acts on (pin.spec), images its images parsed.
+	// pin is what the run was authorized for at its start, nil until then;
+	// spec is what the attempt acts on and images its images, parsed, both
+	// from the pin (pin.check).
+	pin    *pin
 	spec   *v1alpha1.ImagePrePullSpec
 	images []image.Ref
 	// jobs are the attempt's ImagePullJobs, one an image, once ensured;
@@ -31,24 +34,46 @@ type attempt struct {
 // readAttempt reads the run's attempt from its status. A run that started
 // has its pin: one that does not decode, or lacks what it must hold, is a
 // failure (ReasonInvalidRunState), never taken for a run not started yet,
-// which would resolve the run's spec, edits included, afresh.
+// which would resolve the run's spec, edits included, afresh. Whoever may
+// update CustomRuns' status can write anything there.
 func readAttempt(run *v1beta1.CustomRun) (*attempt, error) {
 	a := &attempt{run: run}
 	if !run.HasStarted() {
 		return a, nil
 	}
-	p, err := readPin(run)
-	if err != nil {
-		return a, err
+	p := &pin{}
+	if err := run.Status.DecodeExtraFields(p); err != nil {
+		return a, failed(v1alpha1.ReasonInvalidRunState, "status.extraFields does not decode: %v", err)
 	}
-	a.setPin(p)
+	spec, images, err := p.check()
+	if err != nil {
+		return a, failed(v1alpha1.ReasonInvalidRunState, "status.extraFields.%v", err)
+	}
+	a.pin, a.spec, a.images = p, spec, images
 	return a, nil
 }
 
-// setPin makes p the attempt's pin; p was checked (pin.check).
-func (a *attempt) setPin(p *pin) {
-	a.pin, a.spec = p, p.spec()
-	a.images = imagesOf(a.spec)
+// write puts the pin into the run's status as the API server returns it:
+// compact, with every object's keys sorted. Written in any other byte
+// order, the status the reconciler computes would differ from the one it
+// read, and every reconcile would write an unchanged status again.
+func (a *attempt) write() error {
+	if a.pin == nil {
+		return nil
+	}
+	raw, err := json.Marshal(a.pin)
+	if err != nil {
+		return err
+	}
+	var generic any
+	if err := json.Unmarshal(raw, &generic); err != nil {
+		return err
+	}
+	if raw, err = json.Marshal(generic); err != nil {
+		return err
+	}
+	a.run.Status.ExtraFields.Raw = raw
+	return nil
 }
 
 // imageOf is the run's image a job of the run pulls, by its name (the name
@@ -64,11 +89,3 @@ func (a *attempt) imageOf(job *kruisev1alpha1.ImagePullJob) (image.Ref, bool) {
 
 // number is the attempt's number: 0 for the first, then one a retry.
 func (a *attempt) number() int { return len(a.run.Status.RetriesStatus) }
-
-// write puts the pin into the run's status, as the API server returns it.
-func (a *attempt) write() error {
-	if a.pin == nil {
-		return nil
-	}
-	return a.pin.encode(a.run)
-}

@@ -63,18 +63,18 @@ type access struct {
 
 // authorize asks whether the run's ServiceAccount may have the controller
 // pre-pull for it in the run's namespace (RunnerVerb on RunnerResource),
-// get each pull Secret, and get the workload. A refusal is a failure naming
+// get each of its pull Secrets, and get its workload (if any). A refusal is a failure naming
 // what is missing; an API error is returned to be retried, never taken for
 // a refusal.
-func (a *authorizer) authorize(ctx context.Context, policy *config.Policy, namespace, sa string, spec *v1alpha1.ImagePrePullSpec) error {
+func (a *authorizer) authorize(ctx context.Context, policy *config.Policy, namespace, sa string, pullSecrets []string, workload string) error {
 	if !policy.Authorize {
 		return nil
 	}
 	wants := []access{{namespace, sa, RunnerVerb, RunnerGroup, RunnerResource, ""}}
-	for _, s := range spec.PullSecrets {
+	for _, s := range pullSecrets {
 		wants = append(wants, access{namespace, sa, "get", "", "secrets", s})
 	}
-	if ref, fe := v1alpha1.ParseWorkload(spec.Workload); spec.Workload != "" && fe == nil {
+	if ref, fe := v1alpha1.ParseWorkload(workload); workload != "" && fe == nil {
 		// The controller reads the workload for the run: the run's
 		// ServiceAccount must be allowed to read it itself.
 		wants = append(wants, access{namespace, sa, "get", ref.Group, ref.Resource, ref.Name})

@@ -26,13 +26,11 @@ func (r *Reconciler) finish(ctx context.Context, run *v1beta1.CustomRun) kreconc
 	if err != nil || len(jobs) == 0 {
 		return nil // none to hand it to, or none readable: the jobs stay with the run
 	}
-	p, err := readPin(run)
-	if err != nil || p.Authorized.Spec.TTLSecondsAfterFinished == nil {
+	a, err := readAttempt(run)
+	if err != nil || a.pin == nil || a.spec.TTLSecondsAfterFinished == nil {
 		return nil
 	}
-	a := &attempt{run: run}
-	a.setPin(p)
-	ttl := *p.Authorized.Spec.TTLSecondsAfterFinished
+	ttl := *a.spec.TTLSecondsAfterFinished
 	for _, job := range jobs {
 		if t := job.Spec.CompletionPolicy.TTLSecondsAfterFinished; (t != nil && *t == ttl) || r.notOurs(a, job) != "" {
 			continue

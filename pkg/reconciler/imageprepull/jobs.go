@@ -96,7 +96,7 @@ func (r *Reconciler) newJob(run *v1beta1.CustomRun, spec *v1alpha1.ImagePrePullS
 				PullSecrets: spec.PullSecrets,
 				Parallelism: ptr.To(intstr.FromInt32(*spec.Parallelism)),
 				PullPolicy: &kruisev1alpha1.PullPolicy{
-					TimeoutSeconds: pullTimeout(spec, left),
+					TimeoutSeconds: pullTimeout(*spec.PullTimeoutSeconds, left),
 					BackoffLimit:   spec.BackoffLimit,
 				},
 				CompletionPolicy: kruisev1alpha1.CompletionPolicy{
@@ -130,7 +130,7 @@ func attemptOf(job *kruisev1alpha1.ImagePullJob) int {
 
 // attemptJobs are the jobs labelled as one attempt's of the run (every
 // attempt's when attempt is negative), sorted by name, whoever made them:
-// callers keep the run's own (ownership.go).
+// callers keep the run's own (notOurs, ensure.go).
 func (r *Reconciler) attemptJobs(ctx context.Context, run *v1beta1.CustomRun, attempt int) ([]*kruisev1alpha1.ImagePullJob, error) {
 	sel := labels.Set{LabelCustomRun: run.Name}
 	if attempt >= 0 {

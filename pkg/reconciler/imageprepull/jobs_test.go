@@ -4,10 +4,12 @@ import (
 	"testing"
 	"time"
 
+	kruisev1alpha1 "github.com/openkruise/kruise-api/apps/v1alpha1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/apimachinery/pkg/types"
 	clientgotesting "k8s.io/client-go/testing"
 
 	"github.com/imageprepull/imageprepull/pkg/kruise"
@@ -111,5 +113,29 @@ func TestDeletedRunLosesItsJobs(t *testing.T) {
 	jobs := e.jobList()
 	if len(jobs) != 1 || jobs[0].Labels[LabelCustomRun] != "other" {
 		t.Errorf("jobs left: %v, want only the other run's", jobs)
+	}
+}
+
+// A gone run's jobs are deleted at once only where the garbage collector
+// deletes them anyway: their one owner is the run, and they bear our labels.
+func TestObserveDeletionDeletesOnlyWhatTheCollectorWould(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app)))
+	e.mustReconcile("run")
+	own := e.jobList()[0]
+	twoOwners := e.foreignJob("run", "nginx:1.27", 0, func(j *kruisev1alpha1.ImagePullJob) {
+		j.OwnerReferences = append(j.OwnerReferences, metav1.OwnerReference{APIVersion: "v1", Kind: "ConfigMap", Name: "keep", UID: "uid-cm"})
+	})
+	unlabelled := e.foreignJob("run", "redis:7", 0, func(j *kruisev1alpha1.ImagePullJob) { j.Labels = map[string]string{LabelCustomRun: "run"} })
+	e.syncJobs()
+	if err := e.r.ObserveDeletion(e.ctx, types.NamespacedName{Namespace: ns, Name: "run"}); err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, j := range e.jobList() {
+		names[j.Name] = true
+	}
+	if names[own.Name] || !names[twoOwners.Name] || !names[unlabelled.Name] {
+		t.Errorf("jobs left %v: want the run's own deleted, %s and %s kept", names, twoOwners.Name, unlabelled.Name)
 	}
 }

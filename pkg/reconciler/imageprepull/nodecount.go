@@ -28,28 +28,29 @@ type reach struct {
 	how string
 }
 
-// countNodes counts the nodes spec reaches as OpenKruise picks them:
-// named nodes by name, a node selector's from the Node list (the API
-// server filters it), a pod selector's where the namespace's active pods
-// it matches are scheduled, every node without either. withTotal also
-// counts every node, to tell a selector that matches them all.
-func (r *Reconciler) countNodes(ctx context.Context, namespace string, spec *v1alpha1.ImagePrePullSpec, withTotal bool) (reach, error) {
+// countNodes counts the nodes a run's node and pod selectors reach as
+// OpenKruise picks them: named nodes by name, a node selector's from the
+// Node list (the API server filters it), a pod selector's where the
+// namespace's active pods it matches are scheduled, every node without
+// either. withTotal also counts every node, to tell a selector that
+// matches them all.
+func (r *Reconciler) countNodes(ctx context.Context, namespace string, nodes *v1alpha1.NodeSelector, pods *metav1.LabelSelector, withTotal bool) (reach, error) {
 	switch {
-	case spec.NodeSelector != nil && len(spec.NodeSelector.Names) > 0:
-		return reach{nodes: len(spec.NodeSelector.Names), how: "the nodes named"}, nil
-	case spec.NodeSelector != nil:
-		sel := metav1.FormatLabelSelector(&spec.NodeSelector.LabelSelector)
+	case nodes != nil && len(nodes.Names) > 0:
+		return reach{nodes: len(nodes.Names), how: "the nodes named"}, nil
+	case nodes != nil:
+		sel := metav1.FormatLabelSelector(&nodes.LabelSelector)
 		n, err := r.nodes(ctx, sel)
 		if err != nil {
 			return reach{}, err
 		}
 		return r.ofAll(ctx, n, "node selector "+sel, withTotal)
-	case spec.PodSelector != nil:
-		n, err := r.podNodes(ctx, namespace, metav1.FormatLabelSelector(spec.PodSelector))
+	case pods != nil:
+		n, err := r.podNodes(ctx, namespace, metav1.FormatLabelSelector(pods))
 		if err != nil {
 			return reach{}, err
 		}
-		return r.ofAll(ctx, n, "pod selector "+metav1.FormatLabelSelector(spec.PodSelector), withTotal)
+		return r.ofAll(ctx, n, "pod selector "+metav1.FormatLabelSelector(pods), withTotal)
 	}
 	n, err := r.nodes(ctx, "")
 	if err != nil {

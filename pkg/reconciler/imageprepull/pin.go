@@ -5,12 +5,14 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"knative.dev/pkg/controller"
+	kreconciler "knative.dev/pkg/reconciler"
 
 	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/imageprepull/imageprepull/pkg/config"
@@ -34,15 +36,20 @@ type pin struct {
 // authorized is the spec a run resolved at its start, with the
 // ServiceAccount and retries it was authorized with.
 type authorized struct {
+	edits
+	Retries        int                        `json:"retries"`
+	ServiceAccount string                     `json:"serviceAccountName"`
+	Spec           *v1alpha1.ImagePrePullSpec `json:"spec"`
+}
+
+// edits are what tells an edit of a run since its start (tellEdit).
+type edits struct {
 	// Inputs is a digest of what the spec was resolved from (inputs): a run
 	// whose inputs differ was edited.
 	Inputs string `json:"inputs"`
 	// IgnoredEdit is the digest of the last edit told as ignored, so that
 	// an edit is told once.
-	IgnoredEdit    string                     `json:"ignoredEdit,omitempty"`
-	Retries        int                        `json:"retries"`
-	ServiceAccount string                     `json:"serviceAccountName"`
-	Spec           *v1alpha1.ImagePrePullSpec `json:"spec"`
+	IgnoredEdit string `json:"ignoredEdit,omitempty"`
 }
 
 // spec is what the run acts on: the authorized spec, onto the workload's
@@ -55,80 +62,56 @@ func (p *pin) spec() *v1alpha1.ImagePrePullSpec {
 	return spec
 }
 
-// readPin reads a started run's pin. Whoever may update CustomRuns' status
-// can write anything there: what does not decode, or lacks what the steps
-// rely on, ends the run (ReasonInvalidRunState) rather than a reconcile.
-func readPin(run *v1beta1.CustomRun) (*pin, error) {
-	p := &pin{}
-	if err := run.Status.DecodeExtraFields(p); err != nil {
-		return nil, failed(v1alpha1.ReasonInvalidRunState, "status.extraFields does not decode: %v", err)
-	}
-	if err := p.check(); err != nil {
-		return nil, failed(v1alpha1.ReasonInvalidRunState, "status.extraFields.%v", err)
-	}
-	return p, nil
-}
-
-// check says what is missing from a pin or wrong in it; nil for one the
-// steps can act on. The controller writes nothing else.
-func (p *pin) check() error {
+// check says what is missing from a pin or wrong in it, else gives the spec
+// the steps act on and its images parsed, once: for the pin a run's start
+// resolves, and for the pin each later reconcile reads back. The controller
+// writes nothing else.
+func (p *pin) check() (*v1alpha1.ImagePrePullSpec, []image.Ref, error) {
 	a := p.Authorized
 	switch {
 	case a == nil:
-		return fmt.Errorf("authorized is missing: the run started without what it was authorized for")
+		return nil, nil, fmt.Errorf("authorized is missing: the run started without what it was authorized for")
 	case a.Spec == nil:
-		return fmt.Errorf("authorized.spec is missing")
+		return nil, nil, fmt.Errorf("authorized.spec is missing")
 	case a.ServiceAccount == "":
-		return fmt.Errorf("authorized.serviceAccountName is missing")
+		return nil, nil, fmt.Errorf("authorized.serviceAccountName is missing")
 	case a.Retries < 0:
-		return fmt.Errorf("authorized.retries is %d", a.Retries)
+		return nil, nil, fmt.Errorf("authorized.retries is %d", a.Retries)
 	case a.Spec.Parallelism == nil || a.Spec.PullTimeoutSeconds == nil || a.Spec.BackoffLimit == nil ||
 		a.Spec.SuccessThreshold == nil || a.Spec.Wait == nil:
-		return fmt.Errorf("authorized.spec lacks a defaulted field (parallelism, pullTimeoutSeconds, backoffLimit, successThreshold, wait)")
+		return nil, nil, fmt.Errorf("authorized.spec lacks a defaulted field (parallelism, pullTimeoutSeconds, backoffLimit, successThreshold, wait)")
 	case a.Spec.Workload != "" && p.Target == nil:
-		return fmt.Errorf("target is missing for workload %s", a.Spec.Workload)
+		return nil, nil, fmt.Errorf("target is missing for workload %s", a.Spec.Workload)
 	case a.Spec.Workload == "" && p.Target != nil:
-		return fmt.Errorf("target is set for a run without a workload")
+		return nil, nil, fmt.Errorf("target is set for a run without a workload")
 	}
 	if fe := a.Spec.Validate(context.Background()); fe != nil {
-		return fmt.Errorf("authorized.spec: %v", fe)
+		return nil, nil, fmt.Errorf("authorized.spec: %v", fe)
 	}
 	spec := p.spec()
 	if len(spec.Images) == 0 {
-		return fmt.Errorf("authorized holds no image")
+		return nil, nil, fmt.Errorf("authorized holds no image")
 	}
 	if p.Target != nil {
 		if len(p.Target.Nodes) == 0 {
-			return fmt.Errorf("target holds no node")
+			return nil, nil, fmt.Errorf("target holds no node")
 		}
 		if fe := v1alpha1.ValidateImages(spec.Images); fe != nil {
-			return fmt.Errorf("target.images: %v", fe)
+			return nil, nil, fmt.Errorf("target.images: %v", fe)
 		}
 		if fe := v1alpha1.ValidateNodeNames(spec.NodeSelector.Names); fe != nil {
-			return fmt.Errorf("target.nodes: %v", fe)
+			return nil, nil, fmt.Errorf("target.nodes: %v", fe)
 		}
 	}
-	return nil
-}
-
-// encode writes the pin into the run's status as the API server returns
-// it: compact, with every object's keys sorted. Written in any other byte
-// order, the status the reconciler computes would differ from the one it
-// read, and every reconcile would write an unchanged status again.
-func (p *pin) encode(run *v1beta1.CustomRun) error {
-	raw, err := json.Marshal(p)
-	if err != nil {
-		return err
+	images := make([]image.Ref, len(spec.Images))
+	for i, s := range spec.Images {
+		ref, err := image.Parse(s)
+		if err != nil {
+			return nil, nil, fmt.Errorf("images[%d]: %v", i, err)
+		}
+		images[i] = ref
 	}
-	var generic any
-	if err := json.Unmarshal(raw, &generic); err != nil {
-		return err
-	}
-	if raw, err = json.Marshal(generic); err != nil {
-		return err
-	}
-	run.Status.ExtraFields.Raw = raw
-	return nil
+	return spec, images, nil
 }
 
 // way is how a run calls the task: with params alone, with an embedded
@@ -151,11 +134,44 @@ func wayOf(run *v1beta1.CustomRun) way {
 	return byParams
 }
 
-// resolvePin resolves what a run asks at its start, checks it against the
+// start begins a run: it resolves what the run asks, checks it against the
 // platform's policy (admit) and its ServiceAccount's permissions
-// (authorize), and resolves its workload: the pin to store. Bad input and
-// refusals are failures naming the field; nothing is made before the pin
-// is stored.
+// (authorize), resolves its workload, and pins the result in the run's
+// status with the run's start time. No job is made yet: the write that
+// stores the pin is acted on once stored (runEvents), so that a job is only
+// ever made from a stored pin, and a failed write leaves no job of a spec
+// nobody can read back. Bad input and refusals end the run with nothing
+// made, naming the field; any other error leaves the status as it was, to
+// be tried again (a started run always has its pin). No Event for the
+// start: startTime and the Running condition tell it, and at a thousand
+// runs an Event each is a thousand requests. The run's one Event is its end.
+func (r *Reconciler) start(ctx context.Context, policy *config.Policy, a *attempt) kreconciler.Event {
+	p, err := r.resolvePin(ctx, policy, a.run)
+	var spec *v1alpha1.ImagePrePullSpec
+	var images []image.Ref
+	if err == nil {
+		if spec, images, err = p.check(); err != nil {
+			err = fmt.Errorf("the pin resolved for run %s/%s: %w", a.run.Namespace, a.run.Name, err)
+		}
+	}
+	if err != nil {
+		if !errors.As(err, new(*failure)) {
+			// Not started: no start time, no pin; the condition says why.
+			a.run.Status.MarkCustomRunRunning(v1beta1.CustomRunReasonStarted.String(), "waiting to start: %s", bounded(err.Error()))
+		}
+		return r.failOrRetry(a, err)
+	}
+	a.run.Status.InitializeConditions()
+	a.run.Status.StartTime = r.startTime()
+	a.pin, a.spec, a.images = p, spec, images
+	// What follow says once the jobs exist and no node has finished: making
+	// them is then no status write.
+	a.run.Status.MarkCustomRunRunning(v1beta1.CustomRunReasonRunning.String(), "%s", unstarted(images, p).progressMessage())
+	return nil
+}
+
+// resolvePin resolves the pin of a run's start: its spec, admitted and
+// authorized, and its workload's target.
 func (r *Reconciler) resolvePin(ctx context.Context, policy *config.Policy, run *v1beta1.CustomRun) (*pin, error) {
 	inputs := r.inputs(run)
 	spec, err := r.resolveSpec(ctx, policy, run)
@@ -166,13 +182,13 @@ func (r *Reconciler) resolvePin(ctx context.Context, policy *config.Policy, run 
 	if sa == "" {
 		sa = "default" // what Tekton's webhook fills in; empty only where it was bypassed
 	}
-	p := &pin{Authorized: &authorized{Inputs: inputs, Retries: run.Spec.Retries, ServiceAccount: sa, Spec: spec}}
+	p := &pin{Authorized: &authorized{edits: edits{Inputs: inputs}, Retries: run.Spec.Retries, ServiceAccount: sa, Spec: spec}}
 	if err := r.admit(ctx, policy, run.Namespace, spec, run.Spec.Retries); err != nil {
 		return nil, err
 	}
 	// Before the workload is read for the run: its ServiceAccount must be
 	// allowed to read it itself.
-	if err := r.auth.authorize(ctx, policy, run.Namespace, sa, spec); err != nil {
+	if err := r.auth.authorize(ctx, policy, run.Namespace, sa, spec.PullSecrets, spec.Workload); err != nil {
 		return nil, err
 	}
 	if spec.Workload != "" {
@@ -183,9 +199,6 @@ func (r *Reconciler) resolvePin(ctx context.Context, policy *config.Policy, run 
 		if err := r.admit(ctx, policy, run.Namespace, p.spec(), run.Spec.Retries); err != nil {
 			return nil, err
 		}
-	}
-	if err := p.check(); err != nil {
-		return nil, fmt.Errorf("the pin resolved for run %s/%s: %w", run.Namespace, run.Name, err)
 	}
 	return p, nil
 }
@@ -236,23 +249,6 @@ func (r *Reconciler) baseSpec(run *v1beta1.CustomRun) (*v1alpha1.ImagePrePullSpe
 	return &v1alpha1.ImagePrePullSpec{}, nil
 }
 
-// readmit checks a retry's pin again, with the policy and bindings in force
-// now, before the retry's first job: a binding removed, or an image the
-// platform no longer allows, fails the run instead of retrying. The first
-// attempt was checked when its pin was resolved, moments before.
-func (r *Reconciler) readmit(ctx context.Context, policy *config.Policy, a *attempt) error {
-	if a.number() == 0 {
-		return nil
-	}
-	if jobs, err := r.attemptJobs(ctx, a.run, a.number()); err == nil && len(jobs) > 0 {
-		return nil // made after the check
-	}
-	if err := r.admit(ctx, policy, a.run.Namespace, a.spec, 0); err != nil {
-		return err
-	}
-	return r.auth.authorize(ctx, policy, a.run.Namespace, a.pin.Authorized.ServiceAccount, a.spec)
-}
-
 // inputs is a digest of everything a run's spec is resolved from: its
 // params, its embedded spec or the named ImagePrePull's spec, its
 // ServiceAccount and its retries.
@@ -280,15 +276,14 @@ func (r *Reconciler) inputs(run *v1beta1.CustomRun) string {
 }
 
 // tellEdit tells, once per edit, that a run edited after its start keeps
-// what it was authorized for.
-func (r *Reconciler) tellEdit(ctx context.Context, a *attempt) {
-	auth := a.pin.Authorized
-	now := r.inputs(a.run)
-	if now == auth.Inputs || now == auth.IgnoredEdit {
+// what it was authorized for (e, the pin's).
+func (r *Reconciler) tellEdit(ctx context.Context, run *v1beta1.CustomRun, e *edits) {
+	now := r.inputs(run)
+	if now == e.Inputs || now == e.IgnoredEdit {
 		return
 	}
-	auth.IgnoredEdit = now
-	controller.GetEventRecorder(ctx).Eventf(a.run, corev1.EventTypeWarning, eventEditIgnored, "%s", editIgnored(a.run))
+	e.IgnoredEdit = now
+	controller.GetEventRecorder(ctx).Eventf(run, corev1.EventTypeWarning, eventEditIgnored, "%s", editIgnored(run))
 }
 
 // eventEditIgnored is the reason of the Warning Event that tells a run was
@@ -304,13 +299,4 @@ func editIgnored(run *v1beta1.CustomRun) string {
 		what = fmt.Sprintf("its params, serviceAccountName, retries or ImagePrePull %s", run.Spec.CustomRef.Name)
 	}
 	return fmt.Sprintf("%s changed after the run started: the run keeps the images, nodes, pull Secrets and ServiceAccount it was authorized for at its start; start a new run to use the change", what)
-}
-
-// imagesOf parses a pinned spec's images (checked with the pin).
-func imagesOf(spec *v1alpha1.ImagePrePullSpec) []image.Ref {
-	refs := make([]image.Ref, len(spec.Images))
-	for i, s := range spec.Images {
-		refs[i], _ = image.Parse(s)
-	}
-	return refs
 }

@@ -1,7 +1,6 @@
 package imageprepull
 
 import (
-	"encoding/json"
 	"fmt"
 	"slices"
 	"strings"
@@ -12,7 +11,10 @@ import (
 	"github.com/tektoncd/pipeline/pkg/reconciler/events/k8sevent"
 	authorizationv1 "k8s.io/api/authorization/v1"
 	corev1 "k8s.io/api/core/v1"
+	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	clientgotesting "k8s.io/client-go/testing"
 	"k8s.io/utils/ptr"
 
 	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
@@ -346,46 +348,6 @@ func TestEditedRetriesAreIgnored(t *testing.T) {
 	}
 }
 
-// Whoever may write CustomRuns' status can write anything into the pin: a
-// pin that does not decode, or lacks what the run's steps rely on, ends
-// the run with a reason that says so. Nothing panics, no job is made, and
-// the run's spec is not resolved afresh in its place.
-func TestAnUnreadablePinEndsTheRun(t *testing.T) {
-	for _, tc := range []struct {
-		name, raw, want string
-	}{
-		{"not JSON", `{"authorized":`, "status.extraFields does not decode"},
-		{"of the wrong shape", `{"authorized":5}`, "status.extraFields does not decode"},
-		{"empty", `{}`, "status.extraFields.authorized is missing"},
-		{"without a spec", `{"authorized":{"inputs":"x","retries":0,"serviceAccountName":"default"}}`, "authorized.spec is missing"},
-		{"without its defaults", `{"authorized":{"inputs":"x","retries":0,"serviceAccountName":"default","spec":{"images":["a:v1"]}}}`,
-			"authorized.spec lacks a defaulted field"},
-		{"without an image", `{"authorized":{"inputs":"x","retries":0,"serviceAccountName":"default","spec":{"parallelism":1,"pullTimeoutSeconds":1,"backoffLimit":0,"successThreshold":"100%","wait":true}}}`,
-			"authorized holds no image"},
-		{"a workload without its target", `{"authorized":{"inputs":"x","retries":0,"serviceAccountName":"default","spec":{"workload":"deployment/web","workloadImages":true,"parallelism":1,"pullTimeoutSeconds":1,"backoffLimit":0,"successThreshold":"100%","wait":true}}}`,
-			"target is missing for workload deployment/web"},
-		{"an invalid image", `{"authorized":{"inputs":"x","retries":0,"serviceAccountName":"default","spec":{"images":["Not An Image"],"parallelism":1,"pullTimeoutSeconds":1,"backoffLimit":0,"successThreshold":"100%","wait":true}}}`,
-			"authorized.spec: invalid value: Not An Image: images[0]"},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			e := newEnv(t)
-			e.create(newRun("run", str("image", app)))
-			if _, err := e.reconcileOnce("run"); err != nil { // started and pinned
-				t.Fatal(err)
-			}
-			run := e.get("run")
-			run.Status.ExtraFields.Raw = []byte(tc.raw)
-			if _, err := e.tekton.TektonV1beta1().CustomRuns(ns).UpdateStatus(e.ctx, run, metav1.UpdateOptions{}); err != nil {
-				t.Fatal(err)
-			}
-			e.failsAtOnce("run", v1alpha1.ReasonInvalidRunState, tc.want)
-			if n := len(e.jobList()); n != 0 {
-				t.Errorf("%d jobs made for a run whose pin is unreadable", n)
-			}
-		})
-	}
-}
-
 func TestNamedImagePrePullIsUsedAsWritten(t *testing.T) {
 	e := newEnv(t, withPrePull(prePull("web", webNodes)))
 	e.create(newRun("run", ref("web")))
@@ -450,38 +412,6 @@ func TestEmbeddedTaskSpec(t *testing.T) {
 	}
 }
 
-// The API server returns extraFields with its keys sorted; the reconciler's
-// own encoding must be byte for byte the same, or each reconcile sees a
-// changed status and writes it again.
-func TestExtraFieldsEncodeAsTheAPIServerReturnsThem(t *testing.T) {
-	extra := pin{
-		Authorized: &authorized{Inputs: "in", Retries: 1, ServiceAccount: "sa", Spec: &v1alpha1.ImagePrePullSpec{
-			Images: []string{app}, Workload: "deployment/web", Parallelism: ptr.To[int32](3), PullSecrets: []string{"regcred"},
-		}},
-		Target: &target{Workload: "deployment.apps/web", Nodes: []string{"n1"}, Images: []string{app}, Matched: "nodes running: 1"},
-	}
-	run := newRun("run")
-	if err := extra.encode(run); err != nil {
-		t.Fatal(err)
-	}
-	ours := run.Status.ExtraFields.Raw
-	var generic map[string]any
-	if err := json.Unmarshal(ours, &generic); err != nil {
-		t.Fatal(err)
-	}
-	sorted, err := json.Marshal(generic) // maps encode with sorted keys, as the API server's objects do
-	if err != nil {
-		t.Fatal(err)
-	}
-	if string(ours) != string(sorted) {
-		t.Errorf("extraFields encode as\n%s\nthe API server returns\n%s", ours, sorted)
-	}
-	var back pin
-	if err := run.Status.DecodeExtraFields(&back); err != nil || back.Authorized.Spec.Workload != "deployment/web" || back.Target.Nodes[0] != "n1" {
-		t.Errorf("decoded %+v, %v", back, err)
-	}
-}
-
 var webNodes = v1alpha1.ImagePrePullSpec{
 	Images: []string{"registry.example.com/team/base:v1"},
 	NodeSelector: &v1alpha1.NodeSelector{LabelSelector: metav1.LabelSelector{
@@ -493,4 +423,60 @@ var webNodes = v1alpha1.ImagePrePullSpec{
 	PullSecrets:             []string{"regcred"},
 	ImagePullPolicy:         v1alpha1.PullAlways,
 	TTLSecondsAfterFinished: ptr.To[int32](300),
+}
+
+func TestCancelBeforeStart(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", str("image", app), func(r *v1beta1.CustomRun) { r.Spec.Status = v1beta1.CustomRunSpecStatusCancelled }))
+	run := e.mustReconcile("run")
+	if c := condition(run); !c.IsFalse() || c.Reason != v1beta1.CustomRunReasonCancelled.String() || c.Message != "CustomRun cancelled" {
+		t.Errorf("condition = %+v", c)
+	}
+	if n := len(e.jobList()); n != 0 {
+		t.Errorf("%d jobs for a cancelled run", n)
+	}
+}
+
+// The pin is stored before the first job: the reconcile that starts a run
+// makes none, and the next, once the pin is stored, makes them from it.
+func TestThePinIsStoredBeforeTheFirstJob(t *testing.T) {
+	e := newEnv(t)
+	e.create(newRun("run", arr("images", app, "nginx:1.27")))
+	run, err := e.reconcileOnce("run")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(e.jobList()); n != 0 {
+		t.Fatalf("%d jobs made by the reconcile that started the run", n)
+	}
+	if !run.HasStarted() || len(run.Status.ExtraFields.Raw) == 0 {
+		t.Fatalf("the start and the pin were not stored: %+v", run.Status)
+	}
+	writes := countActions(e.tekton.Actions(), "update", "customruns")
+	e.mustReconcile("run")
+	if n := len(e.jobList()); n != 2 {
+		t.Fatalf("%d jobs after the pin was stored, want 2", n)
+	}
+	if n := countActions(e.tekton.Actions(), "update", "customruns") - writes; n != 0 {
+		t.Errorf("making the jobs wrote the status %d times, want none: the start said what follows", n)
+	}
+}
+
+// A start that cannot be checked (the API server cannot answer a review) is
+// no start: no start time, no pin, and the condition says what it waits for.
+func TestAStartThatCannotBeCheckedIsNoStart(t *testing.T) {
+	e := newEnv(t)
+	e.kube.PrependReactor("create", "subjectaccessreviews", func(clientgotesting.Action) (bool, runtime.Object, error) {
+		return true, nil, apierrors.NewServiceUnavailable("the API server is restarting")
+	})
+	e.create(newRun("run", str("image", app)))
+	run, err := e.reconcile("run")
+	if err == nil {
+		t.Fatal("no error to retry")
+	}
+	c := condition(run)
+	if run.HasStarted() || len(run.Status.ExtraFields.Raw) != 0 || !c.IsUnknown() || c.Reason != v1beta1.CustomRunReasonStarted.String() {
+		t.Fatalf("status %+v, want no start time, no pin, Unknown/Started", run.Status)
+	}
+	contains(t, "message", c.Message, "waiting to start: ", "the API server is restarting")
 }

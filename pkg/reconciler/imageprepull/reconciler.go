@@ -134,12 +134,14 @@ func (r *Reconciler) reconcile(ctx context.Context, policy *config.Policy, a *at
 		}
 		return r.start(ctx, policy, a)
 	}
-	r.tellEdit(ctx, a)
+	r.tellEdit(ctx, a.run, &a.pin.Authorized.edits)
 	if event, stopped := r.stop(ctx, policy, a); stopped {
 		return event
 	}
-	if err := r.readmit(ctx, policy, a); err != nil {
-		return r.failOrRetry(a, err)
+	if a.number() > 0 {
+		if err := r.readmit(ctx, policy, a); err != nil {
+			return r.failOrRetry(a, err)
+		}
 	}
 	if err := r.ensure(ctx, policy, a); err != nil {
 		return r.failOrRetry(a, err)

@@ -7,8 +7,6 @@ import (
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/utils/ptr"
-
-	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 )
 
 // startTime is now, to the second, as the API server keeps a time: the
@@ -60,11 +58,11 @@ func jobDeadline(left *int64) *int64 {
 // pullTimeout is a node's time for one pull, never more than the run has
 // left: a pull cannot usefully outlive the run, and Kruise rejects a job
 // whose activeDeadlineSeconds is below it.
-func pullTimeout(spec *v1alpha1.ImagePrePullSpec, left *int64) *int32 {
-	if left != nil && *left < int64(*spec.PullTimeoutSeconds) {
+func pullTimeout(seconds int32, left *int64) *int32 {
+	if left != nil && *left < int64(seconds) {
 		return ptr.To(int32(*left))
 	}
-	return spec.PullTimeoutSeconds
+	return ptr.To(seconds)
 }
 
 // requeueBefore is how long to wait before checking the run's timeout again.
