@@ -7,6 +7,14 @@
 set -o errexit -o nounset -o pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+# The tools build with their own settings, whatever the caller's (the Makefile's CGO_ENABLED and
+# GOFLAGS are for the controller's own graph): Go's defaults, and -trimpath.
+unset GOFLAGS CGO_ENABLED
+# Every tool compiles with the toolchain the controller ships with (go.mod's toolchain line, which the
+# Makefile has the go command fetch), so that the standard library, and the modules two builds share
+# at one version, compile once.
+toolchain=$(sed -n 's/^toolchain //p' "$root/go.mod")
+[ -z "$toolchain" ] || export GOTOOLCHAIN=$toolchain
 TOOLS=${TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/imageprepull/tools}
 mkdir -p "$TOOLS"
 
@@ -23,44 +31,60 @@ build() {
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
 }
 
+# build_batch VERSION DIR LDFLAGS NAME=PACKAGE...: builds the missing ones of the named tools in one go
+# build in DIR, so that the packages they share compile once and their links overlap with other
+# compiles; each goes to $TOOLS/NAME-VERSION/NAME, as build puts it.
+build_batch() {
+  local version=$1 dir=$2 ldflags=$3; shift 3
+  local names=() pkgs=() pair
+  for pair in "$@"; do
+    [ -x "$TOOLS/${pair%%=*}-$version/${pair%%=*}" ] && continue
+    names+=("${pair%%=*}"); pkgs+=("${pair#*=}")
+  done
+  [ ${#names[@]} = 0 ] && return 0
+  echo "building ${names[*]} $version (once; cached in $TOOLS)" >&2
+  local tmp; tmp=$(mktemp -d "$TOOLS/batch.XXXXXX")
+  (cd "$dir" && go build -trimpath -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}")
+  local i bin
+  for i in "${!names[@]}"; do
+    bin=$(basename "${pkgs[$i]}"); [ "$bin" = . ] && bin=$(basename "$(cd "$dir" && go list -f '{{.ImportPath}}' .)")
+    [[ $bin =~ ^v[0-9]+$ ]] && bin=$(basename "$(dirname "${pkgs[$i]}")")
+    mkdir -p "$TOOLS/${names[$i]}-$version.tmp" && mv "$tmp/$bin" "$TOOLS/${names[$i]}-$version.tmp/${names[$i]}"
+    rm -rf "$TOOLS/${names[$i]}-$version" && mv "$TOOLS/${names[$i]}-$version.tmp" "$TOOLS/${names[$i]}-$version"
+  done
+  rm -rf "$tmp"
+}
+
+# The control plane (garbage collection, workload controllers, the node lifecycle, and the scheduler
+# that binds the pods they make), kubectl, and, only where the real node can run (Linux, root), the
+# real node's kubelet, which starts pods from what kruise-daemon pulled into its containerd.
 k8s() {
   local v; v=$(modversion kubernetes k8s.io/kubernetes)
   local minor=${v#v1.}; minor=${minor%%.*}
   # Without a version, the server says v0.0.0-master and Knative's sharedmain refuses it.
   local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor -X k8s.io/client-go/pkg/version.gitVersion=$v"
-  build kube-apiserver "$v" bash -c "cd '$root/hack/tools/kubernetes' && go build -trimpath -ldflags '$ldflags' -o \"\$out\" k8s.io/kubernetes/cmd/kube-apiserver"
-  build kubectl "$v" bash -c "cd '$root/hack/tools/kubernetes' && go build -trimpath -ldflags '$ldflags' -o \"\$out\" k8s.io/kubernetes/cmd/kubectl"
-  # The rest of the control plane: garbage collection, workload controllers,
-  # the node lifecycle, and the scheduler that binds the pods they make.
-  build kube-controller-manager "$v" bash -c "cd '$root/hack/tools/kubernetes' && go build -trimpath -ldflags '$ldflags' -o \"\$out\" k8s.io/kubernetes/cmd/kube-controller-manager"
-  build kube-scheduler "$v" bash -c "cd '$root/hack/tools/kubernetes' && go build -trimpath -ldflags '$ldflags' -o \"\$out\" k8s.io/kubernetes/cmd/kube-scheduler"
+  local cmds=(kube-apiserver kubectl kube-controller-manager kube-scheduler) pairs=() c
+  if [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ]; then cmds+=(kubelet); fi
+  for c in "${cmds[@]}"; do pairs+=("$c=k8s.io/kubernetes/cmd/$c"); done
+  build_batch "$v" "$root/hack/tools/kubernetes" "$ldflags" "${pairs[@]}"
 }
-
-# The real node's kubelet, which starts pods from what kruise-daemon pulled
-# into its containerd: only where the real node can run (Linux, root).
-kubelet() {
-  [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ] || return 0
-  local v; v=$(modversion kubernetes k8s.io/kubernetes)
-  local minor=${v#v1.}; minor=${minor%%.*}
-  local ldflags="-s -w -X k8s.io/component-base/version.gitVersion=$v -X k8s.io/component-base/version.gitMajor=1 -X k8s.io/component-base/version.gitMinor=$minor"
-  build kubelet "$v" bash -c "cd '$root/hack/tools/kubernetes' && go build -trimpath -ldflags '$ldflags' -o \"\$out\" k8s.io/kubernetes/cmd/kubelet"
-}
+kubelet() { k8s; }
 
 etcd() {
   local v; v=$(modversion kubernetes go.etcd.io/etcd/server/v3)
   build etcd "$v" bash -c "cd '$root/hack/tools/kubernetes' && go build -trimpath -ldflags '-s -w' -o \"\$out\" go.etcd.io/etcd/server/v3"
 }
 
+# Tekton Pipelines' controller and admission webhook (defaulting, validation and v1beta1<->v1
+# conversion). Built as ko builds Tekton's release images and the controller's (CGO_ENABLED=0,
+# -trimpath), and hack/tools/tekton requires the modules the two share at the main module's versions,
+# so the packages they share (Knative, Tekton's APIs, client-go...) compile once for both.
 tekton() {
   local v; v=$(modversion tekton github.com/tektoncd/pipeline)
-  build tekton-controller "$v" bash -c "cd '$root/hack/tools/tekton' && go build -trimpath -ldflags '-s -w' -o \"\$out\" github.com/tektoncd/pipeline/cmd/controller"
+  CGO_ENABLED=0 build_batch "$v" "$root/hack/tools/tekton" "-s -w" \
+    tekton-controller=github.com/tektoncd/pipeline/cmd/controller tekton-webhook=github.com/tektoncd/pipeline/cmd/webhook
 }
-
-# Tekton's admission webhook: defaulting, validation and v1beta1<->v1 conversion.
-tekton-webhook() {
-  local v; v=$(modversion tekton github.com/tektoncd/pipeline)
-  build tekton-webhook "$v" bash -c "cd '$root/hack/tools/tekton' && go build -trimpath -ldflags '-s -w' -o \"\$out\" github.com/tektoncd/pipeline/cmd/webhook"
-}
+tekton-webhook() { tekton; }
 
 tkn() {
   local v; v=$(modversion tkn github.com/tektoncd/cli)
@@ -75,19 +99,23 @@ KRUISE_DEFAULT_VERSION=v1.9.1
 KRUISE_PREVIOUS_VERSION=v1.8.0
 KRUISE_VERSION=${KRUISE_VERSION:-$KRUISE_DEFAULT_VERSION}
 
-# OpenKruise's go.mod has replace directives, so it builds from its own module
-# directory (a writable copy of the module cache's).
-kruise_build() {
-  local name=$1 pkg=$2 v=$KRUISE_VERSION
-  build "$name" "$v" bash -c '
-    src=$(cd "'"$root"'" && go mod download -json github.com/openkruise/kruise@'"$v"' | sed -n "s/^\t\"Dir\": \"\(.*\)\",$/\1/p")
-    tmp=$(mktemp -d); trap "chmod -R u+w $tmp; rm -rf $tmp" EXIT
+# OpenKruise's manager and, for the real node (Linux, root), kruise-daemon of the same release.
+# OpenKruise's go.mod has replace directives, so they build from its own module directory (a
+# writable copy of the module cache's).
+kruise() {
+  local v=$KRUISE_VERSION pairs=(kruise-manager=.)
+  if [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ]; then pairs+=(kruise-daemon=./cmd/daemon); fi
+  local missing=0 pair
+  for pair in "${pairs[@]}"; do [ -x "$TOOLS/${pair%%=*}-$v/${pair%%=*}" ] || missing=1; done
+  [ $missing = 1 ] || return 0
+  (
+    src=$(cd "$root" && go mod download -json "github.com/openkruise/kruise@$v" | sed -n 's/^\t"Dir": "\(.*\)",$/\1/p')
+    tmp=$(mktemp -d); trap 'chmod -R u+w "$tmp"; rm -rf "$tmp"' EXIT
     cp -r "$src/." "$tmp" && chmod -R u+w "$tmp"
-    cd "$tmp" && go build -trimpath -ldflags "-s -w" -o "$out" '"$pkg"
+    build_batch "$v" "$tmp" "-s -w" "${pairs[@]}"
+  )
 }
-kruise() { kruise_build kruise-manager .; }
-# kruise-daemon, for the real node: the same release as the manager.
-kruise-daemon() { kruise_build kruise-daemon ./cmd/daemon; }
+kruise-daemon() { kruise; }
 
 # crictl, which removes the real node's pods through the CRI when it stops.
 crictl() {
@@ -123,6 +151,14 @@ if [ "${1:-}" = "--kruise-previous-version" ]; then
   exit 0
 fi
 
-for t in "${@:-etcd k8s kubelet crictl tekton tekton-webhook kruise tkn ko}"; do
-  for one in $t; do "$one"; done
-done
+if [ $# -gt 0 ]; then
+  for one in "$@"; do "$one"; done
+  exit 0
+fi
+# All of them: two streams at once, so that one's links and module loads overlap the other's compiles
+# on a machine of few cores.
+( etcd; k8s; crictl ) &
+stream=$!
+trap 'kill "$stream" 2>/dev/null || true' EXIT
+tekton; kruise; tkn; ko
+wait "$stream"
