@@ -32,8 +32,8 @@ build() {
 }
 
 # build_batch VERSION DIR LDFLAGS NAME=PACKAGE...: builds the missing ones of the named tools in one go
-# build in DIR, so that the packages they share compile once and their links overlap with other
-# compiles; each goes to $TOOLS/NAME-VERSION/NAME, as build puts it.
+# build in DIR, so that the module's packages load once and the links overlap with compiles; each
+# goes to $TOOLS/NAME-VERSION/NAME, as build puts it.
 build_batch() {
   local version=$1 dir=$2 ldflags=$3; shift 3
   local names=() pkgs=() pair
@@ -151,14 +151,7 @@ if [ "${1:-}" = "--kruise-previous-version" ]; then
   exit 0
 fi
 
-if [ $# -gt 0 ]; then
-  for one in "$@"; do "$one"; done
-  exit 0
-fi
-# All of them: two streams at once, so that one's links and module loads overlap the other's compiles
-# on a machine of few cores.
-( etcd; k8s; crictl ) &
-stream=$!
-trap 'kill "$stream" 2>/dev/null || true' EXIT
-tekton; kruise; tkn; ko
-wait "$stream"
+# One after another: two builds at once gained nothing on two cores (docs/development.md).
+for one in "${@:-tekton etcd k8s crictl kruise tkn ko}"; do
+  for t in $one; do "$t"; done
+done

@@ -52,88 +52,6 @@ type edits struct {
 	IgnoredEdit string `json:"ignoredEdit,omitempty"`
 }
 
-// spec is what the run acts on: the authorized spec, onto the workload's
-// resolved nodes and images when it names one.
-func (p *pin) spec() *v1alpha1.ImagePrePullSpec {
-	spec := p.Authorized.Spec.DeepCopy()
-	if p.Target != nil {
-		p.Target.applyTo(spec)
-	}
-	return spec
-}
-
-// check says what is missing from a pin or wrong in it, else gives the spec
-// the steps act on and its images parsed, once: for the pin a run's start
-// resolves, and for the pin each later reconcile reads back. The controller
-// writes nothing else.
-func (p *pin) check() (*v1alpha1.ImagePrePullSpec, []image.Ref, error) {
-	a := p.Authorized
-	switch {
-	case a == nil:
-		return nil, nil, fmt.Errorf("authorized is missing: the run started without what it was authorized for")
-	case a.Spec == nil:
-		return nil, nil, fmt.Errorf("authorized.spec is missing")
-	case a.ServiceAccount == "":
-		return nil, nil, fmt.Errorf("authorized.serviceAccountName is missing")
-	case a.Retries < 0:
-		return nil, nil, fmt.Errorf("authorized.retries is %d", a.Retries)
-	case a.Spec.Parallelism == nil || a.Spec.PullTimeoutSeconds == nil || a.Spec.BackoffLimit == nil ||
-		a.Spec.SuccessThreshold == nil || a.Spec.Wait == nil:
-		return nil, nil, fmt.Errorf("authorized.spec lacks a defaulted field (parallelism, pullTimeoutSeconds, backoffLimit, successThreshold, wait)")
-	case a.Spec.Workload != "" && p.Target == nil:
-		return nil, nil, fmt.Errorf("target is missing for workload %s", a.Spec.Workload)
-	case a.Spec.Workload == "" && p.Target != nil:
-		return nil, nil, fmt.Errorf("target is set for a run without a workload")
-	}
-	if fe := a.Spec.Validate(context.Background()); fe != nil {
-		return nil, nil, fmt.Errorf("authorized.spec: %v", fe)
-	}
-	spec := p.spec()
-	if len(spec.Images) == 0 {
-		return nil, nil, fmt.Errorf("authorized holds no image")
-	}
-	if p.Target != nil {
-		if len(p.Target.Nodes) == 0 {
-			return nil, nil, fmt.Errorf("target holds no node")
-		}
-		if fe := v1alpha1.ValidateImages(spec.Images); fe != nil {
-			return nil, nil, fmt.Errorf("target.images: %v", fe)
-		}
-		if fe := v1alpha1.ValidateNodeNames(spec.NodeSelector.Names); fe != nil {
-			return nil, nil, fmt.Errorf("target.nodes: %v", fe)
-		}
-	}
-	images := make([]image.Ref, len(spec.Images))
-	for i, s := range spec.Images {
-		ref, err := image.Parse(s)
-		if err != nil {
-			return nil, nil, fmt.Errorf("images[%d]: %v", i, err)
-		}
-		images[i] = ref
-	}
-	return spec, images, nil
-}
-
-// way is how a run calls the task: with params alone, with an embedded
-// taskSpec, or by naming an ImagePrePull.
-type way int
-
-const (
-	byParams way = iota
-	byEmbeddedSpec
-	byName
-)
-
-func wayOf(run *v1beta1.CustomRun) way {
-	switch {
-	case run.Spec.CustomSpec != nil:
-		return byEmbeddedSpec
-	case run.Spec.CustomRef != nil && run.Spec.CustomRef.Name != "":
-		return byName
-	}
-	return byParams
-}
-
 // start begins a run: it resolves what the run asks, checks it against the
 // platform's policy (admit) and its ServiceAccount's permissions
 // (authorize), resolves its workload, and pins the result in the run's
@@ -247,6 +165,88 @@ func (r *Reconciler) baseSpec(run *v1beta1.CustomRun) (*v1alpha1.ImagePrePullSpe
 		return spec, nil
 	}
 	return &v1alpha1.ImagePrePullSpec{}, nil
+}
+
+// way is how a run calls the task: with params alone, with an embedded
+// taskSpec, or by naming an ImagePrePull.
+type way int
+
+const (
+	byParams way = iota
+	byEmbeddedSpec
+	byName
+)
+
+func wayOf(run *v1beta1.CustomRun) way {
+	switch {
+	case run.Spec.CustomSpec != nil:
+		return byEmbeddedSpec
+	case run.Spec.CustomRef != nil && run.Spec.CustomRef.Name != "":
+		return byName
+	}
+	return byParams
+}
+
+// spec is what the run acts on: the authorized spec, onto the workload's
+// resolved nodes and images when it names one.
+func (p *pin) spec() *v1alpha1.ImagePrePullSpec {
+	spec := p.Authorized.Spec.DeepCopy()
+	if p.Target != nil {
+		p.Target.applyTo(spec)
+	}
+	return spec
+}
+
+// check says what is missing from a pin or wrong in it, else gives the spec
+// the steps act on and its images parsed, once: for the pin a run's start
+// resolves, and for the pin each later reconcile reads back. The controller
+// writes nothing else.
+func (p *pin) check() (*v1alpha1.ImagePrePullSpec, []image.Ref, error) {
+	a := p.Authorized
+	switch {
+	case a == nil:
+		return nil, nil, fmt.Errorf("authorized is missing: the run started without what it was authorized for")
+	case a.Spec == nil:
+		return nil, nil, fmt.Errorf("authorized.spec is missing")
+	case a.ServiceAccount == "":
+		return nil, nil, fmt.Errorf("authorized.serviceAccountName is missing")
+	case a.Retries < 0:
+		return nil, nil, fmt.Errorf("authorized.retries is %d", a.Retries)
+	case a.Spec.Parallelism == nil || a.Spec.PullTimeoutSeconds == nil || a.Spec.BackoffLimit == nil ||
+		a.Spec.SuccessThreshold == nil || a.Spec.Wait == nil:
+		return nil, nil, fmt.Errorf("authorized.spec lacks a defaulted field (parallelism, pullTimeoutSeconds, backoffLimit, successThreshold, wait)")
+	case a.Spec.Workload != "" && p.Target == nil:
+		return nil, nil, fmt.Errorf("target is missing for workload %s", a.Spec.Workload)
+	case a.Spec.Workload == "" && p.Target != nil:
+		return nil, nil, fmt.Errorf("target is set for a run without a workload")
+	}
+	if fe := a.Spec.Validate(context.Background()); fe != nil {
+		return nil, nil, fmt.Errorf("authorized.spec: %v", fe)
+	}
+	spec := p.spec()
+	if len(spec.Images) == 0 {
+		return nil, nil, fmt.Errorf("authorized holds no image")
+	}
+	if p.Target != nil {
+		if len(p.Target.Nodes) == 0 {
+			return nil, nil, fmt.Errorf("target holds no node")
+		}
+		if fe := v1alpha1.ValidateImages(spec.Images); fe != nil {
+			return nil, nil, fmt.Errorf("target.images: %v", fe)
+		}
+		if fe := v1alpha1.ValidateNodeNames(spec.NodeSelector.Names); fe != nil {
+			return nil, nil, fmt.Errorf("target.nodes: %v", fe)
+		}
+	}
+	images := make([]image.Ref, len(spec.Images))
+	for i, s := range spec.Images {
+		ref, err := image.Parse(s)
+		if err != nil {
+			return nil, nil, fmt.Errorf("images[%d]: %v", i, err)
+		}
+		images[i] = ref
+	}
+	return spec, images, nil
 }
 
 // inputs is a digest of everything a run's spec is resolved from: its
