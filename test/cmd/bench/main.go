@@ -312,6 +312,9 @@ func drawDashboard(ctx context.Context, prometheus string, from time.Time, stamp
 		}
 		svg := dashboard.SVG(r, caption)
 		for _, dir := range []string{out, dashboardOut} {
+			if err := os.MkdirAll(dir, 0o755); err != nil {
+				return err
+			}
 			name := fmt.Sprintf("%s-panel-%d.svg", stamp, r.Panel.ID)
 			if dir == dashboardOut {
 				name = fmt.Sprintf("panel-%d.svg", r.Panel.ID)
