@@ -48,7 +48,6 @@ build_batch() {
   local i bin
   for i in "${!names[@]}"; do
     bin=$(basename "${pkgs[$i]}"); [ "$bin" = . ] && bin=$(basename "$(cd "$dir" && go list -f '{{.ImportPath}}' .)")
-    [[ $bin =~ ^v[0-9]+$ ]] && bin=$(basename "$(dirname "${pkgs[$i]}")")
     mkdir -p "$TOOLS/${names[$i]}-$version.tmp" && mv "$tmp/$bin" "$TOOLS/${names[$i]}-$version.tmp/${names[$i]}"
     rm -rf "$TOOLS/${names[$i]}-$version" && mv "$TOOLS/${names[$i]}-$version.tmp" "$TOOLS/${names[$i]}-$version"
   done
