@@ -17,6 +17,9 @@ toolchain=$(sed -n 's/^toolchain //p' "$root/go.mod")
 [ -z "$toolchain" ] || export GOTOOLCHAIN=$toolchain
 TOOLS=${TOOLS:-${XDG_CACHE_HOME:-$HOME/.cache}/imageprepull/tools}
 mkdir -p "$TOOLS"
+# One build at a time across callers: CI builds OpenKruise's previous release beside the suites (.ci/run),
+# and a caller that finds a tool missing while it is being built waits for that build, then finds it.
+exec 9>"$TOOLS/.build.lock"
 
 modversion() { (cd "$root/hack/tools/$1" && go list -m -f '{{.Version}}' "$2"); }
 
@@ -25,10 +28,13 @@ build() {
   local name=$1 version=$2; shift 2
   local dir="$TOOLS/$name-$version"
   [ -x "$dir/$name" ] && return 0
+  flock 9
+  [ -x "$dir/$name" ] && { flock -u 9; return 0; }
   echo "building $name $version (once; cached in $dir)" >&2
   mkdir -p "$dir.tmp"
   out="$dir.tmp/$name" "$@"
   rm -rf "$dir" && mv "$dir.tmp" "$dir"
+  flock -u 9
 }
 
 # build_batch VERSION DIR LDFLAGS NAME=PACKAGE...: builds the missing ones of the named tools in one go
@@ -37,11 +43,17 @@ build() {
 build_batch() {
   local version=$1 dir=$2 ldflags=$3; shift 3
   local names=() pkgs=() pair
-  for pair in "$@"; do
-    [ -x "$TOOLS/${pair%%=*}-$version/${pair%%=*}" ] && continue
-    names+=("${pair%%=*}"); pkgs+=("${pair#*=}")
-  done
-  [ ${#names[@]} = 0 ] && return 0
+  missing() {
+    names=() pkgs=()
+    for pair in "$@"; do
+      [ -x "$TOOLS/${pair%%=*}-$version/${pair%%=*}" ] && continue
+      names+=("${pair%%=*}"); pkgs+=("${pair#*=}")
+    done
+    [ ${#names[@]} != 0 ]
+  }
+  missing "$@" || return 0
+  flock 9
+  missing "$@" || { flock -u 9; return 0; }
   echo "building ${names[*]} $version (once; cached in $TOOLS)" >&2
   local tmp; tmp=$(mktemp -d "$TOOLS/batch.XXXXXX")
   (cd "$dir" && go build -trimpath -ldflags "$ldflags" -o "$tmp/" "${pkgs[@]}")
@@ -52,6 +64,7 @@ build_batch() {
     rm -rf "$TOOLS/${names[$i]}-$version" && mv "$TOOLS/${names[$i]}-$version.tmp" "$TOOLS/${names[$i]}-$version"
   done
   rm -rf "$tmp"
+  flock -u 9
 }
 
 # The control plane (garbage collection, workload controllers, the node lifecycle, and the scheduler
