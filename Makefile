@@ -84,7 +84,7 @@ vulncheck:
 ## tools: build the local cluster's programs once (~/.cache/imageprepull/tools, shared by every clone)
 tools:
 	./hack/build-tools.sh
-	./hack/install-system-packages.sh containerd runc containernetworking-plugins prometheus
+	./hack/install-system-packages.sh containerd runc containernetworking-plugins prometheus busybox-static
 
 ## demo: start the local cluster, run the seed pipeline's pre-pull, describe it with tkn, keep the cluster up
 demo: tools

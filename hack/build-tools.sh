@@ -88,13 +88,17 @@ etcd() {
 }
 
 # Tekton Pipelines' controller and admission webhook (defaulting, validation and v1beta1<->v1
-# conversion). Built as ko builds Tekton's release images and the controller's (CGO_ENABLED=0,
+# conversion), and the programs of the helper containers its TaskRun pods run (entrypoint, nop,
+# workingdirinit, sidecarlogresults), static, which the local cluster puts into images as ko would. Built as ko builds Tekton's release images and the controller's (CGO_ENABLED=0,
 # -trimpath), and hack/tools/tekton requires the modules the two share at the main module's versions,
 # so the packages they share (Knative, Tekton's APIs, client-go...) compile once for both.
 tekton() {
   local v; v=$(modversion tekton github.com/tektoncd/pipeline)
   CGO_ENABLED=0 build_batch "$v" "$root/hack/tools/tekton" "-s -w" \
-    tekton-controller=github.com/tektoncd/pipeline/cmd/controller tekton-webhook=github.com/tektoncd/pipeline/cmd/webhook
+    tekton-controller=github.com/tektoncd/pipeline/cmd/controller tekton-webhook=github.com/tektoncd/pipeline/cmd/webhook \
+    tekton-entrypoint=github.com/tektoncd/pipeline/cmd/entrypoint tekton-nop=github.com/tektoncd/pipeline/cmd/nop \
+    tekton-workingdirinit=github.com/tektoncd/pipeline/cmd/workingdirinit \
+    tekton-sidecarlogresults=github.com/tektoncd/pipeline/cmd/sidecarlogresults
 }
 tekton-webhook() { tekton; }
 

@@ -11,6 +11,10 @@
 #   prometheus  Debian's Prometheus, which scrapes the controller to evaluate
 #               docs/dashboard's queries (e2e, bench); without it those fail
 #               and say so
+#   busybox-static
+#               the shell of the image Tekton's pods run their scripts with
+#               (a static busybox, no image from outside); without it no
+#               TaskRun pod can start on the real node
 # Elsewhere it says why in one line and succeeds. No package's service is
 # started: the cluster runs its own, with its own config and ports.
 set -o errexit -o nounset -o pipefail
@@ -21,6 +25,7 @@ commands() {
     runc) echo runc ;;
     containernetworking-plugins) echo /usr/lib/cni/bridge ;;
     prometheus) echo prometheus ;;
+    busybox-static) echo /bin/busybox ;;
     *) echo "unknown package $1" >&2; exit 2 ;;
   esac
 }
@@ -28,6 +33,7 @@ without() {
   case "$1" in
     containerd|runc|containernetworking-plugins) echo "the local cluster will have simulated nodes only" ;;
     prometheus) echo "the dashboard's queries cannot be evaluated (e2e TestMetricsAfterKnownRuns fails)" ;;
+    busybox-static) echo "no TaskRun pod can start on the real node (Tekton's shell image is made from it)" ;;
   esac
 }
 missing() { for c in $(commands "$1"); do command -v "$c" >/dev/null || [ -x "$c" ] || return 0; done; return 1; }

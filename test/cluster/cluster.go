@@ -6,12 +6,14 @@
 //   - KubeControllers: kube-controller-manager and kube-scheduler;
 //   - Registries: two OCI registries in this process, one wanting a password;
 //   - TektonPipelines: Tekton's controller (in user and network namespaces of
-//     its own) and admission webhook;
+//     its own) and admission webhook, and the images of its TaskRun pods'
+//     helper containers (Tekton's programs, and busybox as the shell);
 //   - OpenKruise: OpenKruise's manager, v1.9.1 or KRUISE_VERSION;
 //   - SimulatedNodes: Node objects kept alive as kubelets would, answered for
 //     by a pull simulator standing in for kruise-daemon;
 //   - RealNode, where Linux and root allow it: a network namespace with
-//     Debian's containerd, a real kubelet and the real kruise-daemon;
+//     Debian's containerd, a real kubelet and the real kruise-daemon, which
+//     runs the pods aimed at it (rollouts', and TaskRuns');
 //   - Controllers: this project's controller, installed with ko as users
 //     install it and run as processes of the image ko pushed;
 //   - Prometheus, when a test or the bench asks for it.
@@ -185,7 +187,7 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 	c := &Cluster{opts: opts, h: h, Dir: dir, Tools: tools, KruiseVersion: tools.KruiseVersion(), ControlPlane: cp, api: a}
 	c.KubeControllers = &KubeControllers{h: h, api: a}
 	c.Registries = &Registries{}
-	c.Pipelines = &TektonPipelines{h: h, api: a, args: opts.TektonArgs}
+	c.Pipelines = &TektonPipelines{h: h, api: a, registry: c.Registries, args: opts.TektonArgs}
 	c.OpenKruise = &OpenKruise{h: h, api: a, Version: c.KruiseVersion, args: opts.KruiseArgs}
 	simCfg := opts.Simulator
 	if simCfg.ImageID == nil {

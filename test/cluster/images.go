@@ -33,11 +33,7 @@ var basePlatforms = []string{"amd64", "arm64"}
 // of one image per basePlatforms (the same files: nothing in it is
 // architecture-specific).
 func pushBaseImage(ctx context.Context, ref string) error {
-	files := map[string]string{
-		"etc/passwd": "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
-		"etc/group":  "root:x:0:\nnonroot:x:65532:\n",
-	}
-	index, err := filesIndex(files, false)
+	index, err := filesIndex(baseFiles, false)
 	if err != nil {
 		return err
 	}
@@ -49,6 +45,12 @@ func pushBaseImage(ctx context.Context, ref string) error {
 		return fmt.Errorf("pushing the base image %s: %w", ref, err)
 	}
 	return nil
+}
+
+// baseFiles are the base image's files.
+var baseFiles = map[string]string{
+	"etc/passwd": "root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n",
+	"etc/group":  "root:x:0:\nnonroot:x:65532:\n",
 }
 
 // Push pushes a one-layer image holding files (path -> content) to ref in
@@ -101,6 +103,32 @@ func filesImage(files map[string]string, arch string) (v1.Image, error) {
 	if err != nil {
 		return nil, err
 	}
+	return layerImage(layer, arch, func(*v1.Config) {})
+}
+
+// programImage is a linux image for this machine's architecture, of the
+// base's files and files in one layer, that runs entrypoint as the nonroot
+// user with /bin on its PATH: a program's image as ko makes it.
+func programImage(files map[string]entry, entrypoint []string) (v1.Image, error) {
+	all := make(map[string]entry, len(files)+len(baseFiles))
+	for p, content := range baseFiles {
+		all[p] = entry{data: []byte(content), mode: 0o644}
+	}
+	for p, e := range files {
+		all[p] = e
+	}
+	layer, err := layerOf(all)
+	if err != nil {
+		return nil, err
+	}
+	return layerImage(layer, runtime.GOARCH, func(cfg *v1.Config) {
+		cfg.Entrypoint, cfg.Env = entrypoint, []string{"PATH=/bin"}
+	})
+}
+
+// layerImage is a linux image for arch of one layer, running as the nonroot
+// user, its config then edited by set.
+func layerImage(layer v1.Layer, arch string, set func(*v1.Config)) (v1.Image, error) {
 	img, err := mutate.AppendLayers(empty.Image, layer)
 	if err != nil {
 		return nil, err
@@ -112,24 +140,49 @@ func filesImage(files map[string]string, arch string) (v1.Image, error) {
 	cfg = cfg.DeepCopy()
 	cfg.OS, cfg.Architecture = "linux", arch
 	cfg.Config.User = "65532"
+	set(&cfg.Config)
 	return mutate.ConfigFile(img, cfg)
+}
+
+// entry is a file of a layer: its content and mode, or, with link set, a
+// symbolic link to link.
+type entry struct {
+	data []byte
+	mode int64
+	link string
 }
 
 // filesLayer is one image layer holding files (path -> content).
 func filesLayer(files map[string]string) (v1.Layer, error) {
+	entries := make(map[string]entry, len(files))
+	for p, content := range files {
+		entries[p] = entry{data: []byte(content), mode: 0o644}
+	}
+	return layerOf(entries)
+}
+
+// layerOf is one image layer holding entries, in path order.
+func layerOf(entries map[string]entry) (v1.Layer, error) {
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
-	paths := make([]string, 0, len(files))
-	for p := range files {
+	paths := make([]string, 0, len(entries))
+	for p := range entries {
 		paths = append(paths, p)
 	}
 	sort.Strings(paths)
 	for _, p := range paths {
-		if err := tw.WriteHeader(&tar.Header{Name: p, Mode: 0o644, Size: int64(len(files[p])), Typeflag: tar.TypeReg}); err != nil {
+		e := entries[p]
+		h := &tar.Header{Name: p, Mode: e.mode, Size: int64(len(e.data)), Typeflag: tar.TypeReg}
+		if e.link != "" {
+			h = &tar.Header{Name: p, Mode: 0o777, Linkname: e.link, Typeflag: tar.TypeSymlink}
+		}
+		if err := tw.WriteHeader(h); err != nil {
 			return nil, err
 		}
-		if _, err := tw.Write([]byte(files[p])); err != nil {
-			return nil, err
+		if e.link == "" {
+			if _, err := tw.Write(e.data); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if err := tw.Close(); err != nil {

@@ -34,11 +34,17 @@ const knativeProbePort = 8080
 
 // TektonPipelines is Tekton Pipelines' controller and admission webhook, at
 // the version go.mod uses, with its CRDs, config maps and webhook
-// configurations from its module. No TaskRun pod runs: the images of its
-// helper containers are never pulled.
+// configurations from its module, and the images of its TaskRun pods' helper
+// containers in the local registry (tektonimages.go): a TaskRun's pod runs
+// where a kubelet runs it, on the real node.
 type TektonPipelines struct {
-	h   *host
-	api *api
+	h        *host
+	api      *api
+	registry *Registries
+	// ShellImage is the image Tekton places scripts with (busybox, by digest
+	// in the open registry): a step image for tests, the only one here with
+	// a shell.
+	ShellImage string
 	// args are added to the controller's flags.
 	args []string
 
@@ -111,16 +117,19 @@ func (t *TektonPipelines) startController(ctx context.Context) error {
 		return fmt.Errorf("the API server's socket for Tekton's controller: %w", err)
 	}
 	t.closers = append(t.closers, closeFwd)
+	images, err := pushTektonImages(ctx, t.h.tools, t.registry.Open)
+	if err != nil {
+		return err
+	}
+	t.ShellImage = images.shell
 	p, err := t.h.run(ctx, program{
 		name: "tekton-controller", bin: isolate, sys: ownNetwork,
 		env: []string{"SYSTEM_NAMESPACE=" + tektonNamespace, "METRICS_DOMAIN=tekton.dev/pipeline",
 			"CONFIG_LOGGING_NAME=config-logging", "CONFIG_OBSERVABILITY_NAME=config-observability",
 			"CONFIG_LEADERELECTION_NAME=config-leader-election-controller"},
 		args: append([]string{"-listen", server.Host, "-to", socket, "--",
-			t.h.tools.Path("tekton-controller"), "-kubeconfig", t.api.cp.Kubeconfig, "-disable-ha",
-			// No pod ever runs here: the images of Tekton's helper containers are never pulled.
-			"-entrypoint-image", "x", "-nop-image", "x", "-sidecarlogresults-image", "x",
-			"-workingdirinit-image", "x", "-shell-image", "x", "-shell-image-win", "x"}, t.args...),
+			t.h.tools.Path("tekton-controller"), "-kubeconfig", t.api.cp.Kubeconfig, "-disable-ha"},
+			append(images.flags(), t.args...)...),
 		readyLog: "Starting controllers", readyWithin: 2 * time.Minute, waitingFor: "the Tekton controller to start its controllers",
 	})
 	if p != nil {

@@ -347,7 +347,8 @@ func waitTaskRun(t *testing.T, ns, pr, task string) *pipelinev1.TaskRun {
 	return tr
 }
 
-// cancel cancels a PipelineRun whose TaskRun's pod never runs here.
+// cancel cancels a PipelineRun whose TaskRun's pod stays Pending on a
+// simulated node.
 func cancel(t *testing.T, ns, pr string) {
 	t.Helper()
 	if _, err := c.Tekton.TektonV1().PipelineRuns(ns).Patch(context.Background(), pr, "application/merge-patch+json",

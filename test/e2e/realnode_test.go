@@ -169,6 +169,8 @@ func TestRealNode(t *testing.T) {
 		pulledAtStart(t, rollOut(t, ns, "control", control), control)
 	})
 
+	t.Run("a later task's pod reads the results and hands them on", testALaterTaskPodReadsTheResults)
+
 	t.Run("a tag pushed again: the digest is pulled and each node checked", func(t *testing.T) { testATagPushedAgain(t, prepull) })
 	t.Run("an index is checked against each node's platform", testAnIndexIsCheckedPerPlatform)
 
