@@ -137,12 +137,12 @@ kruise-daemon() { kruise; }
 crictl() {
   [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ] || return 0
   local v=${CRICTL_VERSION:-v1.34.0}
-  build crictl "$v" bash -c "GOBIN=\$(dirname \"\$out\") go install sigs.k8s.io/cri-tools/cmd/crictl@$v"
+  build crictl "$v" bash -c "GOBIN=\$(dirname \"\$out\") go install -trimpath sigs.k8s.io/cri-tools/cmd/crictl@$v"
 }
 
 ko() {
   local v=${KO_VERSION:-v0.19.1}
-  build ko "$v" bash -c "GOBIN=\$(dirname \"\$out\") go install github.com/google/ko@$v"
+  build ko "$v" bash -c "GOBIN=\$(dirname \"\$out\") go install -trimpath github.com/google/ko@$v"
 }
 
 # --path NAME: where a tool is, for scripts and the Makefile (Kruise's, of
