@@ -9,8 +9,8 @@ GO_TEST_FLAGS ?=
 # (CGO_ENABLED=0, -trimpath): vet, e2e, chaos, the bench, the demo, and the programs and images the
 # local cluster builds all share one compile of the dependency graph with the image, which on a cold
 # machine is compiled once for all of them. The race detector needs cgo, so `make unit` compiles the
-# graph a second time, instrumented. hack/build-tools.sh builds the tools as their own modules, with
-# neither setting.
+# graph a second time, instrumented. hack/build-tools.sh builds the tools as their own modules; those
+# that share packages with the controller (Kubernetes, etcd, Tekton) with both settings, to share them.
 export CGO_ENABLED := 0
 export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
 # The OpenKruise release of the local cluster (hack/build-tools.sh's default

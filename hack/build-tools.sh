@@ -8,7 +8,8 @@ set -o errexit -o nounset -o pipefail
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 # The tools build with their own settings, whatever the caller's (the Makefile's CGO_ENABLED and
-# GOFLAGS are for the controller's own graph): Go's defaults, and -trimpath.
+# GOFLAGS are for the controller's own graph): -trimpath, and Go's defaults, but for those whose modules
+# share packages with the controller's (Kubernetes, etcd, Tekton), which build as it does (CGO_ENABLED=0).
 unset GOFLAGS CGO_ENABLED
 # Every tool compiles with the toolchain the controller ships with (go.mod's toolchain line, which the
 # Makefile has the go command fetch), so that the standard library, and the modules two builds share
@@ -69,7 +70,10 @@ build_batch() {
 
 # The control plane (garbage collection, workload controllers, the node lifecycle, and the scheduler
 # that binds the pods they make), kubectl, and, only where the real node can run (Linux, root), the
-# real node's kubelet, which starts pods from what kruise-daemon pulled into its containerd.
+# real node's kubelet, which starts pods from what kruise-daemon pulled into its containerd. Built as
+# the controller builds (CGO_ENABLED=0, -trimpath) from a module that requires what the two share at the
+# main module's versions (hack/tools/kubernetes/go.mod says which), so that client-go, k8s.io/api and
+# the rest compile once for both; static, as Kubernetes' own release builds are.
 k8s() {
   local v; v=$(modversion kubernetes k8s.io/kubernetes)
   local minor=${v#v1.}; minor=${minor%%.*}
@@ -78,13 +82,13 @@ k8s() {
   local cmds=(kube-apiserver kubectl kube-controller-manager kube-scheduler) pairs=() c
   if [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ]; then cmds+=(kubelet); fi
   for c in "${cmds[@]}"; do pairs+=("$c=k8s.io/kubernetes/cmd/$c"); done
-  build_batch "$v" "$root/hack/tools/kubernetes" "$ldflags" "${pairs[@]}"
+  CGO_ENABLED=0 build_batch "$v" "$root/hack/tools/kubernetes" "$ldflags" "${pairs[@]}"
 }
 kubelet() { k8s; }
 
 etcd() {
   local v; v=$(modversion kubernetes go.etcd.io/etcd/server/v3)
-  build etcd "$v" bash -c "cd '$root/hack/tools/kubernetes' && go build -trimpath -ldflags '-s -w' -o \"\$out\" go.etcd.io/etcd/server/v3"
+  build etcd "$v" bash -c "cd '$root/hack/tools/kubernetes' && CGO_ENABLED=0 go build -trimpath -ldflags '-s -w' -o \"\$out\" go.etcd.io/etcd/server/v3"
 }
 
 # Tekton Pipelines' controller and admission webhook (defaulting, validation and v1beta1<->v1
@@ -133,13 +137,6 @@ kruise() {
 }
 kruise-daemon() { kruise; }
 
-# crictl, which removes the real node's pods through the CRI when it stops.
-crictl() {
-  [ "$(uname -s)" = Linux ] && [ "$(id -u)" = 0 ] || return 0
-  local v=${CRICTL_VERSION:-v1.34.0}
-  build crictl "$v" bash -c "GOBIN=\$(dirname \"\$out\") go install -trimpath sigs.k8s.io/cri-tools/cmd/crictl@$v"
-}
-
 ko() {
   local v=${KO_VERSION:-v0.19.1}
   build ko "$v" bash -c "GOBIN=\$(dirname \"\$out\") go install -trimpath github.com/google/ko@$v"
@@ -168,6 +165,6 @@ if [ "${1:-}" = "--kruise-previous-version" ]; then
 fi
 
 # One after another: two builds at once gained nothing on two cores (docs/development.md).
-for one in "${@:-tekton etcd k8s crictl kruise tkn ko}"; do
+for one in "${@:-tekton etcd k8s kruise tkn ko}"; do
   for t in $one; do "$t"; done
 done

@@ -251,7 +251,7 @@ func (c *Cluster) Stop() {
 func (c *Cluster) buildTools(ctx context.Context) error {
 	names := []string{"etcd", "k8s", "tekton", "tekton-webhook", "kruise", "ko"}
 	if RealNodeUnavailable() == "" {
-		names = append(names, "kruise-daemon", "kubelet", "crictl")
+		names = append(names, "kruise-daemon", "kubelet")
 	}
 	return c.Tools.Build(ctx, names...)
 }

@@ -31,7 +31,9 @@ func OnRealNode(spec *corev1.PodSpec) {
 // kubeletConfig is the real node's KubeletConfiguration. What differs from
 // the kubelet's defaults, and why:
 //   - cgroupfs: this machine's cgroups are v1, without systemd managing them,
-//     and containerd's runc uses cgroupfs too (SystemdCgroup = false).
+//     and containerd's runc uses cgroupfs too (SystemdCgroup = false); and
+//     failCgroupV1 false, as v1.35's kubelet otherwise refuses cgroup v1 (it
+//     still runs on it, in maintenance mode).
 //   - imageGCHighThresholdPercent 100 turns image garbage collection off, and
 //     the eviction thresholds are low: a build machine's disk is often more
 //     than 85 % full, and the kubelet would otherwise delete the very images
@@ -51,6 +53,7 @@ authentication:
   webhook: {enabled: false}
 authorization: {mode: AlwaysAllow}
 cgroupDriver: cgroupfs
+failCgroupV1: false
 containerRuntimeEndpoint: unix://%[2]s
 failSwapOn: false
 imageGCHighThresholdPercent: 100
@@ -274,24 +277,11 @@ func (rn *RealNode) nodeReady() func(context.Context) error {
 }
 
 // removePods stops and removes every pod sandbox through the CRI, as the
-// kubelet would: their containers, network (the CNI DEL that frees their
-// addresses) and network namespaces. The kubelet must be stopped first, or
-// it starts them again.
+// kubelet would. The kubelet must be stopped first, or it starts them again.
 func (rn *RealNode) removePods() error {
-	_, err := rn.crictlOutput(context.Background(), "rmp", "--all", "--force")
-	return err
-}
-
-// crictlOutput runs crictl against the node's containerd.
-func (rn *RealNode) crictlOutput(ctx context.Context, args ...string) (string, error) {
-	cmd := exec.CommandContext(ctx, rn.crictl, append([]string{"--runtime-endpoint", "unix://" + rn.socket, "--timeout", "30s"}, args...)...)
-	var stderr strings.Builder
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		return string(out), fmt.Errorf("crictl %s: %w: %s", strings.Join(args, " "), err, stderr.String())
-	}
-	return string(out), nil
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	return rn.withCRI(func(c *cri) error { return c.removeSandboxes(ctx, nil) })
 }
 
 // killShims stops the containerd shims that outlived containerd (each runs

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	runtimeapi "k8s.io/cri-api/pkg/apis/runtime/v1"
+
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
@@ -54,8 +56,6 @@ type RealNode struct {
 	daemon     *process
 	// host is what the kubelet changed outside its directory, to put back.
 	changed *hostState
-	// crictl removes the pods when the node stops.
-	crictl string
 	// linked says the cluster made /hostvarrun and must remove it.
 	linked  bool
 	running bool
@@ -130,7 +130,7 @@ func (rn *RealNode) Start(ctx context.Context) error {
 		return fmt.Errorf("no real node here: %s", why)
 	}
 	rn.Notice = ""
-	rn.dir, rn.hostVarRun, rn.crictl = filepath.Join(rn.h.dir, "real-node"), hostVarRun, rn.h.tools.Path("crictl")
+	rn.dir, rn.hostVarRun = filepath.Join(rn.h.dir, "real-node"), hostVarRun
 	run := filepath.Join(rn.dir, "hostvarrun")
 	rn.socket = filepath.Join(run, "containerd.sock")
 	if err := os.MkdirAll(filepath.Join(rn.dir, "certs.d"), 0o755); err != nil {
@@ -178,7 +178,7 @@ func (rn *RealNode) Start(ctx context.Context) error {
 	}
 	// A node has its sandbox image before its first pod, as image builders
 	// and installers put it there: no rollout pays for it.
-	if _, err := rn.crictlOutput(ctx, "pull", sandbox); err != nil {
+	if err := rn.withCRI(func(c *cri) error { return c.pull(ctx, sandbox) }); err != nil {
 		return fmt.Errorf("pulling the pod sandbox image: %w", err)
 	}
 	if err := rn.startKubelet(ctx); err != nil {
@@ -433,15 +433,11 @@ func (rn *RealNode) RemoveImage(ctx context.Context, image string) error {
 	if !rn.running {
 		return errors.New("the real node does not run")
 	}
-	out, err := rn.crictlOutput(ctx, "pods", "--state", "NotReady", "--quiet")
-	if err != nil {
-		return err
-	}
-	for _, id := range strings.Fields(out) {
-		if _, err := rn.crictlOutput(ctx, "rmp", id); err != nil {
+	return rn.withCRI(func(c *cri) error {
+		notReady := &runtimeapi.PodSandboxFilter{State: &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_NOTREADY}}
+		if err := c.removeSandboxes(ctx, notReady); err != nil {
 			return err
 		}
-	}
-	_, err = rn.crictlOutput(ctx, "rmi", image)
-	return err
+		return c.removeImage(ctx, image)
+	})
 }

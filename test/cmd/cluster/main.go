@@ -205,7 +205,7 @@ func rollouts(ctx context.Context, c *cluster.Cluster, image string) error {
 	}); err != nil {
 		return fmt.Errorf("waiting for pod %s to go: %w", warm.Pod.Name, err)
 	}
-	fmt.Printf("\nThe same image without the pre-pull: removed from %s (crictl rmi), rolled out again...\n", c.RealNode.Name())
+	fmt.Printf("\nThe same image without the pre-pull: removed from %s (through the CRI), rolled out again...\n", c.RealNode.Name())
 	if err := c.RealNode.RemoveImage(ctx, image); err != nil {
 		return err
 	}
