@@ -264,6 +264,11 @@ func TestExamples(t *testing.T) {
 					if fe := o.Validate(ctx); fe != nil {
 						t.Errorf("%s: %v", file, fe)
 					}
+				case *pipelinev1.Task:
+					o.SetDefaults(ctx)
+					if fe := o.Validate(ctx); fe != nil {
+						t.Errorf("%s: %v", file, fe)
+					}
 				case *pipelinev1.Pipeline:
 					o.SetDefaults(ctx)
 					if fe := o.Validate(ctx); fe != nil {

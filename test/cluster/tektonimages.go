@@ -10,6 +10,7 @@ import (
 	"strings"
 
 	"github.com/google/go-containerregistry/pkg/name"
+	v1 "github.com/google/go-containerregistry/pkg/v1"
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 )
 
@@ -103,6 +104,12 @@ func pushProgram(ctx context.Context, repo string, files map[string]entry, entry
 	if err != nil {
 		return "", err
 	}
+	return pushImageByDigest(ctx, repo, img)
+}
+
+// pushImageByDigest pushes img as repo:local and returns its reference by
+// digest.
+func pushImageByDigest(ctx context.Context, repo string, img v1.Image) (string, error) {
 	dst, err := name.ParseReference(repo+":local", name.Insecure)
 	if err != nil {
 		return "", err

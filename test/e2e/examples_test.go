@@ -47,10 +47,10 @@ var examples = map[string]example{
 	"embedded spec": {files: []string{"ways/embedded-spec.yaml"}, nodes: []string{"web-a2", "web-b1"}, need: 2,
 		setup: func(t *testing.T, ns string) { podsOn(t, ns, map[string]string{"app": "web"}, "web-a2", "web-b1") }},
 	// nodes: eligible picks web's nodeSelector (node-type=web): the web nodes.
-	"workload":   {files: []string{"ways/workload.yaml"}, nodes: webNodes, need: 3},
-	"local demo": {files: []string{"seed-pipeline/20-imageprepull.yaml", "local-demo/pipelinerun.yaml"}, nodes: webNodes, need: 3},
-	// The seed pipeline as make demo runs it: its build Task needs a pod,
-	// which nothing runs here, so the pipeline's pre-pull runs without it.
+	"workload": {files: []string{"ways/workload.yaml"}, nodes: webNodes, need: 3},
+	// The seed pipeline's pre-pull in each state, without its build Task,
+	// whose pod the simulated nodes do not run (examples/local-demo, the
+	// pipeline whole, runs on the real node: TestRealNode).
 	"seed pipeline": {files: []string{"seed-pipeline/10-build-push-task.yaml", "seed-pipeline/20-imageprepull.yaml",
 		"seed-pipeline/30-pipeline.yaml", "seed-pipeline/40-pipelinerun.yaml"}, nodes: webNodes, need: 3,
 		edit: withoutBuildTask},

@@ -1,7 +1,7 @@
 // Command cluster runs the local cluster for people and scripts:
 //
 //	cluster up     start it, print the KUBECONFIG line, and keep it up until Ctrl-C
-//	cluster demo   the same, after running examples/local-demo and describing it with tkn
+//	cluster demo   the same, after running examples/local-demo (the seed's pipeline whole) and describing it with tkn
 package main
 
 import (
@@ -16,12 +16,11 @@ import (
 	"syscall"
 	"time"
 
-	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
+	corev1 "k8s.io/api/core/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/wait"
 	"knative.dev/pkg/apis"
-	"sigs.k8s.io/yaml"
 
 	"github.com/imageprepull/imageprepull/test/cluster"
 )
@@ -88,122 +87,102 @@ func run(ctx context.Context, mode string) error {
 	return nil
 }
 
-// demo does what the seed's pipeline does, as far as this cluster can: its
-// build-test-push Task needs Tekton's step images, which this closed network
-// cannot fetch, so the demo builds and pushes the demo app itself (ko, into
-// the local registry, tagged <branch>-<short sha> as the seed tags it), then
-// runs the pipeline's pre-pull step for exactly that reference, shows the
-// image in the real node's containerd, and rolls it out there.
+// demo runs the seed's pipeline whole (examples/local-demo): examples/demo-app
+// built, tested and pushed inside a pod on the real node (go and ko: kaniko
+// cannot be fetched here), pre-pulled by tag and digest onto the helloworld
+// policy's nodes, then rolled out by a kubectl task. tkn describes each task,
+// and the kubelet's events show whether the rollout's pod pulled. Then, for
+// comparison, the same image rolls out again after it is removed from the
+// node, as on a node that was not pre-pulled.
 func demo(ctx context.Context, c *cluster.Cluster, root string) error {
-	repo := c.Registry + "/demo/hello-world"
+	if c.RealNode.Name() == "" {
+		return fmt.Errorf("the seed's pipeline runs its build and deploy tasks in pods, which only the real node runs, and it cannot run here: %s", c.RealNode.Notice)
+	}
 	branch, sha := gitTag(root)
-	tag := branch + "-" + sha
-	fmt.Printf("\nBuilding examples/demo-app and pushing %s:%s (ko build)...\n", repo, tag)
-	ref, err := c.KoBuild(ctx, repo, tag, "./examples/demo-app")
-	if err != nil {
-		return err
-	}
-	fmt.Printf("pushed %s\n", ref)
-
-	if _, err := c.Kubectl(ctx, "apply", "-f", filepath.Join(root, "examples", "seed-pipeline", "20-imageprepull.yaml")); err != nil {
-		return err
-	}
 	// Runs act as their ServiceAccount: the demo's runs are default's, in default.
 	if err := c.AllowPrePulls(ctx, "default", "default"); err != nil && !apierrors.IsAlreadyExists(err) {
 		return err
 	}
 	fmt.Println("bound the ClusterRole imageprepull-runner to ServiceAccount default/default, so that its runs may pre-pull:\n" +
 		"  kubectl -n default create rolebinding imageprepull-runner-default --clusterrole=imageprepull-runner --serviceaccount=default:default")
-	data, err := os.ReadFile(filepath.Join(root, "examples", "local-demo", "pipelinerun.yaml"))
+	fmt.Println("\nMaking the step images (go and ko; kubectl) and applying examples/local-demo...")
+	pr, err := c.PrepareLocalDemo(ctx, cluster.LocalDemo{Namespace: "default", Branch: branch, ShortSHA: sha})
 	if err != nil {
 		return err
-	}
-	pr := &pipelinev1.PipelineRun{}
-	if err := yaml.UnmarshalStrict(data, pr); err != nil {
-		return fmt.Errorf("examples/local-demo/pipelinerun.yaml: %w", err)
-	}
-	pr.Namespace = "default"
-	for i, p := range pr.Spec.Params {
-		switch p.Name {
-		case "docker_repo":
-			pr.Spec.Params[i].Value = *pipelinev1.NewStructuredValues(repo)
-		case "branch":
-			pr.Spec.Params[i].Value = *pipelinev1.NewStructuredValues(branch)
-		case "short_sha":
-			pr.Spec.Params[i].Value = *pipelinev1.NewStructuredValues(sha)
-		}
 	}
 	if pr, err = c.Tekton.TektonV1().PipelineRuns("default").Create(ctx, pr, metav1.CreateOptions{}); err != nil {
 		return err
 	}
 	name := pr.Name
-	nodes := "the node-type=web nodes"
-	if c.RealNode.Name() != "" {
-		nodes += " (the real node " + c.RealNode.Name() + " among them)"
-	}
-	fmt.Printf("\nPipelineRun %s: pre-pulling %s:%s onto %s...\n", name, repo, tag, nodes)
-	err = wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 5*time.Minute, true, func(ctx context.Context) (bool, error) {
+	fmt.Printf("\nPipelineRun %s: build, test and push examples/demo-app (tag %s-%s) in a pod on %s, pre-pull it onto\n"+
+		"the node-type=web nodes (%s among them), roll it out...\n", name, branch, sha, c.RealNode.Name(), c.RealNode.Name())
+	err = wait.PollUntilContextTimeout(ctx, time.Second, 15*time.Minute, true, func(ctx context.Context) (bool, error) {
 		pr, err = c.Tekton.TektonV1().PipelineRuns("default").Get(ctx, name, metav1.GetOptions{})
 		return err == nil && !pr.Status.GetCondition(apis.ConditionSucceeded).IsUnknown(), nil
 	})
 	if err != nil {
 		return fmt.Errorf("waiting for PipelineRun %s: %w", name, err)
 	}
-	for _, args := range [][]string{{"pipelinerun", "describe", name}, {"customrun", "list"}} {
-		fmt.Printf("\n$ tkn %s\n", strings.Join(args, " "))
-		cmd := exec.CommandContext(ctx, c.Tools.Path("tkn"), append(args, "--kubeconfig", c.Kubeconfig, "-n", "default")...)
-		cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-		if err := cmd.Run(); err != nil {
-			return fmt.Errorf("tkn %s: %w", strings.Join(args, " "), err)
-		}
+	if err := tkn(ctx, c, "pipelinerun", "describe", name); err != nil {
+		return err
 	}
 	runs, err := c.Tekton.TektonV1beta1().CustomRuns("default").List(ctx, metav1.ListOptions{LabelSelector: "tekton.dev/pipelineRun=" + name})
 	if err != nil || len(runs.Items) == 0 {
 		return fmt.Errorf("the CustomRun of %s: %v", name, err)
 	}
-	fmt.Printf("\n$ tkn customrun describe %s\n", runs.Items[0].Name)
-	cmd := exec.CommandContext(ctx, c.Tools.Path("tkn"), "customrun", "describe", runs.Items[0].Name, "--kubeconfig", c.Kubeconfig, "-n", "default")
-	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
-	if err := cmd.Run(); err != nil {
+	if err := tkn(ctx, c, "customrun", "describe", runs.Items[0].Name); err != nil {
 		return err
 	}
 	if c := pr.Status.GetCondition(apis.ConditionSucceeded); !c.IsTrue() {
 		return fmt.Errorf("PipelineRun %s: %s: %s", name, c.Reason, c.Message)
 	}
-	if c.RealNode.Name() == "" {
-		fmt.Printf("\n(%s)\n", c.RealNode.Notice)
-		return nil
+	var image string
+	for _, r := range pr.Status.Results {
+		if r.Name == "image" {
+			image = r.Value.StringVal
+		}
 	}
-	fmt.Printf("\n$ ctr --namespace k8s.io images ls name==%s:%s   # on %s\n", repo, tag, c.RealNode.Name())
-	out, err := c.RealNode.Ctr(ctx, "images", "ls", "name=="+repo+":"+tag)
+	tagged := c.Registry + "/demo/hello-world:" + branch + "-" + sha
+	fmt.Printf("\n$ ctr --namespace k8s.io images ls name==%s   # on %s\n", tagged, c.RealNode.Name())
+	out, err := c.RealNode.Ctr(ctx, "images", "ls", "name=="+tagged)
 	fmt.Print(out)
 	if err != nil {
 		return err
 	}
-	if has, err := c.RealNode.Has(ctx, repo+":"+tag); err != nil || !has {
-		return fmt.Errorf("the real node's containerd does not have %s:%s (%v)", repo, tag, err)
+	pods, err := c.Kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=helloworld,pod-template-hash"})
+	if err != nil || len(pods.Items) != 1 {
+		return fmt.Errorf("the deploy task's pod of Deployment helloworld: %v (%d pods)", err, len(pods.Items))
 	}
-	return rollouts(ctx, c, repo+":"+tag)
-}
-
-// rollouts does what the pre-pull is for: it rolls the image out onto the
-// real node, where the kubelet starts it without pulling; then, for
-// comparison, the same image again after removing it from the node, as a
-// node that was not pre-pulled starts it.
-func rollouts(ctx context.Context, c *cluster.Cluster, image string) error {
-	fmt.Printf("\nRolling %s out onto %s (a Deployment, imagePullPolicy left to its default)...\n", image, c.RealNode.Name())
-	warm, err := rollout(ctx, c, "hello-world", image)
+	warm, err := podEvents(ctx, c, &pods.Items[0])
 	if err != nil {
 		return err
 	}
-	if err := c.Kube.AppsV1().Deployments("default").Delete(ctx, "hello-world", metav1.DeleteOptions{}); err != nil {
+	return rolloutWithoutThePrePull(ctx, c, image, warm)
+}
+
+// tkn runs tkn against the cluster's default namespace, showing the command.
+func tkn(ctx context.Context, c *cluster.Cluster, args ...string) error {
+	fmt.Printf("\n$ tkn %s\n", strings.Join(args, " "))
+	cmd := exec.CommandContext(ctx, c.Tools.Path("tkn"), append(args, "--kubeconfig", c.Kubeconfig, "-n", "default")...)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("tkn %s: %w", strings.Join(args, " "), err)
+	}
+	return nil
+}
+
+// rolloutWithoutThePrePull rolls image out once more after removing it from
+// the real node, as a node that was not pre-pulled starts it, and sets the
+// kubelet's pull beside the pipeline's rollout.
+func rolloutWithoutThePrePull(ctx context.Context, c *cluster.Cluster, image, warm string) error {
+	if err := c.Kube.AppsV1().Deployments("default").Delete(ctx, "helloworld", metav1.DeleteOptions{}); err != nil {
 		return err
 	}
 	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		_, err := c.Kube.CoreV1().Pods("default").Get(ctx, warm.Pod.Name, metav1.GetOptions{})
-		return apierrors.IsNotFound(err), nil
+		pods, err := c.Kube.CoreV1().Pods("default").List(ctx, metav1.ListOptions{LabelSelector: "app=helloworld,pod-template-hash"})
+		return err == nil && len(pods.Items) == 0, nil
 	}); err != nil {
-		return fmt.Errorf("waiting for pod %s to go: %w", warm.Pod.Name, err)
+		return fmt.Errorf("waiting for the pods of Deployment helloworld to go: %w", err)
 	}
 	fmt.Printf("\nThe same image without the pre-pull: removed from %s (through the CRI), rolled out again...\n", c.RealNode.Name())
 	if err := c.RealNode.RemoveImage(ctx, image); err != nil {
@@ -213,10 +192,10 @@ func rollouts(ctx context.Context, c *cluster.Cluster, image string) error {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("\nPod start, created to Ready, on %s: %s from the pre-pulled image, %s pulling it at start (%s).\n"+
-		"The registry here is on loopback and the demo app is 4.7 MiB: a pull too short to tell apart through the readiness\n"+
-		"probe's 1 s period. Through 100 Mbit/s, 200 MiB images start in about 1 s pre-pulled against 18 s (make bench's payoff\n"+
-		"level, docs/benchmarks.md).\n", c.RealNode.Name(), warm.Start.Round(time.Millisecond), cold.Start.Round(time.Millisecond), cold.pulled)
+	fmt.Printf("\nOn %s, the kubelet: %s for the pipeline's rollout; %s without the pre-pull.\n"+
+		"The registry here is on loopback and the demo app is 4.7 MiB: a pull too short to matter. Through 100 Mbit/s,\n"+
+		"200 MiB images start in about 1 s pre-pulled against 18 s (make bench's payoff level, docs/benchmarks.md).\n",
+		c.RealNode.Name(), warm, cold.pulled)
 	return nil
 }
 
@@ -235,26 +214,34 @@ func rollout(ctx context.Context, c *cluster.Cluster, name, image string) (demoR
 	if err != nil {
 		return r, err
 	}
-	fmt.Printf("\n$ kubectl get pod %s -o wide\n", r.Pod.Name)
-	out, err := c.Kubectl(ctx, "get", "pod", r.Pod.Name, "-o", "wide")
+	r.pulled, err = podEvents(ctx, c, r.Pod)
+	return r, err
+}
+
+// podEvents prints a pod and the kubelet's events for it, and says whether
+// the kubelet pulled its image, and how long that took.
+func podEvents(ctx context.Context, c *cluster.Cluster, pod *corev1.Pod) (string, error) {
+	fmt.Printf("\n$ kubectl get pod %s -o wide\n", pod.Name)
+	out, err := c.Kubectl(ctx, "get", "pod", pod.Name, "-o", "wide")
 	fmt.Print(out)
 	if err != nil {
-		return r, err
+		return "", err
 	}
-	events, err := c.StartEvents(ctx, r.Pod)
+	events, err := c.StartEvents(ctx, pod)
 	if err != nil {
-		return r, err
+		return "", err
 	}
-	fmt.Printf("\n$ kubectl get events --field-selector involvedObject.name=%s\n  %s\n", r.Pod.Name, strings.Join(events, "\n  "))
+	fmt.Printf("\n$ kubectl get events --field-selector involvedObject.name=%s\n  %s\n", pod.Name, strings.Join(events, "\n  "))
+	pulled := "no pull (the image already present)"
 	for _, e := range events {
 		// "Pulled: Successfully pulled image "..." in 113ms (113ms including waiting). ..."
 		if _, after, ok := strings.Cut(e, "Successfully pulled image "); ok {
 			if _, took, ok := strings.Cut(after, " in "); ok {
-				r.pulled = "the kubelet's pull: " + strings.Fields(took)[0]
+				pulled = "a pull of " + strings.Fields(took)[0]
 			}
 		}
 	}
-	return r, nil
+	return pulled, nil
 }
 
 // gitTag is the seed's <branch> and <short sha> for the repository at root;
