@@ -24,8 +24,8 @@ import (
 // machine builds with, ko (the Go image builder, which needs no Docker
 // daemon) and busybox's shell; the kubectl image is the kubectl make tools
 // built, and busybox. They are pushed on first use (only the pipelines that
-// build or deploy need them): the builder holds the toolchain's 230 MB,
-// stored uncompressed, so that no one spends CPU on gzip for a registry on
+// build or deploy need them). The toolchain's layer is stored uncompressed:
+// it is most of the image, and gzip would spend CPU for a registry on
 // loopback.
 
 // StepImages are the step images, by digest in the open registry.
