@@ -5,15 +5,17 @@ import (
 	"testing"
 
 	"golang.org/x/mod/modfile"
+	"golang.org/x/mod/semver"
 )
 
-// Tekton's controller and webhook, and Kubernetes' programs and etcd, build
-// with the controller's settings, so that the packages they share with it
-// compile once (docs/development.md): only if their tool modules require every
-// module they share with the main module at the main module's version. A
-// version that drifts (the main module's go.mod moved, and the tool's did
+// Tekton's controller and webhook, Kubernetes' programs and etcd, and tkn
+// build with the controller's settings, so that the packages they share with
+// it compile once (docs/development.md): only if their tool modules require
+// every module they share with the main module at the main module's version.
+// A version that drifts (the main module's go.mod moved, and the tool's did
 // not) builds and runs all the same, only compiles twice on a cold machine;
-// this says which to `go get`.
+// this says which to `go get`. tkn's own go.mod requires some modules newer
+// than the main module does (client-go among them): those stay newer.
 func TestToolModulesShareTheMainModulesVersions(t *testing.T) {
 	main := requires(t, "../go.mod")
 	for _, tool := range []struct {
@@ -21,9 +23,13 @@ func TestToolModulesShareTheMainModulesVersions(t *testing.T) {
 		// least is fewer shared modules than the tool's own go.mod has: fewer
 		// says its requirements were not read.
 		least int
+		// newerAllowed: the tool's upstream requires some shared modules
+		// newer than the main module does, and Go cannot go below that.
+		newerAllowed bool
 	}{
-		{"tekton", 50},
-		{"kubernetes", 50},
+		{"tekton", 50, false},
+		{"kubernetes", 50, false},
+		{"tkn", 40, true},
 	} {
 		shared := 0
 		for path, v := range requires(t, "../hack/tools/"+tool.dir+"/go.mod") {
@@ -32,7 +38,7 @@ func TestToolModulesShareTheMainModulesVersions(t *testing.T) {
 				continue
 			}
 			shared++
-			if v != want {
+			if v != want && !(tool.newerAllowed && semver.Compare(v, want) > 0) {
 				t.Errorf("hack/tools/%s requires %s %s, the main module %s: cd hack/tools/%s && go get %s@%s", tool.dir, path, v, want, tool.dir, path, want)
 			}
 		}
