@@ -13,10 +13,6 @@ GO_TEST_FLAGS ?=
 # that share packages with the controller (Kubernetes, etcd, Tekton) with both settings, to share them.
 export CGO_ENABLED := 0
 export GOFLAGS := $(strip $(GOFLAGS) -trimpath)
-# What only compiles (vet, the race detector's compile beside e2e, hack/build-tools.sh) runs the compiler
-# with less frequent garbage collection: about 7% less CPU for more memory (docs/development.md). Not for
-# what runs tests: the cluster's programs keep Go's default.
-COMPILE_GOGC ?= 400
 # The OpenKruise release of the local cluster (hack/build-tools.sh's default
 # when unset, where each pinned release lives): make e2e KRUISE_VERSION=v1.8.0.
 export KRUISE_VERSION
@@ -38,7 +34,7 @@ build:
 # beside the suites at the lowest; and raised back, where the user may, once e2e is done and unit waits
 # for it.) Both run, whichever fails.
 test: tools
-	@CGO_ENABLED=1 GOGC=$(COMPILE_GOGC) nice -n 10 go build -race $$(go list -f '{{if ne .Name "main"}}{{.ImportPath}}{{end}}' ./...) > /dev/null 2>&1 & beside=$$!; \
+	@CGO_ENABLED=1 nice -n 10 go build -race $$(go list -f '{{if ne .Name "main"}}{{.ImportPath}}{{end}}' ./...) > /dev/null 2>&1 & beside=$$!; \
 	  trap 'kill $$beside 2> /dev/null' INT TERM; \
 	  $(MAKE) --no-print-directory e2e; e2e=$$?; \
 	  renice -n 0 -p $$beside > /dev/null 2>&1; wait $$beside; \
@@ -68,8 +64,8 @@ KRUISE_PREVIOUS_CASES := TestKruiseFeatureGateOff|TestKruiseCRDAbsent|TestPipeli
   TestWorkloadRunningNodesAreWhereTheSchedulerBoundItsPods|TestLargestWorkloadTargetIsStored
 empty :=
 space := $(empty) $(empty)
-# TestRealNode's seed pipeline (a build in a pod, then a rollout) runs once: its pre-pull is one more
-# real pull, which the other cases of TestRealNode check on both lines.
+# TestRealNode's seed cases (the pipeline whole: a build in a pod, then a rollout; the seed's kubectl
+# Task) run once: each is one more real pull, which the other cases of TestRealNode check on both lines.
 e2e-kruise-previous:
 	$(MAKE) e2e KRUISE_VERSION=$$(./hack/build-tools.sh --kruise-previous-version) E2E_RUN='^($(subst $(space),,$(KRUISE_PREVIOUS_CASES)))$$' E2E_SKIP='^TestRealNode/^the_seed'
 
@@ -129,7 +125,6 @@ codegen:
 	./hack/update-codegen.sh
 
 ## verify: generated code is current, code is formatted and vetted, go.mod is tidy
-verify: export GOGC := $(COMPILE_GOGC)
 verify:
 	./hack/verify-codegen.sh
 	@unformatted=$$(gofmt -l $$(git ls-files '*.go')); \

@@ -11,9 +11,6 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 # GOFLAGS are for the controller's own graph): -trimpath and CGO_ENABLED=0, as the controller builds,
 # each set where it is built.
 unset GOFLAGS CGO_ENABLED
-# The compiler and linker are Go programs: collecting their garbage a quarter as often took about 7% off
-# the CPU time of a compile here, for more memory, which these machines have (docs/development.md).
-export GOGC=${COMPILE_GOGC:-400}
 # Every tool compiles with the toolchain the controller ships with (go.mod's toolchain line, which the
 # Makefile has the go command fetch), so that the standard library, and the modules two builds share
 # at one version, compile once.

@@ -250,7 +250,7 @@ func TestDeploymentIsRestricted(t *testing.T) {
 // validate, and every ImagePrePull step's params and embedded spec resolve.
 func TestExamples(t *testing.T) {
 	ctx := context.Background()
-	for _, dir := range []string{"examples/seed-pipeline", "examples/ways", "examples/local-demo"} {
+	for _, dir := range []string{"examples/seed-pipeline", "examples/ways", "examples/local-demo", "examples/local-demo/kubectl-task"} {
 		for file, objs := range objects(t, dir) {
 			for _, obj := range objs {
 				var tasks []pipelinev1.PipelineTask
@@ -286,7 +286,7 @@ func TestExamples(t *testing.T) {
 					if o.Spec.PipelineSpec != nil {
 						tasks = o.Spec.PipelineSpec.Tasks
 					}
-				case *appsv1.Deployment, *rbacv1.Role, *rbacv1.RoleBinding:
+				case *appsv1.Deployment, *rbacv1.Role, *rbacv1.RoleBinding, *corev1.ServiceAccount, *corev1.ConfigMap:
 					// What an example's pipeline acts on, and who may.
 				default:
 					t.Errorf("%s: unexpected %T: examples use tekton.dev/v1, which the API server stores without a conversion webhook", file, obj)

@@ -425,6 +425,15 @@ func (rn *RealNode) Has(ctx context.Context, image string) (bool, error) {
 	return false, nil
 }
 
+// Pull pulls image into the node's containerd through the CRI, as the
+// kubelet would: for images a measurement must not count (step images).
+func (rn *RealNode) Pull(ctx context.Context, image string) error {
+	if !rn.running {
+		return errors.New("the real node does not run")
+	}
+	return rn.withCRI(func(c *cri) error { return c.pull(ctx, image) })
+}
+
 // RemoveImage removes image from the node's containerd, every name it has
 // there (tag, digest, id), with the stopped pods that still hold it, as the
 // kubelet's garbage collection would: the next pod of it pulls it all again,

@@ -171,6 +171,7 @@ func TestRealNode(t *testing.T) {
 
 	t.Run("a later task's pod reads the results and hands them on", testALaterTaskPodReadsTheResults)
 	t.Run("the seed's pipeline whole: built in a pod, pre-pulled, rolled out", testTheSeedPipelineWhole)
+	t.Run("the seed's kubectl Task applies its job and ends, the pull after it", testTheSeedsKubectlTask)
 
 	t.Run("a tag pushed again: the digest is pulled and each node checked", func(t *testing.T) { testATagPushedAgain(t, prepull) })
 	t.Run("an index is checked against each node's platform", testAnIndexIsCheckedPerPlatform)

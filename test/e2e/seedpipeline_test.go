@@ -4,11 +4,16 @@ package e2e
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	pipelinev1 "github.com/tektoncd/pipeline/pkg/apis/pipeline/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/wait"
+	"k8s.io/utils/ptr"
+	"knative.dev/pkg/apis"
 
 	"github.com/imageprepull/imageprepull/test/cluster"
 )
@@ -90,5 +95,86 @@ func testTheSeedPipelineWhole(t *testing.T) {
 				t.Errorf("pod %s's step %s ran %s, want an image of %s/steps", pod.Name, ct.Name, ct.Image, c.Registry)
 			}
 		}
+	}
+}
+
+// The seed's own kubectl Task (examples/local-demo/kubectl-task), which make
+// bench runs whole beside the ImagePrePull pipeline: its pod, on the real
+// node, seds the ConfigMap's template and applies the job with the
+// kubeconfig Secret it mounts, then ends with nothing to say about the pull;
+// the job pulls onto the node afterwards. The image is pushed here: the
+// build is the pipeline case's above. Run inside TestRealNode.
+func testTheSeedsKubectlTask(t *testing.T) {
+	ctx := context.Background()
+	ns := namespace(t)
+	branch, sha := "hello_world", "k"+strings.ReplaceAll(time.Now().Format("150405.000"), ".", "")
+	pr, err := c.PrepareLocalDemo(ctx, cluster.LocalDemo{Namespace: ns, Branch: branch, ShortSHA: sha, KubectlTask: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tagged := c.Registry + "/demo/hello-world:" + branch + "-" + sha
+	if err := c.Registries.PushVariant(ctx, c.BaseImage, tagged, map[string]string{"kubectl-task": sha}); err != nil {
+		t.Fatal(err)
+	}
+	// The pipeline's params the Task takes, and its pod template (the real node).
+	tr := &pipelinev1.TaskRun{
+		ObjectMeta: metav1.ObjectMeta{Name: "predownload", Namespace: ns},
+		Spec: pipelinev1.TaskRunSpec{
+			TaskRef:     &pipelinev1.TaskRef{Name: "helloworld-image-predownload"},
+			PodTemplate: pr.Spec.TaskRunTemplate.PodTemplate,
+		},
+	}
+	for _, p := range pr.Spec.Params {
+		if slices.Contains([]string{"branch", "short_sha", "docker_repo", "app_name", "kubectl_image"}, p.Name) {
+			tr.Spec.Params = append(tr.Spec.Params, p)
+		}
+	}
+	if _, err := c.Tekton.TektonV1().TaskRuns(ns).Create(ctx, tr, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, prTimeout, true, func(ctx context.Context) (bool, error) {
+		tr, err = c.Tekton.TektonV1().TaskRuns(ns).Get(ctx, "predownload", metav1.GetOptions{})
+		return err == nil && !tr.Status.GetCondition(apis.ConditionSucceeded).IsUnknown(), nil
+	}); err != nil {
+		t.Fatalf("the kubectl Task's TaskRun did not finish: %v", err)
+	}
+	if cond := tr.Status.GetCondition(apis.ConditionSucceeded); !cond.IsTrue() {
+		t.Fatalf("the kubectl Task: %s: %s", cond.Reason, cond.Message)
+	}
+	if len(tr.Status.Results) != 0 {
+		t.Errorf("the kubectl Task reported results %+v; as the seed writes it, it has none", tr.Status.Results)
+	}
+	pod, err := c.Kube.CoreV1().Pods(ns).Get(ctx, tr.Status.PodName, metav1.GetOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mountsKubeconfig := false
+	for _, v := range pod.Spec.Volumes {
+		mountsKubeconfig = mountsKubeconfig || (v.Secret != nil && v.Secret.SecretName == "kubeconfig")
+	}
+	if pod.Spec.NodeName != cluster.RealNodeName || !mountsKubeconfig {
+		t.Errorf("the kubectl Task's pod ran on %q mounting %+v; want %s, with the kubeconfig Secret", pod.Spec.NodeName, pod.Spec.Volumes, cluster.RealNodeName)
+	}
+	// The job the sed filled in, as the seed's template has it.
+	name := "helloworld-" + sha
+	job, err := c.Kruise.AppsV1alpha1().ImagePullJobs(ns).Get(ctx, name, metav1.GetOptions{})
+	if err != nil {
+		t.Fatalf("the job the kubectl Task applied: %v", err)
+	}
+	s := job.Spec
+	if s.Image != tagged || s.Parallelism == nil || s.Parallelism.IntValue() != 10 || s.Selector == nil || !slices.Equal(s.Selector.Names, []string{cluster.RealNodeName}) ||
+		s.CompletionPolicy.Type != "Always" || ptr.Deref(s.CompletionPolicy.ActiveDeadlineSeconds, 0) != 1200 || ptr.Deref(s.CompletionPolicy.TTLSecondsAfterFinished, 0) != 300 ||
+		s.PullPolicy == nil || ptr.Deref(s.PullPolicy.BackoffLimit, 0) != 3 || ptr.Deref(s.PullPolicy.TimeoutSeconds, 0) != 300 {
+		t.Errorf("job %s: %+v, want the seed's template with image %s", name, s, tagged)
+	}
+	// The pull happens all the same, after the Task: only Kruise knows how it went.
+	if err := wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, prTimeout, true, func(ctx context.Context) (bool, error) {
+		job, err = c.Kruise.AppsV1alpha1().ImagePullJobs(ns).Get(ctx, name, metav1.GetOptions{})
+		return err == nil && job.Status.CompletionTime != nil, nil
+	}); err != nil || job.Status.Succeeded != 1 {
+		t.Fatalf("job %s: %v; status %+v", name, err, job.Status)
+	}
+	if has, err := c.RealNode.Has(ctx, tagged); err != nil || !has {
+		t.Errorf("the real node's containerd has %s: %v, %v", tagged, has, err)
 	}
 }

@@ -46,6 +46,7 @@ func main() {
 	payoffs := flag.Int("payoff", 3, "images for the payoff level on the real node (root only; 0 skips it)")
 	payoffMbit := flag.Float64("payoff-mbit", 100, "the payoff level's bandwidth from the registry to the node, Mbit/s")
 	payoffMiB := flag.Int("payoff-mib", 200, "the size of the payoff level's images, MiB (random layers on the demo app)")
+	pipelines := flag.Int("pipelines", 3, "PipelineRuns of the seed's pipeline whole each way (ImagePrePull, and the seed's kubectl Task) on the real node, through the payoff level's link and image size (root only; 0 skips it)")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the controller, taken from the start of the largest level, to this file")
 	profileFor := flag.Duration("profile-for", time.Minute, "how long -cpuprofile profiles")
 	flag.Parse()
@@ -72,7 +73,7 @@ func main() {
 	if *kruiseArgs != "" {
 		kruise = strings.Split(*kruiseArgs, ",")
 	}
-	po := payoffOpts{n: *payoffs, mbit: *payoffMbit, mib: *payoffMiB, idle: *idleFor}
+	po := payoffOpts{n: *payoffs, mbit: *payoffMbit, mib: *payoffMiB, pipelines: *pipelines, idle: *idleFor}
 	if err := run(ctx, ns, ns3, *failing, *digests, *atLimits, *nodes, *pool, *large, po, *out, *dashboardOut, prof, !*tektonDefaults, kruise); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -117,6 +118,8 @@ type payoffOpts struct {
 	n    int
 	mbit float64
 	mib  int
+	// pipelines is the number of PipelineRuns each way of the pipelines level.
+	pipelines int
 	// idle is each idle window's length (not the payoff's, but passed with it).
 	idle time.Duration
 }
@@ -258,6 +261,20 @@ func run(ctx context.Context, levels, levels3 []int, failing, digests, atLimits,
 	}
 	if res.PayoffSkipped != "" {
 		logf("payoff level skipped: %s", res.PayoffSkipped)
+	}
+	switch why := cluster.RealNodeUnavailable(); {
+	case po.pipelines == 0:
+		res.PipelinesSkipped = "-pipelines=0"
+	case why != "":
+		res.PipelinesSkipped = "no real node here: " + why
+	default:
+		logf("pipelines: the seed's pipeline whole, %d runs each way (ImagePrePull, the seed's kubectl Task), images of %d MiB through %.0f Mbit/s", po.pipelines, po.mib, po.mbit)
+		if res.Pipelines, err = pipelinesLevel(ctx, c, po.pipelines, po.mbit, po.mib, logf); err != nil {
+			return fmt.Errorf("pipelines level: %w", err)
+		}
+	}
+	if res.PipelinesSkipped != "" {
+		logf("pipelines level skipped: %s", res.PipelinesSkipped)
 	}
 	res.Wall = time.Since(start).Round(time.Second).String()
 

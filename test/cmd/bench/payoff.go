@@ -62,14 +62,8 @@ func payoff(ctx context.Context, c *cluster.Cluster, n int, mbit float64, mib in
 			logf("payoff: %v", err)
 		}
 	}()
-	if _, err := c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: payoffNamespace}}, metav1.CreateOptions{}); err != nil {
+	if err := makeNamespace(ctx, c, payoffNamespace); err != nil {
 		return nil, err
-	}
-	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
-		_, err := c.Kube.CoreV1().ServiceAccounts(payoffNamespace).Get(ctx, "default", metav1.GetOptions{})
-		return err == nil, nil
-	}); err != nil {
-		return nil, fmt.Errorf("the default ServiceAccount of %s: %w", payoffNamespace, err)
 	}
 	if err := c.AllowPrePulls(ctx, payoffNamespace, "default"); err != nil {
 		return nil, err
@@ -83,7 +77,7 @@ func payoff(ctx context.Context, c *cluster.Cluster, n int, mbit float64, mib in
 	if _, err := c.RollOut(ctx, payoffNamespace, "warm-up", base, 3*time.Minute); err != nil {
 		return nil, err
 	}
-	if err := removeRollout(ctx, c, "warm-up"); err != nil {
+	if err := removeRollout(ctx, c, payoffNamespace, "warm-up"); err != nil {
 		return nil, err
 	}
 	const layers = 4
@@ -125,7 +119,7 @@ func payoff(ctx context.Context, c *cluster.Cluster, n int, mbit float64, mib in
 		logf("payoff %d/%d: pre-pull %.1f s; pod start %.2f s pre-pulled, %.2f s not (%s)", i+1, n, r.PrePullMs/1000, r.WarmStartMs/1000, r.ColdStartMs/1000, r.ColdPulled)
 		// Keep the node's disk to one pair of images at a time.
 		for _, name := range []string{fmt.Sprintf("warm-%d", i), fmt.Sprintf("cold-%d", i)} {
-			if err := removeRollout(ctx, c, name); err != nil {
+			if err := removeRollout(ctx, c, payoffNamespace, name); err != nil {
 				return nil, err
 			}
 		}
@@ -205,13 +199,30 @@ func pulled(ctx context.Context, c *cluster.Cluster, pod *corev1.Pod, want strin
 	return found, nil
 }
 
-// removeRollout deletes the Deployment name and waits until its pod is gone.
-func removeRollout(ctx context.Context, c *cluster.Cluster, name string) error {
-	if err := c.Kube.AppsV1().Deployments(payoffNamespace).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
+// makeNamespace creates ns and waits for its default ServiceAccount, which
+// its pods run as.
+func makeNamespace(ctx context.Context, c *cluster.Cluster, ns string) error {
+	if _, err := c.Kube.CoreV1().Namespaces().Create(ctx, &corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: ns}}, metav1.CreateOptions{}); err != nil {
+		return err
+	}
+	if err := wait.PollUntilContextTimeout(ctx, 100*time.Millisecond, time.Minute, true, func(ctx context.Context) (bool, error) {
+		_, err := c.Kube.CoreV1().ServiceAccounts(ns).Get(ctx, "default", metav1.GetOptions{})
+		return err == nil, nil
+	}); err != nil {
+		return fmt.Errorf("the default ServiceAccount of %s: %w", ns, err)
+	}
+	return nil
+}
+
+// removeRollout deletes the Deployment name of ns and waits until its pods
+// (app=name, and the Deployment's pod-template-hash: a TaskRun's pod may carry
+// the app label too) are gone.
+func removeRollout(ctx context.Context, c *cluster.Cluster, ns, name string) error {
+	if err := c.Kube.AppsV1().Deployments(ns).Delete(ctx, name, metav1.DeleteOptions{}); err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
 	return wait.PollUntilContextTimeout(ctx, 200*time.Millisecond, 2*time.Minute, true, func(ctx context.Context) (bool, error) {
-		pods, err := c.Kube.CoreV1().Pods(payoffNamespace).List(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
+		pods, err := c.Kube.CoreV1().Pods(ns).List(ctx, metav1.ListOptions{LabelSelector: "app=" + name + ",pod-template-hash"})
 		return err == nil && len(pods.Items) == 0, nil
 	})
 }

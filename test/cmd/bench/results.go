@@ -36,6 +36,10 @@ type results struct {
 	// it did not run.
 	Payoff        *Payoff `json:"payoff,omitempty"`
 	PayoffSkipped string  `json:"payoffSkipped,omitempty"`
+	// Pipelines is the seed's pipeline whole, with ImagePrePull and with the
+	// seed's kubectl Task, on the real node; PipelinesSkipped says why it did not run.
+	Pipelines        *Pipelines `json:"pipelines,omitempty"`
+	PipelinesSkipped string     `json:"pipelinesSkipped,omitempty"`
 }
 
 // level is one load level: runs created at once.
@@ -129,6 +133,7 @@ func (r results) print(w io.Writer) {
 	fmt.Fprintf(w, "\nPods in the cluster after every run: %d\n", r.Pods)
 	r.printIdle(w, all)
 	r.printPayoff(w)
+	r.printPipelines(w)
 	for _, l := range all {
 		if l.RegistryReadsPerRun > 0 {
 			fmt.Fprintf(w, "\nregistry requests per run by the controller, %s: %.2f", l.Name, l.RegistryReadsPerRun)
@@ -246,6 +251,26 @@ func (r results) printPayoff(w io.Writer) {
 	_ = tw.Flush()
 	fmt.Fprintf(w, "medians: pre-pull %.2f s; pod start %.2f s pre-pulled (the floor: the image present), %.2f s pulled at start: %.1fx\n",
 		p.PrePullMs/1000, p.WarmMs/1000, p.ColdMs/1000, p.Ratio)
+}
+
+func (r results) printPipelines(w io.Writer) {
+	if r.Pipelines == nil {
+		fmt.Fprintf(w, "\npipelines level: not run: %s\n", r.PipelinesSkipped)
+		return
+	}
+	p := r.Pipelines
+	fmt.Fprintf(w, "\nthe seed's pipeline whole on the real node, each way, images of %d MiB served at %.0f Mbit/s (API timestamps, whole seconds):\n", p.ImageMiB, p.Mbit)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "way\tPipelineRun\tpush to rollout Ready s\tpre-pull task s\tjob done after push s\trollout pod start s\tpods\tSecrets\tthe rollout pod's Pulled event\t")
+	for _, f := range p.Runs {
+		fmt.Fprintf(tw, "%s\t%s\t%.0f\t%.0f\t%.0f\t%.0f\t%d\t%s\t%s\t\n", f.Way, f.PipelineRun, f.PushToReady, f.PrePull, f.JobDone, f.RolloutStart, f.Pods, strings.Join(f.Secrets, ","), f.Pulled)
+	}
+	_ = tw.Flush()
+	for _, way := range []string{wayImagePrePull, wayKubectlTask} {
+		m := p.Medians[way]
+		fmt.Fprintf(w, "%s, medians of %d: push to rollout Ready %.0f s, pre-pull task %.0f s, job done %.0f s after the push, rollout pod start %.0f s; %d of %d rollout pods found the image present\n",
+			way, m.Runs, m.PushToReady, m.PrePull, m.JobDone, m.RolloutStart, m.FromPrePull, m.Runs)
+	}
 }
 
 func (r results) printIdle(w io.Writer, all []level) {
