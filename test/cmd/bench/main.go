@@ -113,6 +113,24 @@ func counts(name, list string) ([]int, error) {
 	return ns, nil
 }
 
+// onRealNode runs a level of the real node, named by its flag, unless the
+// flag says 0 or this machine has no real node: then it returns why not.
+func onRealNode(level string, n int, logf func(string, ...any), run func() error) (skipped string, err error) {
+	switch why := cluster.RealNodeUnavailable(); {
+	case n == 0:
+		skipped = "-" + level + "=0"
+	case why != "":
+		skipped = "no real node here: " + why
+	default:
+		if err := run(); err != nil {
+			return "", fmt.Errorf("%s level: %w", level, err)
+		}
+		return "", nil
+	}
+	logf("%s level skipped: %s", level, skipped)
+	return skipped, nil
+}
+
 // payoffOpts are the payoff level's flags.
 type payoffOpts struct {
 	n    int
@@ -246,35 +264,21 @@ func run(ctx context.Context, levels, levels3 []int, failing, digests, atLimits,
 			l.Background[p] = res.Idle.background(p, wall, l.Runs, l.Floor.N)
 		}
 	}
-	// Last: the real node's pods are the point of this level, and its
+	// Last: the real node's pods are the point of these levels, and its
 	// kruise-daemon would pull what the levels above name.
-	switch why := cluster.RealNodeUnavailable(); {
-	case po.n == 0:
-		res.PayoffSkipped = "-payoff=0"
-	case why != "":
-		res.PayoffSkipped = "no real node here: " + why
-	default:
+	if res.PayoffSkipped, err = onRealNode("payoff", po.n, logf, func() (err error) {
 		logf("payoff: %d images of %d MiB through %.0f Mbit/s onto the real node, pre-pulled and not", po.n, po.mib, po.mbit)
-		if res.Payoff, err = payoff(ctx, c, po.n, po.mbit, po.mib, logf); err != nil {
-			return fmt.Errorf("payoff level: %w", err)
-		}
+		res.Payoff, err = payoff(ctx, c, po.n, po.mbit, po.mib, logf)
+		return err
+	}); err != nil {
+		return err
 	}
-	if res.PayoffSkipped != "" {
-		logf("payoff level skipped: %s", res.PayoffSkipped)
-	}
-	switch why := cluster.RealNodeUnavailable(); {
-	case po.pipelines == 0:
-		res.PipelinesSkipped = "-pipelines=0"
-	case why != "":
-		res.PipelinesSkipped = "no real node here: " + why
-	default:
+	if res.PipelinesSkipped, err = onRealNode("pipelines", po.pipelines, logf, func() (err error) {
 		logf("pipelines: the seed's pipeline whole, %d runs each way (ImagePrePull, the seed's kubectl Task), images of %d MiB through %.0f Mbit/s", po.pipelines, po.mib, po.mbit)
-		if res.Pipelines, err = pipelinesLevel(ctx, c, po.pipelines, po.mbit, po.mib, logf); err != nil {
-			return fmt.Errorf("pipelines level: %w", err)
-		}
-	}
-	if res.PipelinesSkipped != "" {
-		logf("pipelines level skipped: %s", res.PipelinesSkipped)
+		res.Pipelines, err = pipelinesLevel(ctx, c, po.pipelines, po.mbit, po.mib, logf)
+		return err
+	}); err != nil {
+		return err
 	}
 	res.Wall = time.Since(start).Round(time.Second).String()
 
