@@ -66,8 +66,10 @@ empty :=
 space := $(empty) $(empty)
 # TestRealNode's seed cases (the pipeline whole: a build in a pod, then a rollout; the seed's kubectl
 # Task) run once: each is one more real pull, which the other cases of TestRealNode check on both lines.
+# So does the node that joins after a pre-pull: it starts a second real node (about a minute), and
+# Kruise's part in it (a completed job reaches no node that joins later) is checked on v1.9.1 only.
 e2e-kruise-previous:
-	$(MAKE) e2e KRUISE_VERSION=$$(./hack/build-tools.sh --kruise-previous-version) E2E_RUN='^($(subst $(space),,$(KRUISE_PREVIOUS_CASES)))$$' E2E_SKIP='^TestRealNode/^the_seed'
+	$(MAKE) e2e KRUISE_VERSION=$$(./hack/build-tools.sh --kruise-previous-version) E2E_RUN='^($(subst $(space),,$(KRUISE_PREVIOUS_CASES)))$$' E2E_SKIP='^TestRealNode/^(the_seed|a_node_that_joins)'
 
 ## chaos: 200 CustomRuns through faults (kill -9, failover, API server restart, Kruise down) on a fresh cluster
 chaos: tools

@@ -125,6 +125,10 @@ type Cluster struct {
 	Config *rest.Config
 
 	api *api
+	// realNodes are the real nodes made so far, RealNode first; they share
+	// realHost.
+	realNodes []*RealNode
+	realHost  *realHost
 }
 
 // api is how a component reaches the API server: the control plane, and
@@ -194,7 +198,8 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 		simCfg.ImageID = c.Registries.ImageID
 	}
 	c.Nodes = &SimulatedNodes{api: a, kruise: c.OpenKruise, log: opts.Log, initial: opts.Nodes, cfg: simCfg}
-	c.RealNode = &RealNode{h: h, api: a, kruise: c.OpenKruise, registry: c.Registries, labels: opts.RealNodeLabels, koBuild: c.KoBuild}
+	c.realHost = &realHost{hostVarRun: hostVarRun}
+	c.RealNode = c.RealNodes(1)[0]
 	c.Prometheus = &Prometheus{h: h}
 	c.Controllers = &Replicas{h: h, api: a, prometheus: c.Prometheus}
 	c.Prometheus.replicas = c.Controllers
@@ -235,9 +240,12 @@ func Start(ctx context.Context, opts Options) (_ *Cluster, err error) {
 // Stop stops every component, the last started first, and removes the
 // directory unless KEEP_CLUSTER_DIR is set.
 func (c *Cluster) Stop() {
-	// The real node before the rest: its pods are removed through its
-	// containerd, and its kubelet reports to the API server.
-	for _, comp := range []interface{ Stop() }{c.RealNode, c.Prometheus, c.Controllers, c.Nodes, c.OpenKruise, c.Pipelines,
+	// The real nodes before the rest: their pods are removed through their
+	// containerd, and their kubelets report to the API server.
+	for i := len(c.realNodes) - 1; i >= 0; i-- {
+		c.realNodes[i].Stop()
+	}
+	for _, comp := range []interface{ Stop() }{c.Prometheus, c.Controllers, c.Nodes, c.OpenKruise, c.Pipelines,
 		c.Registries, c.KubeControllers, c.ControlPlane} {
 		comp.Stop()
 	}
@@ -245,6 +253,21 @@ func (c *Cluster) Stop() {
 	if os.Getenv("KEEP_CLUSTER_DIR") == "" {
 		_ = os.RemoveAll(c.Dir)
 	}
+}
+
+// RealNodes returns the cluster's first n real nodes, RealNode first, each
+// with its own name, addresses and directory; those not made yet are made,
+// not started (Start each; make bench's nodes level runs several). Up to
+// MaxRealNodes.
+func (c *Cluster) RealNodes(n int) []*RealNode {
+	if n > MaxRealNodes {
+		panic(fmt.Sprintf("%d real nodes asked for; the API server has tokens for %d", n, MaxRealNodes))
+	}
+	for k := len(c.realNodes) + 1; k <= n; k++ {
+		c.realNodes = append(c.realNodes, &RealNode{h: c.h, api: c.api, kruise: c.OpenKruise, registry: c.Registries, shared: c.realHost,
+			labels: c.opts.RealNodeLabels, koBuild: c.KoBuild, k: k, name: realNodeName(k), addrs: addrsOf(k)})
+	}
+	return c.realNodes[:n]
 }
 
 // buildTools builds what is missing with hack/build-tools.sh.

@@ -30,11 +30,13 @@ type ControlPlane struct {
 	Server, Kubeconfig, AuditLog string
 	// certDir holds the API server's certificate and keys.
 	certDir string
-	// nodeToken is the real node's kubelet's: user system:node:real-node.
-	adminToken, nodeToken string
-	args                  []string
-	etcd, apiserver       *process
-	egress                *egressProxy
+	// nodeTokens are the real nodes' kubelets', by node name: user
+	// system:node:<name> each.
+	adminToken      string
+	nodeTokens      map[string]string
+	args            []string
+	etcd, apiserver *process
+	egress          *egressProxy
 }
 
 // Start starts etcd, then kube-apiserver on it, and writes an admin kubeconfig.
@@ -94,14 +96,19 @@ func (cp *ControlPlane) startAPIServer(ctx context.Context, etcd string) error {
 		return err
 	}
 	token := randomHex(16)
-	// The real node's kubelet authenticates as its Node, as kubelets do, and
-	// the Node authorizer and NodeRestriction admission hold it to that.
-	cp.nodeToken = randomHex(16)
+	// Each real node's kubelet authenticates as its Node, as kubelets do,
+	// and the Node authorizer and NodeRestriction admission hold it to that.
+	tokens := token + ",admin,admin,system:masters\n"
+	cp.nodeTokens = map[string]string{}
+	for k := 1; k <= MaxRealNodes; k++ {
+		name := realNodeName(k)
+		cp.nodeTokens[name] = randomHex(16)
+		tokens += cp.nodeTokens[name] + ",system:node:" + name + "," + name + ",system:nodes\n"
+	}
 	files := map[string][]byte{
-		"sa.key": pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
-		"sa.pub": pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}),
-		"tokens.csv": []byte(token + ",admin,admin,system:masters\n" +
-			cp.nodeToken + ",system:node:" + RealNodeName + "," + RealNodeName + ",system:nodes\n"),
+		"sa.key":     pem.EncodeToMemory(&pem.Block{Type: "RSA PRIVATE KEY", Bytes: x509.MarshalPKCS1PrivateKey(key)}),
+		"sa.pub":     pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: pub}),
+		"tokens.csv": []byte(tokens),
 	}
 	files["audit-policy.yaml"] = []byte(auditPolicy)
 	if cp.egress, err = startEgressProxy(cp.h.dir); err != nil {

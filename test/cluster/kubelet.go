@@ -22,9 +22,22 @@ import (
 // start on it, never a pod another test left Pending.
 var RealNodeTaint = corev1.Taint{Key: "node.custom.kruise.dev/real", Value: "true", Effect: corev1.TaintEffectNoSchedule}
 
-// OnRealNode aims a pod template at the real node: its hostname, and its taint tolerated.
+// RealNodeLabel is on every real node (and on no simulated one).
+const RealNodeLabel = "node.custom.kruise.dev/real"
+
+// OnRealNode aims a pod template at the first real node: its hostname, and its taint tolerated.
 func OnRealNode(spec *corev1.PodSpec) {
 	spec.NodeSelector = map[string]string{corev1.LabelHostname: RealNodeName}
+	tolerateRealNodes(spec)
+}
+
+// OnRealNodes aims a pod template at the real nodes, whichever run.
+func OnRealNodes(spec *corev1.PodSpec) {
+	spec.NodeSelector = map[string]string{RealNodeLabel: "true"}
+	tolerateRealNodes(spec)
+}
+
+func tolerateRealNodes(spec *corev1.PodSpec) {
 	spec.Tolerations = append(spec.Tolerations, corev1.Toleration{Key: RealNodeTaint.Key, Operator: corev1.TolerationOpEqual, Value: RealNodeTaint.Value, Effect: RealNodeTaint.Effect})
 }
 
@@ -33,7 +46,8 @@ func OnRealNode(spec *corev1.PodSpec) {
 //   - cgroupfs: this machine's cgroups are v1, without systemd managing them,
 //     and containerd's runc uses cgroupfs too (SystemdCgroup = false); and
 //     failCgroupV1 false, as v1.35's kubelet otherwise refuses cgroup v1 (it
-//     still runs on it, in maintenance mode).
+//     still runs on it, in maintenance mode). Each node's pods' cgroups are
+//     under a root of its own (cgroupRoot), as on hosts of their own.
 //   - imageGCHighThresholdPercent 100 turns image garbage collection off, and
 //     the eviction thresholds are low: a build machine's disk is often more
 //     than 85 % full, and the kubelet would otherwise delete the very images
@@ -53,6 +67,7 @@ authentication:
   webhook: {enabled: false}
 authorization: {mode: AlwaysAllow}
 cgroupDriver: cgroupfs
+cgroupRoot: %[10]s
 failCgroupV1: false
 containerRuntimeEndpoint: unix://%[2]s
 failSwapOn: false
@@ -100,16 +115,33 @@ type hostState struct {
 var kubeletSysctls = []string{"vm/overcommit_memory", "vm/panic_on_oom", "kernel/panic", "kernel/panic_on_oops",
 	"kernel/keys/root_maxkeys", "kernel/keys/root_maxbytes"}
 
-// kubeletPaths are the kubelet's and CRI's fixed paths outside --root-dir:
-// the device plugins' socket directory, the container log links, the CNI
-// results cache, and the pods' cgroups.
-func kubeletPaths() []string {
-	paths := []string{"/var/lib/kubelet", "/var/log/containers", "/var/lib/cni"}
-	hierarchies, _ := filepath.Glob("/sys/fs/cgroup/*")
-	for _, h := range hierarchies {
-		paths = append(paths, filepath.Join(h, "kubepods"))
+// kubeletPaths are the kubelet's and CRI's fixed paths outside --root-dir,
+// shared by every kubelet here: the device plugins' socket directory, the
+// container log links, the CNI results cache.
+var kubeletPaths = []string{"/var/lib/kubelet", "/var/log/containers", "/var/lib/cni"}
+
+// makeCgroups makes the node's cgroup root, name, in every cgroup v1
+// hierarchy: the kubelet refuses a root that is missing in one. Stop
+// removes them, with the pods' cgroups under them.
+func (rn *RealNode) makeCgroups(name string) error {
+	hierarchies, err := filepath.Glob("/sys/fs/cgroup/*")
+	if err != nil {
+		return err
 	}
-	return paths
+	for _, h := range hierarchies {
+		if info, err := os.Lstat(h); err != nil || !info.IsDir() {
+			continue // a link to a joined hierarchy (cpu -> cpu,cpuacct), or a file
+		}
+		dir := filepath.Join(h, name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return fmt.Errorf("the node's cgroup: %w", err)
+		}
+		rn.cgroups = append(rn.cgroups, dir)
+	}
+	if len(rn.cgroups) == 0 {
+		return errors.New("no cgroup hierarchy under /sys/fs/cgroup")
+	}
+	return nil
 }
 
 func takeHostState() *hostState {
@@ -123,7 +155,7 @@ func takeHostState() *hostState {
 			s.sysctls[k] = strings.TrimSpace(string(b))
 		}
 	}
-	for _, p := range kubeletPaths() {
+	for _, p := range kubeletPaths {
 		if _, err := os.Lstat(p); errors.Is(err, os.ErrNotExist) {
 			s.made = append(s.made, p)
 		}
@@ -153,12 +185,6 @@ func (s *hostState) restore() []string {
 		}
 	}
 	for _, p := range s.made {
-		if strings.HasPrefix(p, "/sys/fs/cgroup/") {
-			if err := removeCgroup(p); err != nil {
-				left = append(left, err.Error())
-			}
-			continue
-		}
 		if err := os.RemoveAll(p); err != nil {
 			left = append(left, err.Error())
 		}
@@ -166,8 +192,8 @@ func (s *hostState) restore() []string {
 	return left
 }
 
-// removeCgroup removes a cgroup v1 directory the kubelet made and those
-// under it, deepest first (rmdir removes a cgroup no process is in). A
+// removeCgroup removes a node's cgroup v1 directory and those the kubelet
+// made under it, deepest first (rmdir removes a cgroup no process is in). A
 // process still in one is a pod's that outlived the node (its containerd
 // gone before its pods were removed): it is killed first.
 func removeCgroup(dir string) error {
@@ -212,15 +238,19 @@ func (rn *RealNode) writeKubeletFiles() error {
 	if err := os.WriteFile(resolv, []byte("options ndots:0\n"), 0o644); err != nil {
 		return err
 	}
-	cfg := fmt.Sprintf(kubeletConfig, nodeIP, rn.socket, filepath.Join(dir, "pod-logs"), filepath.Join(dir, "volume-plugins"),
-		resolv, RealNodeTaint.Key, RealNodeTaint.Value, RealNodeTaint.Effect, podBridge)
+	cfg := fmt.Sprintf(kubeletConfig, rn.addrs.ip, rn.socket, filepath.Join(dir, "pod-logs"), filepath.Join(dir, "volume-plugins"),
+		resolv, RealNodeTaint.Key, RealNodeTaint.Value, RealNodeTaint.Effect, rn.addrs.bridge, "/"+filepath.Base(rn.cgroups[0]))
 	if err := os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(cfg), 0o644); err != nil {
 		return err
 	}
-	if err := rn.api.cp.WriteKubeconfig(filepath.Join(dir, "kubeconfig"), "system:node:"+RealNodeName, rn.api.cp.nodeToken); err != nil {
+	token, ok := rn.api.cp.nodeTokens[rn.name]
+	if !ok {
+		return fmt.Errorf("the API server has no token for %s", rn.name)
+	}
+	if err := rn.api.cp.WriteKubeconfig(filepath.Join(dir, "kubeconfig"), "system:node:"+rn.name, token); err != nil {
 		return err
 	}
-	cni := fmt.Sprintf(cniConfig, podSubnet, podBridge, filepath.Join(rn.dir, "cni", "ipam"))
+	cni := fmt.Sprintf(cniConfig, rn.addrs.podSubnet, rn.addrs.bridge, filepath.Join(rn.dir, "cni", "ipam"))
 	return os.WriteFile(filepath.Join(rn.dir, "cni", "net.d", "10-imageprepull.conflist"), []byte(cni), 0o644)
 }
 
@@ -229,19 +259,18 @@ func (rn *RealNode) writeKubeletFiles() error {
 // Node for it.
 func (rn *RealNode) startKubelet(ctx context.Context) error {
 	dir := filepath.Join(rn.dir, "kubelet")
-	labels := []string{"node.custom.kruise.dev/real=true"}
+	labels := []string{RealNodeLabel + "=true"}
 	for k, v := range rn.labels {
 		labels = append(labels, k+"="+v)
 	}
 	sort.Strings(labels)
-	rn.changed = takeHostState()
 	bin, args := rn.net.command(rn.h.tools.Path("kubelet"), "--config="+filepath.Join(dir, "config.yaml"),
 		"--kubeconfig="+filepath.Join(dir, "kubeconfig"), "--root-dir="+dir, "--cert-dir="+filepath.Join(dir, "pki"),
-		"--hostname-override="+RealNodeName, "--node-ip="+nodeIP, "--node-labels="+strings.Join(labels, ","), "--v=1")
+		"--hostname-override="+rn.name, "--node-ip="+rn.addrs.ip, "--node-labels="+strings.Join(labels, ","), "--v=1")
 	p, err := rn.h.run(ctx, program{
-		name: "kubelet", bin: bin, args: args,
+		name: rn.proc("kubelet"), bin: bin, args: args,
 		ready:       rn.nodeReady(),
-		readyWithin: 2 * time.Minute, waitingFor: "the kubelet to register " + RealNodeName + " and report it Ready",
+		readyWithin: 2 * time.Minute, waitingFor: "the kubelet to register " + rn.name + " and report it Ready",
 	})
 	if p != nil {
 		rn.kubelet = p
@@ -255,7 +284,7 @@ func (rn *RealNode) startKubelet(ctx context.Context) error {
 // off it and its NoExecute taint evicts them.
 func (rn *RealNode) nodeReady() func(context.Context) error {
 	return func(ctx context.Context) error {
-		node, err := rn.api.kube.CoreV1().Nodes().Get(ctx, RealNodeName, metav1.GetOptions{})
+		node, err := rn.api.kube.CoreV1().Nodes().Get(ctx, rn.name, metav1.GetOptions{})
 		if err != nil {
 			return err
 		}
@@ -309,5 +338,5 @@ func (rn *RealNode) killShims() []string {
 // which in-cluster clients verify against the pod's ca.crt.
 func (rn *RealNode) ServerForPods() (url, serverName string) {
 	_, port, _ := strings.Cut(strings.TrimPrefix(rn.api.cp.Server, "https://"), ":")
-	return "https://" + podBridge + ":" + port, "kubernetes.default.svc"
+	return "https://" + rn.addrs.bridge + ":" + port, "kubernetes.default.svc"
 }

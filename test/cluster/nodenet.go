@@ -14,22 +14,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// The real node's network: a network namespace of its own, as a node is a
-// host of its own. containerd, the kubelet and the pods they start live in it;
+// A real node's network: a network namespace of its own, as a node is a
+// host of its own (its addresses: addrsOf). containerd, the kubelet and the pods they start live in it;
 // it has its loopback, the node's address and the pods' bridge, and no route
 // anywhere else. The API server and the local registries are reachable in it
 // on the same 127.0.0.1 ports as outside (a listener the harness opens inside
 // and joins to the host's port), so kubeconfigs and image names work
 // unchanged; any other registry fails at once with "network is unreachable".
-const (
-	// nodeIP is the real node's InternalIP, on its namespace's loopback.
-	nodeIP = "10.231.0.2"
-	// podSubnet is the pods' bridge network on the real node; the bridge
-	// (the pods' gateway) is its first address.
-	podSubnet = "10.232.0.0/24"
-	podBridge = "10.232.0.1"
-)
-
 // nodeNet is the real node's network namespace and the ports joined into it.
 type nodeNet struct {
 	name string
@@ -40,15 +31,15 @@ type nodeNet struct {
 }
 
 // newNodeNet makes a network namespace named name with its loopback up and
-// the node's address on it.
-func newNodeNet(name string) (*nodeNet, error) {
+// the node's address, ip, on it.
+func newNodeNet(name, ip string) (*nodeNet, error) {
 	if out, err := exec.Command("ip", "netns", "add", name).CombinedOutput(); err != nil {
 		return nil, fmt.Errorf("ip netns add %s: %w: %s", name, err, out)
 	}
 	n := &nodeNet{name: name, path: filepath.Join("/run/netns", name)}
 	for _, args := range [][]string{
 		{"-n", name, "link", "set", "lo", "up"},
-		{"-n", name, "addr", "add", nodeIP + "/32", "dev", "lo"},
+		{"-n", name, "addr", "add", ip + "/32", "dev", "lo"},
 	} {
 		if out, err := exec.Command("ip", args...).CombinedOutput(); err != nil {
 			n.close()

@@ -2,7 +2,6 @@ package cluster
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -19,46 +18,55 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// RealNodeName is the Node whose pulls a real kruise-daemon makes, through a
-// real containerd, from the local registries.
+// RealNodeName is the first real node's Node: its pulls a real kruise-daemon
+// makes, through a real containerd, from the local registries.
 const RealNodeName = "real-node"
 
 // hostVarRun is where kruise-daemon looks for the CRI socket: a constant in
-// its source (pkg/daemon/daemon.go, varRunMountPath), not a flag.
+// its source (pkg/daemon/criruntime/factory_unix.go, varRunMountPath), not a
+// flag.
 const hostVarRun = "/hostvarrun"
 
 // RealNode is one node of its own on this machine: a network namespace
 // (nodenet.go), Debian's containerd and the real kubelet in it (kubelet.go),
 // and the real kruise-daemon of the OpenKruise release the cluster runs. The
 // kubelet registers the Node and reports it Ready; pods that tolerate
-// RealNodeTaint start on it from the images kruise-daemon pulled. It needs
-// Linux and root (RealNodeUnavailable).
+// RealNodeTaint start on it from the images kruise-daemon pulled. Several
+// can run at once (Cluster.RealNodes), each with its own containerd, state,
+// addresses, pod range and cgroups, all pulling through the registries'
+// one link. It needs Linux and root (RealNodeUnavailable).
 type RealNode struct {
 	h        *host
 	api      *api
 	kruise   *OpenKruise
 	registry *Registries
+	shared   *realHost
 	// labels are added to the node's; koBuild builds the pod sandbox image.
 	labels  map[string]string
 	koBuild func(ctx context.Context, repo, tag, importPath string) (string, error)
 	// Notice says why the node does not run, when it does not.
 	Notice string
 
-	dir string
-	// hostVarRun is where the link is: hostVarRun, but for tests.
-	hostVarRun string
-	socket     string
+	// k is the node's place among the cluster's real nodes, from 1; name
+	// and addrs follow from it.
+	k     int
+	name  string
+	addrs nodeAddrs
+	dir   string
+	// socket is containerd's, in the node's run directory.
+	socket string
 	// net is the node's network namespace; containerd, the kubelet and the
 	// pods run in it.
-	net        *nodeNet
+	net *nodeNet
+	// cgroups are the node's cgroup root in each hierarchy (its pods' are
+	// under it), made before its kubelet starts.
+	cgroups    []string
 	containerd *process
 	kubelet    *process
 	daemon     *process
-	// host is what the kubelet changed outside its directory, to put back.
-	changed *hostState
-	// linked says the cluster made /hostvarrun and must remove it.
-	linked  bool
-	running bool
+	// acquired says the node holds its share of the host (realHost).
+	acquired bool
+	running  bool
 }
 
 // RealNodeUnavailable says why this machine cannot run the real node, or "".
@@ -81,7 +89,7 @@ func RealNodeUnavailable() string {
 	if _, err := os.Stat(filepath.Join(cniBinDir, "bridge")); err != nil {
 		return "the CNI plugins are not installed in " + cniBinDir + " (hack/install-system-packages.sh installs containernetworking-plugins)"
 	}
-	for _, cmd := range []string{"ip", "nsenter"} {
+	for _, cmd := range []string{"ip", "nsenter", "unshare", "mount"} {
 		if _, err := exec.LookPath(cmd); err != nil {
 			return cmd + " is not installed"
 		}
@@ -117,20 +125,29 @@ func (rn *RealNode) Name() string {
 	if rn == nil || !rn.running {
 		return ""
 	}
-	return RealNodeName
+	return rn.name
+}
+
+// proc names one of the node's processes (and its log): the first node's
+// by what they are, the others' with the node's name too.
+func (rn *RealNode) proc(what string) string {
+	if rn.k == 1 {
+		return what
+	}
+	return what + "@" + rn.name
 }
 
 // Start starts the node. Stop (or Remove) undoes what it made, also when it
 // fails half-way.
 func (rn *RealNode) Start(ctx context.Context) error {
-	if rn.running || rn.net != nil {
-		return errors.New("the real node is already running")
+	if rn.running || rn.net != nil || rn.acquired {
+		return fmt.Errorf("the real node %s is already running", rn.name)
 	}
 	if why := RealNodeUnavailable(); why != "" {
 		return fmt.Errorf("no real node here: %s", why)
 	}
 	rn.Notice = ""
-	rn.dir, rn.hostVarRun = filepath.Join(rn.h.dir, "real-node"), hostVarRun
+	rn.dir = filepath.Join(rn.h.dir, rn.name)
 	run := filepath.Join(rn.dir, "hostvarrun")
 	rn.socket = filepath.Join(run, "containerd.sock")
 	if err := os.MkdirAll(filepath.Join(rn.dir, "certs.d"), 0o755); err != nil {
@@ -139,17 +156,25 @@ func (rn *RealNode) Start(ctx context.Context) error {
 	if err := os.MkdirAll(run, 0o755); err != nil {
 		return err
 	}
-	if err := rn.link(run, rn.h.log); err != nil {
+	if err := rn.shared.acquire(rn.h.log); err != nil {
 		return err
 	}
+	rn.acquired = true
 	var err error
-	if rn.net, err = newNodeNet("imageprepull-" + strings.TrimPrefix(filepath.Base(rn.h.dir), "imageprepull-cluster-")); err != nil {
+	suffix := strings.TrimPrefix(filepath.Base(rn.h.dir), "imageprepull-cluster-")
+	if rn.k > 1 {
+		suffix += fmt.Sprintf("-%d", rn.k)
+	}
+	if rn.net, err = newNodeNet("imageprepull-"+suffix, rn.addrs.ip); err != nil {
 		return err
 	}
 	for _, addr := range append([]string{strings.TrimPrefix(rn.api.cp.Server, "https://")}, rn.registry.hosts()...) {
 		if err := rn.net.join(addr); err != nil {
 			return err
 		}
+	}
+	if err := rn.makeCgroups("imageprepull-" + suffix); err != nil {
+		return err
 	}
 	sandbox, err := rn.koBuild(ctx, rn.registry.Open+"/imageprepull/pause", "local", "./test/cmd/pause")
 	if err != nil {
@@ -163,7 +188,7 @@ func (rn *RealNode) Start(ctx context.Context) error {
 	}
 	bin, args := rn.net.command("containerd", "--config", filepath.Join(rn.dir, "config.toml"))
 	p, err := rn.h.run(ctx, program{
-		name: "containerd", bin: bin, args: args,
+		name: rn.proc("containerd"), bin: bin, args: args,
 		ready: func(ctx context.Context) error {
 			_, err := rn.ctr(ctx, "version")
 			return err
@@ -184,8 +209,8 @@ func (rn *RealNode) Start(ctx context.Context) error {
 	if err := rn.startKubelet(ctx); err != nil {
 		return err
 	}
-	if err := until(ctx, time.Minute, "the NodeImage of "+RealNodeName, rn.kruise.manager, func(ctx context.Context) error {
-		_, err := rn.api.kruise.AppsV1alpha1().NodeImages().Get(ctx, RealNodeName, metav1.GetOptions{})
+	if err := until(ctx, time.Minute, "the NodeImage of "+rn.name, rn.kruise.manager, func(ctx context.Context) error {
+		_, err := rn.api.kruise.AppsV1alpha1().NodeImages().Get(ctx, rn.name, metav1.GetOptions{})
 		return err
 	}); err != nil {
 		return err
@@ -194,10 +219,11 @@ func (rn *RealNode) Start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	bin, args = rn.shared.daemonCommand(run, rn.h.tools.Path("kruise-daemon"),
+		"--socket-file=containerd.sock", "--addr=127.0.0.1:"+strconv.Itoa(port[0]), "--enable-pprof=false")
 	p, err = rn.h.run(ctx, program{
-		name: "kruise-daemon", bin: rn.h.tools.Path("kruise-daemon"),
-		env:   []string{"NODE_NAME=" + RealNodeName, "KUBECONFIG=" + rn.api.cp.Kubeconfig},
-		args:  []string{"--socket-file=containerd.sock", "--addr=127.0.0.1:" + strconv.Itoa(port[0]), "--enable-pprof=false"},
+		name: rn.proc("kruise-daemon"), bin: bin, args: args,
+		env:   []string{"NODE_NAME=" + rn.name, "KUBECONFIG=" + rn.api.cp.Kubeconfig},
 		ready: httpOK(http.DefaultClient, fmt.Sprintf("http://127.0.0.1:%d/healthz", port[0]), ""), readyWithin: time.Minute,
 		waitingFor: "kruise-daemon's health",
 	})
@@ -208,8 +234,8 @@ func (rn *RealNode) Start(ctx context.Context) error {
 		return err
 	}
 	rn.running = true
-	rn.h.log("real node %s: a kubelet and containerd %s in network namespace %s (node %s, pods %s), kruise-daemon %s",
-		RealNodeName, rn.socket, rn.net.name, nodeIP, podSubnet, rn.kruise.Version)
+	rn.h.log("real node %s: a kubelet and containerd %s in network namespace %s (node %s, pods %s, cgroups under /%s), kruise-daemon %s",
+		rn.name, rn.socket, rn.net.name, rn.addrs.ip, rn.addrs.podSubnet, filepath.Base(rn.cgroups[0]), rn.kruise.Version)
 	return nil
 }
 
@@ -225,18 +251,18 @@ func (rn *RealNode) Stop() {
 // deleted its NodeImage: ImagePullJobs that select every node would count it
 // otherwise. It returns what the node left behind on this machine.
 func (rn *RealNode) Remove(ctx context.Context) error {
-	if rn.net == nil {
+	if rn.net == nil && !rn.acquired {
 		return nil
 	}
 	if err := rn.stop(); err != nil {
 		return err
 	}
-	err := rn.api.kube.CoreV1().Nodes().Delete(ctx, RealNodeName, metav1.DeleteOptions{})
+	err := rn.api.kube.CoreV1().Nodes().Delete(ctx, rn.name, metav1.DeleteOptions{})
 	if err != nil && !apierrors.IsNotFound(err) {
 		return err
 	}
-	return until(ctx, time.Minute, "Kruise to delete the NodeImage of "+RealNodeName, rn.kruise.manager, func(ctx context.Context) error {
-		_, err := rn.api.kruise.AppsV1alpha1().NodeImages().Get(ctx, RealNodeName, metav1.GetOptions{})
+	return until(ctx, time.Minute, "Kruise to delete the NodeImage of "+rn.name, rn.kruise.manager, func(ctx context.Context) error {
+		_, err := rn.api.kruise.AppsV1alpha1().NodeImages().Get(ctx, rn.name, metav1.GetOptions{})
 		if apierrors.IsNotFound(err) {
 			return nil
 		}
@@ -244,42 +270,19 @@ func (rn *RealNode) Remove(ctx context.Context) error {
 	})
 }
 
-// link makes /hostvarrun point at run. An existing link into a cluster
-// directory that no longer exists (one left by a killed run) is replaced;
-// anything else there is refused, never touched.
-func (rn *RealNode) link(run string, log func(string, ...any)) error {
-	target, err := os.Readlink(rn.hostVarRun)
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-	case err == nil && strings.HasPrefix(filepath.Base(filepath.Dir(filepath.Dir(target))), "imageprepull-cluster-") && !exists(target):
-		log("replacing %s -> %s, left by a cluster that is gone", rn.hostVarRun, target)
-		if err := os.Remove(rn.hostVarRun); err != nil {
-			return err
-		}
-	case err == nil:
-		return fmt.Errorf("%s already links to %s: another kruise-daemon or local cluster uses it; stop it, or set REAL_NODE=off", rn.hostVarRun, target)
-	default:
-		return fmt.Errorf("%s exists and is not a link: kruise-daemon looks for the CRI socket there only, so the real node cannot run here; set REAL_NODE=off", rn.hostVarRun)
-	}
-	if err := os.Symlink(run, rn.hostVarRun); err != nil {
-		return fmt.Errorf("linking %s to %s: %w", rn.hostVarRun, run, err)
-	}
-	rn.linked = true
-	return nil
-}
-
 // stop stops the daemon and containerd, unmounts anything containerd left
-// mounted under the node's directory, and removes /hostvarrun if this
-// cluster made it and it still points here. The node can start again.
+// mounted under the node's directory, removes its cgroups and network
+// namespace, and gives back its share of the host (the last node puts the
+// host back). The node can start again.
 //
 // It returns what it could not clean up: a process still running, a mount,
-// or its link.
+// a cgroup, a setting.
 func (rn *RealNode) stop() error {
-	if rn.net == nil && !rn.linked {
+	if rn.net == nil && !rn.acquired {
 		return nil
 	}
 	defer func() {
-		rn.running, rn.net, rn.changed = false, nil, nil
+		rn.running, rn.net, rn.cgroups, rn.acquired = false, nil, nil, false
 		rn.containerd, rn.kubelet, rn.daemon = nil, nil, nil
 	}()
 	var left []string
@@ -307,24 +310,21 @@ func (rn *RealNode) stop() error {
 	for _, m := range mountsUnder(rn.dir) {
 		left = append(left, "mount "+m)
 	}
-	if rn.changed != nil {
-		left = append(left, rn.changed.restore()...)
+	for _, cg := range rn.cgroups {
+		if err := removeCgroup(cg); err != nil {
+			left = append(left, err.Error())
+		}
 	}
 	if rn.net != nil {
 		if err := rn.net.close(); err != nil {
 			left = append(left, err.Error())
 		}
 	}
-	if rn.linked {
-		if target, err := os.Readlink(rn.hostVarRun); err == nil && strings.HasPrefix(target, rn.dir+"/") {
-			if err := os.Remove(rn.hostVarRun); err != nil {
-				left = append(left, err.Error())
-			}
-		}
-		rn.linked = false
+	if rn.acquired {
+		left = append(left, rn.shared.release()...)
 	}
 	if len(left) > 0 {
-		return fmt.Errorf("the real node left behind: %s", strings.Join(left, "; "))
+		return fmt.Errorf("the real node %s left behind: %s", rn.name, strings.Join(left, "; "))
 	}
 	return nil
 }
@@ -398,7 +398,7 @@ state = %q
 // the CRI plugin keeps images in.
 func (rn *RealNode) Ctr(ctx context.Context, args ...string) (string, error) {
 	if !rn.running {
-		return "", errors.New("the real node does not run")
+		return "", fmt.Errorf("the real node %s does not run", rn.name)
 	}
 	return rn.ctr(ctx, args...)
 }
@@ -429,7 +429,7 @@ func (rn *RealNode) Has(ctx context.Context, image string) (bool, error) {
 // kubelet would: for images a measurement must not count (step images).
 func (rn *RealNode) Pull(ctx context.Context, image string) error {
 	if !rn.running {
-		return errors.New("the real node does not run")
+		return fmt.Errorf("the real node %s does not run", rn.name)
 	}
 	return rn.withCRI(func(c *cri) error { return c.pull(ctx, image) })
 }
@@ -440,7 +440,7 @@ func (rn *RealNode) Pull(ctx context.Context, image string) error {
 // cold. The pods of image must have been deleted.
 func (rn *RealNode) RemoveImage(ctx context.Context, image string) error {
 	if !rn.running {
-		return errors.New("the real node does not run")
+		return fmt.Errorf("the real node %s does not run", rn.name)
 	}
 	return rn.withCRI(func(c *cri) error {
 		notReady := &runtimeapi.PodSandboxFilter{State: &runtimeapi.PodSandboxStateValue{State: runtimeapi.PodSandboxState_SANDBOX_NOTREADY}}

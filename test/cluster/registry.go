@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/go-containerregistry/pkg/name"
@@ -85,8 +86,8 @@ func serveRegistry(accesses *accessLog, link *link, user, password string) (serv
 			}
 		}
 		accesses.add(r.Method, l.Addr().String()+r.URL.Path, r.UserAgent())
-		if lim := link.limiter(); lim != nil && r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
-			w = &throttled{ResponseWriter: w, ctx: r.Context(), lim: lim}
+		if r.Method == http.MethodGet && strings.Contains(r.URL.Path, "/blobs/") {
+			w = &throttled{ResponseWriter: w, ctx: r.Context(), lim: link.limiter(), served: &link.served}
 		}
 		reg.ServeHTTP(w, r)
 	})
@@ -101,6 +102,8 @@ func serveRegistry(accesses *accessLog, link *link, user, password string) (serv
 type link struct {
 	mu  sync.Mutex
 	lim *rate.Limiter
+	// served counts the blob bytes sent over it, since the registries started.
+	served atomic.Int64
 }
 
 func (l *link) limiter() *rate.Limiter {
@@ -122,25 +125,34 @@ func (r *Registries) LimitBandwidth(bitsPerSecond float64) {
 	r.link.lim = rate.NewLimiter(rate.Limit(bitsPerSecond/8), throttleChunk)
 }
 
+// LinkBytes is how many blob bytes the link has carried since the
+// registries started: a phase's share is the difference.
+func (r *Registries) LinkBytes() int64 { return r.link.served.Load() }
+
 // throttleChunk is how many bytes a layer download writes at a time.
 const throttleChunk = 32 << 10
 
-// throttled writes a response through the link's limiter.
+// throttled writes a response through the link's limiter, if it has one,
+// and counts what it sent.
 type throttled struct {
 	http.ResponseWriter
-	ctx context.Context
-	lim *rate.Limiter
+	ctx    context.Context
+	lim    *rate.Limiter
+	served *atomic.Int64
 }
 
 func (t *throttled) Write(p []byte) (int, error) {
 	written := 0
 	for len(p) > 0 {
 		n := min(len(p), throttleChunk)
-		if err := t.lim.WaitN(t.ctx, n); err != nil {
-			return written, err
+		if t.lim != nil {
+			if err := t.lim.WaitN(t.ctx, n); err != nil {
+				return written, err
+			}
 		}
 		m, err := t.ResponseWriter.Write(p[:n])
 		written += m
+		t.served.Add(int64(m))
 		if err != nil {
 			return written, err
 		}

@@ -17,8 +17,8 @@ import (
 	"k8s.io/utils/ptr"
 )
 
-// Rollout is one Deployment rolled out onto the real node, and how long its
-// pod took to start.
+// Rollout is a pod of a Deployment rolled out onto a real node, and how
+// long it took to start.
 type Rollout struct {
 	Pod *corev1.Pod
 	// Start is from the pod's creation (the ReplicaSet controller's) to its
@@ -34,12 +34,49 @@ type Rollout struct {
 // readiness probe over the pod network. The image must serve HTTP on 8080
 // (examples/demo-app does).
 func (c *Cluster) RollOut(ctx context.Context, ns, name, image string, within time.Duration) (Rollout, error) {
+	pods, _, err := c.rollOut(ctx, ns, name, image, 1, OnRealNode, within)
+	if len(pods) == 0 {
+		return Rollout{}, err
+	}
+	return pods[0], err
+}
+
+// Spread is a Deployment rolled out over the real nodes, one pod on each.
+type Spread struct {
+	// Pods are its pods, in the order they were Ready.
+	Pods []Rollout
+	// Ready is from its first pod's creation to its last pod's Ready: how
+	// long the rollout took to have every node serving.
+	Ready time.Duration
+}
+
+// RollOutAcross is RollOut over n real nodes: a Deployment of n replicas
+// that tolerate the real nodes' taint, one pod per node (a required
+// anti-affinity on the hostname), as a rollout over a node pool spreads.
+func (c *Cluster) RollOutAcross(ctx context.Context, ns, name, image string, n int, within time.Duration) (Spread, error) {
+	place := func(spec *corev1.PodSpec) {
+		OnRealNodes(spec)
+		spec.Affinity = &corev1.Affinity{PodAntiAffinity: &corev1.PodAntiAffinity{
+			RequiredDuringSchedulingIgnoredDuringExecution: []corev1.PodAffinityTerm{{
+				LabelSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": name}},
+				TopologyKey:   corev1.LabelHostname,
+			}},
+		}}
+	}
+	pods, ready, err := c.rollOut(ctx, ns, name, image, n, place, within)
+	return Spread{Pods: pods, Ready: ready}, err
+}
+
+// rollOut creates a Deployment of replicas pods of image placed by place,
+// and waits until that many of its pods are Ready. It returns each, with its
+// start, and the time from the first pod's creation to the last one's Ready.
+func (c *Cluster) rollOut(ctx context.Context, ns, name, image string, replicas int, place func(*corev1.PodSpec), within time.Duration) ([]Rollout, time.Duration, error) {
 	ctx, cancel := context.WithTimeout(ctx, within)
 	defer cancel()
 	labels := map[string]string{"app": name}
 	w, err := c.Kube.CoreV1().Pods(ns).Watch(ctx, metav1.ListOptions{LabelSelector: "app=" + name})
 	if err != nil {
-		return Rollout{}, err
+		return nil, 0, err
 	}
 	defer w.Stop()
 	tmpl := corev1.PodTemplateSpec{
@@ -49,33 +86,44 @@ func (c *Cluster) RollOut(ctx context.Context, ns, name, image string, within ti
 			ReadinessProbe: &corev1.Probe{ProbeHandler: corev1.ProbeHandler{HTTPGet: &corev1.HTTPGetAction{Path: "/", Port: intstr.FromInt32(8080)}}, PeriodSeconds: 1},
 		}}},
 	}
-	OnRealNode(&tmpl.Spec)
+	place(&tmpl.Spec)
 	if _, err := c.Kube.AppsV1().Deployments(ns).Create(ctx, &appsv1.Deployment{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
-		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To[int32](1), Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tmpl},
+		Spec:       appsv1.DeploymentSpec{Replicas: ptr.To(int32(replicas)), Selector: &metav1.LabelSelector{MatchLabels: labels}, Template: tmpl},
 	}, metav1.CreateOptions{}); err != nil {
-		return Rollout{}, err
+		return nil, 0, err
 	}
-	var created time.Time
+	var first time.Time
+	created := map[string]time.Time{}
+	var ready []Rollout
+	done := map[string]bool{}
 	var last *corev1.Pod
 	for {
 		select {
 		case <-ctx.Done():
-			return Rollout{Pod: last}, fmt.Errorf("Deployment %s/%s of %s: no Ready pod on %s within %s; last pod: %s", ns, name, image, RealNodeName, within, describePod(last))
+			return ready, 0, fmt.Errorf("Deployment %s/%s of %s: %d of %d pods Ready on the real nodes within %s; last pod seen: %s", ns, name, image, len(ready), replicas, within, describePod(last))
 		case ev, ok := <-w.ResultChan():
 			if !ok {
-				return Rollout{Pod: last}, errors.New("the pod watch ended")
+				return ready, 0, errors.New("the pod watch ended")
 			}
 			pod, isPod := ev.Object.(*corev1.Pod)
 			if !isPod || ev.Type == watch.Deleted {
 				continue
 			}
-			if created.IsZero() {
-				created = time.Now()
+			now := time.Now()
+			if first.IsZero() {
+				first = now
+			}
+			if _, seen := created[pod.Name]; !seen {
+				created[pod.Name] = now
 			}
 			last = pod
-			if podReady(pod) {
-				return Rollout{Pod: pod, Start: time.Since(created)}, nil
+			if podReady(pod) && !done[pod.Name] {
+				done[pod.Name] = true
+				ready = append(ready, Rollout{Pod: pod, Start: now.Sub(created[pod.Name])})
+				if len(ready) == replicas {
+					return ready, now.Sub(first), nil
+				}
 			}
 		}
 	}

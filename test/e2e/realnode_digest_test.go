@@ -31,12 +31,7 @@ type realNodePrePull func(t *testing.T, ns string, params ...string) *v1beta1.Cu
 // controller reads from the registry: containerd's CRI image ID.
 func testATagPushedAgain(t *testing.T, prepull realNodePrePull) {
 	ctx := context.Background()
-	repo := c.Registry + "/e2e/moving"
-	tag := fmt.Sprintf("v-%d", time.Now().UnixNano())
-	tagged := repo + ":" + tag
-	if _, err := c.KoBuild(ctx, repo, tag, "./examples/demo-app"); err != nil {
-		t.Fatal(err)
-	}
+	repo, tagged, _ := demoApp(t, "moving")
 	digestA, idA := pushed(t, tagged)
 	run := prepull(t, namespace(t), `{name: image, value: "`+tagged+`"}`)
 	if !cond(run).IsTrue() || result(run, v1alpha1.ResultImageIDs) != idA {

@@ -33,16 +33,17 @@ func TestRealNode(t *testing.T) {
 	if why := cluster.RealNodeUnavailable(); why != "" && os.Getenv("REAL_NODE") != "on" {
 		t.Skipf("no real node on this machine: %s (CI sets REAL_NODE=on, which makes this a failure)", why)
 	}
+	_, hostVarRunBefore := os.Lstat("/hostvarrun")
 	if err := c.RealNode.Start(ctx); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() {
-		// Teardown leaves no process, mount or /hostvarrun link behind.
+		// Teardown leaves no process, mount or /hostvarrun it made behind.
 		if err := c.RealNode.Remove(ctx); err != nil {
 			t.Error(err)
 		}
-		if _, err := os.Lstat("/hostvarrun"); !os.IsNotExist(err) {
-			t.Errorf("/hostvarrun is still there after the real node stopped (%v)", err)
+		if _, err := os.Lstat("/hostvarrun"); os.IsNotExist(hostVarRunBefore) && !os.IsNotExist(err) {
+			t.Errorf("/hostvarrun is still there after the real nodes stopped (%v)", err)
 		}
 	})
 	// One run on the real node alone; params are YAML flow items.
@@ -146,13 +147,8 @@ func TestRealNode(t *testing.T) {
 	// from the image the pre-pull put on the node, without pulling.
 	t.Run("a rollout starts from the pre-pulled image, by tag and by digest", func(t *testing.T) {
 		ns := namespace(t)
-		repo := c.Registry + "/e2e/web"
-		tag := fmt.Sprintf("main-%d", time.Now().UnixNano())
-		ref, err := c.KoBuild(ctx, repo, tag, "./examples/demo-app")
-		if err != nil {
-			t.Fatal(err)
-		}
-		tagged, pinned := repo+":"+tag, repo+ref[strings.LastIndex(ref, "@"):]
+		repo, tagged, digest := demoApp(t, "web")
+		pinned := repo + digest
 		run := prepull(t, ns, `{name: image, value: "`+tagged+`"}`)
 		if !cond(run).IsTrue() {
 			t.Fatalf("pre-pull of %s: %+v", tagged, cond(run))
@@ -162,7 +158,7 @@ func TestRealNode(t *testing.T) {
 		startedFromThePrePull(t, rollOut(t, ns, "by-digest", pinned), pinned)
 
 		// The control: an image the pre-pull did not name is pulled as the pod starts.
-		control := repo + ":" + tag + "-control"
+		control := tagged + "-control"
 		if err := c.Registries.PushVariant(ctx, tagged, control, map[string]string{"control.txt": control}); err != nil {
 			t.Fatal(err)
 		}
@@ -174,6 +170,7 @@ func TestRealNode(t *testing.T) {
 	t.Run("the seed's kubectl Task applies its job and ends, the pull after it", testTheSeedsKubectlTask)
 
 	t.Run("a tag pushed again: the digest is pulled and each node checked", func(t *testing.T) { testATagPushedAgain(t, prepull) })
+	t.Run("a node that joins after the pre-pull pulls at rollout", testANodeThatJoinsAfterThePrePull)
 	t.Run("an index is checked against each node's platform", testAnIndexIsCheckedPerPlatform)
 
 	// The node's network is closed: it reaches the cluster's registries and

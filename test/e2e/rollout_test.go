@@ -27,6 +27,21 @@ func rollOut(t *testing.T, ns, name, image string) *corev1.Pod {
 	return r.Pod
 }
 
+// demoApp builds examples/demo-app with ko and pushes it to the local
+// registry as e2e/name under a tag of its own, as a pipeline's build does:
+// the repository, the tagged image, and the digest the push printed
+// ("@sha256:...").
+func demoApp(t *testing.T, name string) (repo, tagged, digest string) {
+	t.Helper()
+	repo = c.Registry + "/e2e/" + name
+	tag := fmt.Sprintf("v-%d", time.Now().UnixNano())
+	ref, err := c.KoBuild(context.Background(), repo, tag, "./examples/demo-app")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return repo, repo + ":" + tag, ref[strings.LastIndex(ref, "@"):]
+}
+
 // podEvents lists the pod's events as "Reason: message", oldest first.
 func podEvents(ctx context.Context, pod *corev1.Pod) []string {
 	if pod == nil {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"strings"
 	"testing"
-	"time"
 
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 
@@ -23,15 +22,9 @@ import (
 func testALaterTaskPodReadsTheResults(t *testing.T) {
 	ctx := context.Background()
 	ns := namespace(t)
-	repo := c.Registry + "/e2e/consumed"
-	tag := fmt.Sprintf("v-%d", time.Now().UnixNano())
-	ref, err := c.KoBuild(ctx, repo, tag, "./examples/demo-app")
-	if err != nil {
-		t.Fatal(err)
-	}
 	// The tag and the digest the push printed, as a build step hands them on.
-	digest := ref[strings.LastIndex(ref, "@"):]
-	pushed, pinned := repo+":"+tag+digest, repo+digest
+	repo, tagged, digest := demoApp(t, "consumed")
+	pushed, pinned := tagged+digest, repo+digest
 	// The pod template a user aims a pipeline's pods at a node pool with.
 	onRealNode := fmt.Sprintf(`  taskRunTemplate:
     podTemplate:

@@ -47,6 +47,8 @@ func main() {
 	payoffMbit := flag.Float64("payoff-mbit", 100, "the payoff level's bandwidth from the registry to the node, Mbit/s")
 	payoffMiB := flag.Int("payoff-mib", 200, "the size of the payoff level's images, MiB (random layers on the demo app)")
 	pipelines := flag.Int("pipelines", 3, "PipelineRuns of the seed's pipeline whole each way (ImagePrePull, and the seed's kubectl Task) on the real node, through the payoff level's link and image size (root only; 0 skips it)")
+	realNodes := flag.Int("realnodes", 3, fmt.Sprintf("real nodes (2 to %d) for the several-node level: a Deployment of one pod per node after a pre-pull at full parallelism, after one at parallelism 1, and with none, through the payoff level's link and image size (root only; 0 skips it)", cluster.MaxRealNodes))
+	realNodesRounds := flag.Int("realnodes-rounds", 2, "rounds of the several-node level")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the controller, taken from the start of the largest level, to this file")
 	profileFor := flag.Duration("profile-for", time.Minute, "how long -cpuprofile profiles")
 	flag.Parse()
@@ -73,7 +75,7 @@ func main() {
 	if *kruiseArgs != "" {
 		kruise = strings.Split(*kruiseArgs, ",")
 	}
-	po := payoffOpts{n: *payoffs, mbit: *payoffMbit, mib: *payoffMiB, pipelines: *pipelines, idle: *idleFor}
+	po := payoffOpts{n: *payoffs, mbit: *payoffMbit, mib: *payoffMiB, pipelines: *pipelines, realNodes: *realNodes, realNodesRounds: *realNodesRounds, idle: *idleFor}
 	if err := run(ctx, ns, ns3, *failing, *digests, *atLimits, *nodes, *pool, *large, po, *out, *dashboardOut, prof, !*tektonDefaults, kruise); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
@@ -138,6 +140,8 @@ type payoffOpts struct {
 	mib  int
 	// pipelines is the number of PipelineRuns each way of the pipelines level.
 	pipelines int
+	// realNodes and realNodesRounds are the several-node level's nodes and rounds.
+	realNodes, realNodesRounds int
 	// idle is each idle window's length (not the payoff's, but passed with it).
 	idle time.Duration
 }
@@ -276,6 +280,13 @@ func run(ctx context.Context, levels, levels3 []int, failing, digests, atLimits,
 	if res.PipelinesSkipped, err = onRealNode("pipelines", po.pipelines, logf, func() (err error) {
 		logf("pipelines: the seed's pipeline whole, %d runs each way (ImagePrePull, the seed's kubectl Task), images of %d MiB through %.0f Mbit/s", po.pipelines, po.mib, po.mbit)
 		res.Pipelines, err = pipelinesLevel(ctx, c, po.pipelines, po.mbit, po.mib, logf)
+		return err
+	}); err != nil {
+		return err
+	}
+	if res.RealNodesSkipped, err = onRealNode("realnodes", po.realNodes, logf, func() (err error) {
+		logf("realnodes: %d real nodes, %d rounds, images of %d MiB through %.0f Mbit/s", po.realNodes, po.realNodesRounds, po.mib, po.mbit)
+		res.RealNodes, err = realNodesLevel(ctx, c, po.realNodes, po.realNodesRounds, po.mbit, po.mib, logf)
 		return err
 	}); err != nil {
 		return err

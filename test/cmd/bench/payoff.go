@@ -62,13 +62,7 @@ func payoff(ctx context.Context, c *cluster.Cluster, n int, mbit float64, mib in
 			logf("payoff: %v", err)
 		}
 	}()
-	if err := makeNamespace(ctx, c, payoffNamespace); err != nil {
-		return nil, err
-	}
-	if err := c.AllowPrePulls(ctx, payoffNamespace, "default"); err != nil {
-		return nil, err
-	}
-	base, err := c.KoBuild(ctx, c.Registry+"/bench/app", "base", "./examples/demo-app")
+	base, err := prePullsIn(ctx, c, payoffNamespace)
 	if err != nil {
 		return nil, err
 	}
@@ -94,7 +88,8 @@ func payoff(ctx context.Context, c *cluster.Cluster, n int, mbit float64, mib in
 		}
 		logf("payoff %d/%d: pre-pull %s, then roll it out; roll out %s, not pre-pulled", i+1, n, warm, cold)
 		var r PayoffRollout
-		pre, err := prePull(ctx, c, fmt.Sprintf("prepull-%d", i), warm)
+		pre, err := prePull(ctx, c, payoffNamespace, fmt.Sprintf("prepull-%d", i), warm,
+			v1beta1.Param{Name: "nodeNames", Value: v1beta1.ParamValue{Type: v1beta1.ParamTypeArray, ArrayVal: []string{cluster.RealNodeName}}})
 		if err != nil {
 			return nil, err
 		}
@@ -145,25 +140,23 @@ func payoff(ctx context.Context, c *cluster.Cluster, n int, mbit float64, mib in
 	return res, nil
 }
 
-// prePull runs one ImagePrePull of image onto the real node, as a pipeline
-// task would, and returns how long it took from its creation to Succeeded.
-func prePull(ctx context.Context, c *cluster.Cluster, name, image string) (time.Duration, error) {
+// prePull runs one ImagePrePull of image in ns, with params (the nodes it
+// pre-pulls onto, say), as a pipeline task would, and returns how long it
+// took from its creation to Succeeded.
+func prePull(ctx context.Context, c *cluster.Cluster, ns, name, image string, params ...v1beta1.Param) (time.Duration, error) {
 	start := time.Now()
-	if _, err := c.Tekton.TektonV1beta1().CustomRuns(payoffNamespace).Create(ctx, &v1beta1.CustomRun{
+	if _, err := c.Tekton.TektonV1beta1().CustomRuns(ns).Create(ctx, &v1beta1.CustomRun{
 		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Spec: v1beta1.CustomRunSpec{
 			CustomRef: &v1beta1.TaskRef{APIVersion: "custom.kruise.dev/v1alpha1", Kind: "ImagePrePull"},
-			Params: v1beta1.Params{
-				{Name: "image", Value: *v1beta1.NewStructuredValues(image)},
-				{Name: "nodeNames", Value: v1beta1.ParamValue{Type: v1beta1.ParamTypeArray, ArrayVal: []string{cluster.RealNodeName}}},
-			},
+			Params:    append(v1beta1.Params{{Name: "image", Value: *v1beta1.NewStructuredValues(image)}}, params...),
 		},
 	}, metav1.CreateOptions{}); err != nil {
 		return 0, err
 	}
 	var done *apis.Condition
 	err := wait.PollUntilContextTimeout(ctx, 50*time.Millisecond, 10*time.Minute, true, func(ctx context.Context) (bool, error) {
-		run, err := c.Tekton.TektonV1beta1().CustomRuns(payoffNamespace).Get(ctx, name, metav1.GetOptions{})
+		run, err := c.Tekton.TektonV1beta1().CustomRuns(ns).Get(ctx, name, metav1.GetOptions{})
 		if err != nil {
 			return false, nil
 		}
@@ -197,6 +190,18 @@ func pulled(ctx context.Context, c *cluster.Cluster, pod *corev1.Pod, want strin
 		return "", fmt.Errorf("pod %s: the kubelet's Pulled event is %q, want %q (events: %s)", pod.Name, found, want, strings.Join(events, "; "))
 	}
 	return found, nil
+}
+
+// prePullsIn readies ns for a level's pre-pulls (its default ServiceAccount
+// may run them) and builds the demo app the level's images are layered on.
+func prePullsIn(ctx context.Context, c *cluster.Cluster, ns string) (base string, err error) {
+	if err := makeNamespace(ctx, c, ns); err != nil {
+		return "", err
+	}
+	if err := c.AllowPrePulls(ctx, ns, "default"); err != nil {
+		return "", err
+	}
+	return c.KoBuild(ctx, c.Registry+"/bench/app", "base", "./examples/demo-app")
 }
 
 // makeNamespace creates ns and waits for its default ServiceAccount, which

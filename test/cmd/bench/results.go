@@ -40,6 +40,10 @@ type results struct {
 	// seed's kubectl Task, on the real node; PipelinesSkipped says why it did not run.
 	Pipelines        *Pipelines `json:"pipelines,omitempty"`
 	PipelinesSkipped string     `json:"pipelinesSkipped,omitempty"`
+	// RealNodes is the payoff over several real nodes; RealNodesSkipped
+	// says why it did not run.
+	RealNodes        *RealNodes `json:"realNodes,omitempty"`
+	RealNodesSkipped string     `json:"realNodesSkipped,omitempty"`
 }
 
 // level is one load level: runs created at once.
@@ -134,6 +138,7 @@ func (r results) print(w io.Writer) {
 	r.printIdle(w, all)
 	r.printPayoff(w)
 	r.printPipelines(w)
+	r.printRealNodes(w)
 	for _, l := range all {
 		if l.RegistryReadsPerRun > 0 {
 			fmt.Fprintf(w, "\nregistry requests per run by the controller, %s: %.2f", l.Name, l.RegistryReadsPerRun)
@@ -288,4 +293,30 @@ func (r results) printIdle(w io.Writer, all []level) {
 			l.Background["tekton-controller"], l.Others["tekton-controller"].CPUSecondsPer100Runs,
 			l.Background["kruise-manager"], l.Others["kruise-manager"].CPUSecondsPer100Runs)
 	}
+}
+
+func (r results) printRealNodes(w io.Writer) {
+	if r.RealNodes == nil {
+		fmt.Fprintf(w, "\nrealnodes level: not run: %s\n", r.RealNodesSkipped)
+		return
+	}
+	p := r.RealNodes
+	fmt.Fprintf(w, "\n%d real nodes (a kubelet and containerd each), one link at %.0f Mbit/s, images of %d MiB (%d random layers on %s); a Deployment of one pod per node:\n",
+		p.Nodes, p.Mbit, p.ImageMiB, p.Layers, p.BaseImage)
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "round\tphase\ts\tpod starts s\tlink MiB\tlink use\t")
+	for i, rd := range p.Rounds {
+		for _, ph := range rd.Phases {
+			var starts []string
+			for _, s := range ph.PodStartsMs {
+				starts = append(starts, fmt.Sprintf("%.1f", s/1000))
+			}
+			fmt.Fprintf(tw, "%d\t%s\t%.1f\t%s\t%.0f\t%.0f%%\t\n", i+1, ph.Name, ph.Ms/1000, strings.Join(starts, " "), ph.LinkMiB, ph.LinkUse*100)
+		}
+	}
+	_ = tw.Flush()
+	m := p.Medians
+	fmt.Fprintf(w, "medians of %d rounds: every pod Ready %.1f s after a pre-pull of %.1f s (parallelism %d; %.1f s after one of %.1f s at parallelism 1), %.1f s with none; slowest pod %.1f s / %.1f s / %.1f s\n",
+		len(p.Rounds), m[phaseRolloutAll].Ms/1000, m[phasePrePullAll].Ms/1000, p.Nodes, m[phaseRolloutOne].Ms/1000, m[phasePrePullOne].Ms/1000, m[phaseRolloutCold].Ms/1000,
+		m[phaseRolloutAll].SlowestPodMs/1000, m[phaseRolloutOne].SlowestPodMs/1000, m[phaseRolloutCold].SlowestPodMs/1000)
 }
