@@ -257,7 +257,7 @@ func (c *Cluster) Stop() {
 
 // RealNodes returns the cluster's first n real nodes, RealNode first, each
 // with its own name, addresses and directory; those not made yet are made,
-// not started (Start each; make bench's nodes level runs several). Up to
+// not started (Start each; make bench's realnodes level runs three). Up to
 // MaxRealNodes.
 func (c *Cluster) RealNodes(n int) []*RealNode {
 	if n > MaxRealNodes {
