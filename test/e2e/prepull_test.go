@@ -9,10 +9,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 	"github.com/tektoncd/pipeline/pkg/apis/pipeline/v1beta1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 )
 
 const prTimeout = 3 * time.Minute

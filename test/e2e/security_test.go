@@ -4,11 +4,12 @@ package e2e
 
 import (
 	"context"
-	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 	"regexp"
 	"sort"
 	"strings"
 	"testing"
+
+	"github.com/imageprepull/imageprepull/pkg/apis/custom/v1alpha1"
 )
 
 // The controller acts only in the CustomRun's own namespace: a policy of
