@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -744,4 +745,18 @@ func summarize(d []time.Duration) stats {
 		return ms(d[max(i, 0)])
 	}
 	return stats{N: len(d), P50: p(0.50), P95: p(0.95), P99: p(0.99), Max: p(1)}
+}
+
+// medianOf is the nearest-rank median (as summarize's P50) of one figure of
+// each of xs: a level's per-run figures, already in their unit.
+func medianOf[T any](xs []T, figure func(T) float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	vs := make([]float64, 0, len(xs))
+	for _, x := range xs {
+		vs = append(vs, figure(x))
+	}
+	slices.Sort(vs)
+	return vs[(len(vs)+1)/2-1]
 }

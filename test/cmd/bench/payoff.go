@@ -124,16 +124,9 @@ func payoff(ctx context.Context, c *cluster.Cluster, n int, mbit float64, mib in
 			}
 		}
 	}
-	p50 := func(f func(PayoffRollout) float64) float64 {
-		var d []time.Duration
-		for _, r := range res.Rollouts {
-			d = append(d, time.Duration(f(r)*float64(time.Millisecond)))
-		}
-		return summarize(d).P50
-	}
-	res.PrePullMs = p50(func(r PayoffRollout) float64 { return r.PrePullMs })
-	res.WarmMs = p50(func(r PayoffRollout) float64 { return r.WarmStartMs })
-	res.ColdMs = p50(func(r PayoffRollout) float64 { return r.ColdStartMs })
+	res.PrePullMs = medianOf(res.Rollouts, func(r PayoffRollout) float64 { return r.PrePullMs })
+	res.WarmMs = medianOf(res.Rollouts, func(r PayoffRollout) float64 { return r.WarmStartMs })
+	res.ColdMs = medianOf(res.Rollouts, func(r PayoffRollout) float64 { return r.ColdStartMs })
 	if res.WarmMs > 0 {
 		res.Ratio = round(res.ColdMs/res.WarmMs, 1)
 	}

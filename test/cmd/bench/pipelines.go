@@ -133,18 +133,11 @@ func pipelinesLevel(ctx context.Context, c *cluster.Cluster, n int, mbit float64
 				runs = append(runs, f)
 			}
 		}
-		median := func(get func(PipelineFigures) float64) float64 {
-			var d []time.Duration
-			for _, f := range runs {
-				d = append(d, time.Duration(get(f)*float64(time.Second)))
-			}
-			return summarize(d).P50 / 1000
-		}
 		m := PipelineMedians{Runs: len(runs),
-			PushToReady:  median(func(f PipelineFigures) float64 { return f.PushToReady }),
-			PrePull:      median(func(f PipelineFigures) float64 { return f.PrePull }),
-			JobDone:      median(func(f PipelineFigures) float64 { return f.JobDone }),
-			RolloutStart: median(func(f PipelineFigures) float64 { return f.RolloutStart }),
+			PushToReady:  medianOf(runs, func(f PipelineFigures) float64 { return f.PushToReady }),
+			PrePull:      medianOf(runs, func(f PipelineFigures) float64 { return f.PrePull }),
+			JobDone:      medianOf(runs, func(f PipelineFigures) float64 { return f.JobDone }),
+			RolloutStart: medianOf(runs, func(f PipelineFigures) float64 { return f.RolloutStart }),
 		}
 		for _, f := range runs {
 			if f.FromPrePull {

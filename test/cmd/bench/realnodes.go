@@ -189,27 +189,19 @@ func realNodesLevel(ctx context.Context, c *cluster.Cluster, n, rounds int, mbit
 	}
 	res.Medians = map[string]PhaseMedians{}
 	for _, name := range []string{phasePrePullAll, phaseRolloutAll, phasePrePullOne, phaseRolloutOne, phaseRolloutCold} {
-		var d, slowest []time.Duration
-		var use []float64
+		var phases []Phase
 		for _, r := range res.Rounds {
 			for _, p := range r.Phases {
 				if p.Name == name {
-					d = append(d, time.Duration(p.Ms*float64(time.Millisecond)))
-					slowest = append(slowest, time.Duration(p.SlowestPodMs*float64(time.Millisecond)))
-					use = append(use, p.LinkUse)
+					phases = append(phases, p)
 				}
 			}
 		}
-		res.Medians[name] = PhaseMedians{Ms: summarize(d).P50, SlowestPodMs: summarize(slowest).P50, LinkUse: medianOf(use)}
+		res.Medians[name] = PhaseMedians{
+			Ms:           medianOf(phases, func(p Phase) float64 { return p.Ms }),
+			SlowestPodMs: medianOf(phases, func(p Phase) float64 { return p.SlowestPodMs }),
+			LinkUse:      medianOf(phases, func(p Phase) float64 { return p.LinkUse }),
+		}
 	}
 	return res, nil
-}
-
-// medianOf is the nearest-rank median of vs, as summarize's.
-func medianOf(vs []float64) float64 {
-	if len(vs) == 0 {
-		return 0
-	}
-	s := slices.Sorted(slices.Values(vs))
-	return s[(len(s)+1)/2-1]
 }
